@@ -1,0 +1,1 @@
+//! memcached-compatible command-line flags.

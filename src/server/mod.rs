@@ -1,0 +1,1 @@
+//! Executors, listeners, connections, forwarding between cores, stats.
