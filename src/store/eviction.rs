@@ -59,9 +59,11 @@ impl Shard {
                     }
                     self.pool.sealed.push_back(s);
                 }
-                None if !reclaimed_all => {
-                    // `-M`: expired items may still hide in full segments.
+                None if !reclaimed_all && self.full_reclaim_at != Some(now) => {
+                    // `-M`: expired items may still hide in full segments. A full walk,
+                    // so at most once per second however many stores are refused.
                     reclaimed_all = true;
+                    self.full_reclaim_at = Some(now);
                     self.reclaim_step(now, usize::MAX);
                 }
                 None => return None,
@@ -99,7 +101,7 @@ impl Shard {
                 c.reclaimed += 1;
                 c.expired_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;
-            } else if retain.map_or(true, |limit| h.mask & ACCESSED != 0 && w + len <= limit) {
+            } else if retain.is_none_or(|limit| h.mask & ACCESSED != 0 && w + len <= limit) {
                 if w != r {
                     seg.data.copy_within(r..r + len, w);
                     index.set_loc(slot, Loc { seg: s, off: w as u32 });

@@ -132,6 +132,8 @@ pub struct Shard {
     c: Counters,
     scratch: Vec<u8>,
     cursor: Cursor,
+    /// When `-M` last walked every segment for expired items before refusing a store.
+    full_reclaim_at: Option<u32>,
 }
 
 impl Shard {
@@ -156,6 +158,7 @@ impl Shard {
             c: Counters::default(),
             scratch: Vec::new(),
             cursor: Cursor::default(),
+            full_reclaim_at: None,
         }
     }
 

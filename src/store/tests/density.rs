@@ -24,7 +24,7 @@ fn fill(value_len: usize) -> (u64, u64) {
     while i < stop {
         set(&mut s, &key(i), &value, 1);
         i += 1;
-        if i % 1024 == 0 {
+        if i.is_multiple_of(1024) {
             low = low.min(s.stats().curr_items);
         }
     }

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::store::arith;
-use crate::store::{item_size_ok, ArithOutcome, ItemRef};
+use crate::store::{item_size_ok, ArithOutcome};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -28,11 +28,11 @@ enum ValueGen {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct MItem {
-    pub(super) value: Vec<u8>,
-    pub(super) flags: u32,
-    pub(super) exptime: u32,
-    pub(super) cas: u64,
+pub(in crate::store) struct MItem {
+    pub(in crate::store) value: Vec<u8>,
+    pub(in crate::store) flags: u32,
+    pub(in crate::store) exptime: u32,
+    pub(in crate::store) cas: u64,
 }
 
 fn mode() -> impl Strategy<Value = StoreMode> {
@@ -49,6 +49,7 @@ fn mode() -> impl Strategy<Value = StoreMode> {
 fn value_gen() -> impl Strategy<Value = ValueGen> {
     prop_oneof![
         3 => (0usize..700).prop_map(ValueGen::Bytes),
+        3 => (500usize..1990).prop_map(ValueGen::Bytes),
         1 => (0usize..3000).prop_map(ValueGen::Bytes),
         2 => prop_oneof![any::<u64>(), 0u64..200, Just(u64::MAX)].prop_map(ValueGen::Number),
     ]
@@ -56,23 +57,23 @@ fn value_gen() -> impl Strategy<Value = ValueGen> {
 
 fn op(keys: u8) -> impl Strategy<Value = Op> {
     prop_oneof![
-        12 => (0..keys).prop_map(Op::Get),
-        2 => (0..keys, any::<u8>()).prop_map(|(k, t)| Op::Gat(k, t)),
-        16 => (mode(), 0..keys, prop_oneof![Just(0u32), any::<u32>()], any::<u8>(), value_gen(), any::<bool>())
+        36 => (0..keys).prop_map(Op::Get),
+        6 => (0..keys, any::<u8>()).prop_map(|(k, t)| Op::Gat(k, t)),
+        60 => (mode(), 0..keys, prop_oneof![Just(0u32), any::<u32>()], any::<u8>(), value_gen(), any::<bool>())
             .prop_map(|(m, k, f, t, v, c)| Op::Store(m, k, f, t, v, c)),
-        2 => (0..keys).prop_map(Op::Delete),
-        2 => (0..keys, any::<u8>()).prop_map(|(k, t)| Op::Touch(k, t)),
-        4 => (0..keys, any::<bool>(), prop_oneof![0u64..10, any::<u64>()]).prop_map(|(k, i, d)| Op::Arith(k, i, d)),
+        4 => (0..keys).prop_map(Op::Delete),
+        6 => (0..keys, any::<u8>()).prop_map(|(k, t)| Op::Touch(k, t)),
+        12 => (0..keys, any::<bool>(), prop_oneof![0u64..10, any::<u64>()]).prop_map(|(k, i, d)| Op::Arith(k, i, d)),
         1 => Just(Op::Flush),
-        3 => (0u8..4).prop_map(Op::Advance),
-        2 => (0u8..20).prop_map(Op::Reclaim),
+        6 => (0u8..4).prop_map(Op::Advance),
+        6 => (0u8..20).prop_map(Op::Reclaim),
     ]
 }
 
 /// exptime from a random byte: mostly never, else a few seconds around now.
 fn exptime(t: u8, now: u32) -> u32 {
-    match t % 4 {
-        0 | 1 => 0,
+    match t % 8 {
+        0..=5 => 0,
         _ => (now + (t as u32 % 8)).saturating_sub(1),
     }
 }
@@ -125,12 +126,6 @@ impl Harness {
             ValueGen::Bytes(n) => (0..n).map(|i| (self.serial as usize + i) as u8).collect(),
             ValueGen::Number(n) => n.to_string().into_bytes(),
         }
-    }
-
-    fn check_item(&self, got: Option<ItemRef<'_>>, k: &[u8]) {
-        let got = got.map(|i| (i.value.to_vec(), i.flags, i.cas));
-        let want = self.model.get(k).map(|m| (m.value.clone(), m.flags, m.cas));
-        assert_eq!(got, want);
     }
 
     /// After a successful write the shard's new CAS is recorded in the model.
@@ -337,7 +332,7 @@ fn run(ops: &[Op], keys: u8, limit: usize, evict: bool) {
         may_evict: evict,
         serial: 0,
         max_cas: 0,
-        };
+    };
     for (i, op) in ops.iter().enumerate() {
         h.apply(op);
         if i % 16 == 0 {
@@ -358,13 +353,13 @@ proptest! {
 
     /// Little memory, evicting: misses only where evictions happened.
     #[test]
-    fn model_with_eviction(ops in prop::collection::vec(op(40), 1..400), limit in 12usize..40) {
-        run(&ops, 40, limit << 10, true);
+    fn model_with_eviction(ops in prop::collection::vec(op(64), 1..500), limit in 10usize..28) {
+        run(&ops, 64, limit << 10, true);
     }
 
     /// Little memory, -M: nothing is ever lost, stores fail with OutOfMemory instead.
     #[test]
-    fn model_without_eviction(ops in prop::collection::vec(op(40), 1..400), limit in 12usize..40) {
-        run(&ops, 40, limit << 10, false);
+    fn model_without_eviction(ops in prop::collection::vec(op(64), 1..500), limit in 10usize..28) {
+        run(&ops, 64, limit << 10, false);
     }
 }
