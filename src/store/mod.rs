@@ -6,6 +6,23 @@
 //!
 //! API CONTRACT (the server is written against exactly this; the implementation is
 //! being built separately).
+//!
+//! Implementation (Segcache-like, see `store-measurements.md` for why):
+//! - `item`: records packed back to back in segments: an 11-byte header for a
+//!   small item without flags/exptime (mask, key length, value length, CAS), then key
+//!   and value. No allocation per item.
+//! - `index`: open addressing over `u64` entries (hash tag, segment, offset),
+//!   linear probing, any size (grows 1.25x at 85% load), counted in the memory limit.
+//! - `segment`: 1 MiB (or `-I`-sized) segments, allocated lazily within the budget.
+//! - `eviction`: FIFO over segments with CLOCK second chances, whole-segment reuse of
+//!   expired/dead segments first, in-place compaction, the background reclaim walk.
+//! - `arith`: incr/decr as memcached's `do_add_delta`.
+//!
+//! Memory held (`allocated` in stats: segments + index) stays within `memory_limit`,
+//! including while the index is rebuilt, with one exception: a shard always keeps two
+//! segments and the index for what they hold, even when the limit is smaller. Beside
+//! that, outside the count: a few words per segment, and a scratch buffer for
+//! append/prepend/incr/touch (kept at most 64 KiB, transiently up to `-I`).
 
 pub use crate::protocol::StoreMode;
 
@@ -321,9 +338,16 @@ impl Shard {
         self.c.bytes = 0;
     }
 
+    /// cache_memlimit: takes effect at once; lowering it evicts (even with `-M`, as
+    /// the limit must hold) and shrinks an index grown for more items than fit now.
     pub fn set_memory_limit(&mut self, bytes: usize) {
         self.config.memory_limit = bytes;
         self.shed_to(0, 0, true);
+        let snug = self.index.len() * 1000 / 850 + 1;
+        let roomy = snug + snug / 4;
+        if self.index.slots() > 2 * roomy {
+            self.index.resize(roomy);
+        }
     }
 
     /// Background reclaim step: drop up to `budget` expired items; returns how many.
@@ -364,6 +388,25 @@ impl Shard {
     /// Slots in the index (its bytes are 8 per slot).
     pub fn index_slots(&self) -> usize {
         self.index.slots()
+    }
+    /// Live items by record size (header + key + value as stored here), in buckets of
+    /// `bucket` bytes: `(bucket upper bound, count)`, ascending, non-empty buckets only.
+    /// Walks every segment: for `stats sizes`, not for a hot path.
+    pub fn item_size_histogram(&self, bucket: usize) -> Vec<(usize, u64)> {
+        let bucket = bucket.max(1);
+        let mut counts = std::collections::BTreeMap::new();
+        for seg in &self.pool.segs {
+            let mut off = 0usize;
+            while off < seg.write_off as usize {
+                let h = item::parse(&seg.data[off..]);
+                let len = h.total_len();
+                if !h.is_dead() {
+                    *counts.entry(len.div_ceil(bucket) * bucket).or_insert(0u64) += 1;
+                }
+                off += len;
+            }
+        }
+        counts.into_iter().collect()
     }
 
     // ---- internals shared by the operations ----

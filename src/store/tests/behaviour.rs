@@ -195,3 +195,15 @@ fn odd_keys_never_panic() {
     assert!(s.get(&[b'k'; 300], 1).is_none());
     s.check_invariants();
 }
+
+#[test]
+fn size_histogram_counts_live_items() {
+    let mut s = shard();
+    set(&mut s, b"a", &[1; 10], 1);
+    set(&mut s, b"b", &[1; 10], 1);
+    set(&mut s, b"c", &[1; 100], 1);
+    set(&mut s, b"c", &[1; 200], 1);
+    assert_eq!(s.item_size_histogram(32), vec![(32, 2), (224, 1)]);
+    assert_eq!(s.segment_size(), 1 << 20);
+    assert_eq!(s.segments_allocated(), 1);
+}

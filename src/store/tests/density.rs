@@ -63,3 +63,35 @@ fn density_100_byte_values() {
 fn density_1000_byte_values() {
     check(1000, 0.23e6, 1.0);
 }
+
+/// Rough speed check (run with `--release --ignored`): sets and gets per second on a
+/// full 64 MiB shard.
+#[test]
+#[ignore]
+fn speed() {
+    let mut s = Shard::new(config(LIMIT, 1 << 20, true));
+    let keys: Vec<Vec<u8>> = (0..2_000_000).map(key).collect();
+    let value = [b'v'; 32];
+    let t = std::time::Instant::now();
+    for k in &keys {
+        set(&mut s, k, &value, 1);
+    }
+    let set_ns = t.elapsed().as_nanos() as f64 / keys.len() as f64;
+    let t = std::time::Instant::now();
+    let mut hits = 0usize;
+    for k in keys.iter().rev() {
+        hits += usize::from(s.get(k, 1).is_some());
+    }
+    let get_ns = t.elapsed().as_nanos() as f64 / keys.len() as f64;
+    let t = std::time::Instant::now();
+    let mut misses = 0usize;
+    for i in 0..1_000_000 {
+        misses += usize::from(s.get(&key(10_000_000 + i), 1).is_none());
+    }
+    let miss_ns = t.elapsed().as_nanos() as f64 / 1e6;
+    println!(
+        "speed: set {set_ns:.0} ns, get {get_ns:.0} ns ({hits} hits), miss {miss_ns:.0} ns ({misses}), {} items, {} slots",
+        s.stats().curr_items,
+        s.index_slots()
+    );
+}

@@ -192,6 +192,7 @@ fn set_memory_limit_sheds_and_grows() {
     assert!(st.allocated <= 64 << 10, "{}", st.allocated);
     assert_eq!(st.limit_maxbytes, 64 << 10);
     assert!(st.curr_items < big && st.evictions > 0);
+    assert!(s.index_slots() * 8 < 16 << 10, "the index shrank with the limit");
     s.check_invariants();
     s.set_memory_limit(512 << 10);
     for i in 0..5000 {
