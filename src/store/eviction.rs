@@ -17,7 +17,8 @@ use super::Shard;
 impl Shard {
     /// Segments the budget allows beside the index (at least two).
     fn seg_budget(&self) -> usize {
-        (self.config.memory_limit.saturating_sub(self.index.bytes()) / self.pool.seg_size).clamp(2, MAX_SEGMENTS)
+        (self.config.memory_limit.saturating_sub(self.index.bytes()) / self.pool.seg_size)
+            .clamp(2, MAX_SEGMENTS)
     }
 
     /// A segment to become the write head, with room for a `len`-byte record after
@@ -76,7 +77,13 @@ impl Shard {
     /// `retain: None` keeps every live record; `Some(limit)` keeps only records read
     /// since they were last written or kept, up to `limit` bytes, and evicts the rest.
     pub(super) fn compact(&mut self, s: u32, retain: Option<usize>, now: u32) {
-        let Shard { pool, index, hasher, c, .. } = self;
+        let Shard {
+            pool,
+            index,
+            hasher,
+            c,
+            ..
+        } = self;
         let seg = &mut pool.segs[s as usize];
         let end = seg.write_off as usize;
         let (mut r, mut w) = (0usize, 0usize);
@@ -89,7 +96,10 @@ impl Shard {
                 continue;
             }
             let hash = hasher.hash_one(&seg.data[r + h.key_off..r + h.value_off()]);
-            let here = Loc { seg: s, off: r as u32 };
+            let here = Loc {
+                seg: s,
+                off: r as u32,
+            };
             let Some(slot) = index.find(hash, |l| l == here) else {
                 debug_assert!(false, "live record without an index entry");
                 r += len;
@@ -104,7 +114,13 @@ impl Shard {
             } else if retain.is_none_or(|limit| h.mask & ACCESSED != 0 && w + len <= limit) {
                 if w != r {
                     seg.data.copy_within(r..r + len, w);
-                    index.set_loc(slot, Loc { seg: s, off: w as u32 });
+                    index.set_loc(
+                        slot,
+                        Loc {
+                            seg: s,
+                            off: w as u32,
+                        },
+                    );
                 }
                 if retain.is_some() {
                     seg.data[w] &= !ACCESSED;
@@ -195,14 +211,19 @@ impl Shard {
                 segs_visited += 1;
                 continue;
             }
-            let loc = Loc { seg: cur.seg as u32, off: cur.off };
+            let loc = Loc {
+                seg: cur.seg as u32,
+                off: cur.off,
+            };
             let h = item::parse(&seg.data[cur.off as usize..]);
             cur.off += h.total_len() as u32;
             scanned += 1;
             if h.is_dead() || !h.is_expired(now) {
                 continue;
             }
-            let hash = self.hasher.hash_one(&seg.data[loc.off as usize + h.key_off..loc.off as usize + h.value_off()]);
+            let hash = self.hasher.hash_one(
+                &seg.data[loc.off as usize + h.key_off..loc.off as usize + h.value_off()],
+            );
             if let Some(slot) = self.index.find(hash, |l| l == loc) {
                 self.unlink(slot, loc, h);
                 self.c.reclaimed += 1;

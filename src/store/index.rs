@@ -38,7 +38,12 @@ impl Index {
         // At most 32 so that `tag * slots` cannot overflow; small segments leave bits unused.
         let tag_bits = (64 - SEG_BITS - off_bits).min(32);
         debug_assert!(tag_bits >= 8);
-        Index { slots: vec![0; MIN_SLOTS], count: 0, off_bits, tag_bits }
+        Index {
+            slots: vec![0; MIN_SLOTS],
+            count: 0,
+            off_bits,
+            tag_bits,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -76,7 +81,10 @@ impl Index {
     }
     fn loc_of(&self, e: u64) -> Loc {
         let seg_plus = (e >> self.off_bits) & ((1 << SEG_BITS) - 1);
-        Loc { seg: seg_plus as u32 - 1, off: (e & ((1 << self.off_bits) - 1)) as u32 }
+        Loc {
+            seg: seg_plus as u32 - 1,
+            off: (e & ((1 << self.off_bits) - 1)) as u32,
+        }
     }
     fn entry(&self, tag: u64, loc: Loc) -> u64 {
         (tag << (64 - self.tag_bits)) | ((loc.seg as u64 + 1) << self.off_bits) | loc.off as u64
@@ -161,7 +169,9 @@ impl Index {
 
     /// Rebuilds the table with `new_slots` slots; entries are re-homed from their tags.
     pub fn resize(&mut self, new_slots: usize) {
-        let new_slots = new_slots.max(MIN_SLOTS).max(self.count * 1000 / HARD_LOAD_PERMILLE + 1);
+        let new_slots = new_slots
+            .max(MIN_SLOTS)
+            .max(self.count * 1000 / HARD_LOAD_PERMILLE + 1);
         let mut slots = vec![0u64; new_slots];
         for &e in &self.slots {
             if e != 0 {
@@ -181,7 +191,11 @@ impl Index {
     /// Every entry's location, for consistency checks in tests.
     #[cfg(test)]
     pub fn locs(&self) -> Vec<Loc> {
-        self.slots.iter().filter(|&&e| e != 0).map(|&e| self.loc_of(e)).collect()
+        self.slots
+            .iter()
+            .filter(|&&e| e != 0)
+            .map(|&e| self.loc_of(e))
+            .collect()
     }
 }
 
@@ -191,7 +205,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn loc(i: u32) -> Loc {
-        Loc { seg: i % 1000, off: i * 7 % (1 << 20) }
+        Loc {
+            seg: i % 1000,
+            off: i * 7 % (1 << 20),
+        }
     }
 
     #[test]
@@ -216,7 +233,9 @@ mod tests {
         }
         assert_eq!(ix.len(), model.len());
         for (k, l) in &model {
-            let s = ix.find(hash(*k), |x| x == *l).expect("every live entry is found");
+            let s = ix
+                .find(hash(*k), |x| x == *l)
+                .expect("every live entry is found");
             assert_eq!(ix.loc_at(s), *l);
         }
         let mut all = ix.locs();
@@ -241,7 +260,10 @@ mod tests {
         ix.remove_at(s);
         assert!(ix.find(top, |x| x == loc(0)).is_none());
         for i in 1..10 {
-            assert!(ix.find(top - i, |x| x == loc(i as u32)).is_some(), "entry {i} lost by the shift");
+            assert!(
+                ix.find(top - i, |x| x == loc(i as u32)).is_some(),
+                "entry {i} lost by the shift"
+            );
         }
     }
 
@@ -250,9 +272,21 @@ mod tests {
         let mut ix = Index::new(20);
         ix.insert(42 << 40, loc(1));
         let s = ix.find(42 << 40, |_| true).unwrap();
-        ix.set_loc(s, Loc { seg: 65534, off: (1 << 20) - 1 });
+        ix.set_loc(
+            s,
+            Loc {
+                seg: 65534,
+                off: (1 << 20) - 1,
+            },
+        );
         let s2 = ix.find(42 << 40, |_| true).unwrap();
-        assert_eq!(ix.loc_at(s2), Loc { seg: 65534, off: (1 << 20) - 1 });
+        assert_eq!(
+            ix.loc_at(s2),
+            Loc {
+                seg: 65534,
+                off: (1 << 20) - 1
+            }
+        );
         assert!(ix.find(43 << 58, |_| true).is_none());
         assert_eq!(ix.wants_growth(), None);
         let before = ix.slots();
@@ -266,7 +300,10 @@ mod tests {
         ix.resize(before + before / 4);
         assert_eq!(ix.slots(), 80);
         for j in 1..=i {
-            assert!(ix.find(j.wrapping_mul(0x9E37_79B9_7F4A_7C15), |x| x == loc(j as u32)).is_some());
+            assert!(ix
+                .find(j.wrapping_mul(0x9E37_79B9_7F4A_7C15), |x| x
+                    == loc(j as u32))
+                .is_some());
         }
     }
 }

@@ -55,7 +55,8 @@ impl Header {
         (self.mask & HAS_EXPTIME != 0).then(|| self.key_off - 4)
     }
     fn opt_len(&self) -> usize {
-        (if self.mask & HAS_FLAGS != 0 { 4 } else { 0 }) + (if self.mask & HAS_EXPTIME != 0 { 4 } else { 0 })
+        (if self.mask & HAS_FLAGS != 0 { 4 } else { 0 })
+            + (if self.mask & HAS_EXPTIME != 0 { 4 } else { 0 })
     }
     pub fn is_dead(&self) -> bool {
         self.mask & DEAD != 0
@@ -176,7 +177,15 @@ pub fn parse(buf: &[u8]) -> Header {
         exptime = le32(&buf[p..]);
         p += 4;
     }
-    Header { mask, key_len, value_len, cas, flags, exptime, key_off: p }
+    Header {
+        mask,
+        key_len,
+        value_len,
+        cas,
+        flags,
+        exptime,
+        key_off: p,
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +193,14 @@ mod tests {
     use super::*;
 
     fn roundtrip(key: &[u8], value: &[u8], flags: u32, exptime: u32, cas: u64) {
-        let rec = NewRecord { key_len: key.len(), value_len: value.len(), cas, flags, exptime, bits: FETCHED };
+        let rec = NewRecord {
+            key_len: key.len(),
+            value_len: value.len(),
+            cas,
+            flags,
+            exptime,
+            bits: FETCHED,
+        };
         let mut buf = vec![0xAAu8; rec.len() + 3];
         let h = rec.write_header(&mut buf);
         buf[h.key_off..h.value_off()].copy_from_slice(key);
@@ -227,7 +243,15 @@ mod tests {
 
     #[test]
     fn expiry_rule_matches_memcached() {
-        let h = |exptime| Header { mask: 0, key_len: 1, value_len: 0, cas: 1, flags: 0, exptime, key_off: 11 };
+        let h = |exptime| Header {
+            mask: 0,
+            key_len: 1,
+            value_len: 0,
+            cas: 1,
+            flags: 0,
+            exptime,
+            key_off: 11,
+        };
         assert!(!h(0).is_expired(100));
         assert!(h(100).is_expired(100));
         assert!(h(99).is_expired(100));

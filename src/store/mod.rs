@@ -100,6 +100,7 @@ mod eviction;
 mod index;
 mod item;
 mod segment;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -165,7 +166,10 @@ impl Shard {
     /// A shard with a chosen segment size (a power of two, >= what `item_size_max`
     /// needs): small segments let tests exercise eviction with little memory.
     pub fn with_segment_size(config: StoreConfig, seg_size: usize) -> Shard {
-        let seg_size = seg_size.next_power_of_two().max(config.item_size_max.next_power_of_two()).max(256);
+        let seg_size = seg_size
+            .next_power_of_two()
+            .max(config.item_size_max.next_power_of_two())
+            .max(256);
         Shard {
             config,
             hasher: ahash::RandomState::new(),
@@ -222,9 +226,13 @@ impl Shard {
                 self.mark(loc, ACCESSED);
                 return StoreOutcome::NotStored;
             }
-            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => return StoreOutcome::NotStored,
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                return StoreOutcome::NotStored
+            }
             (StoreMode::Cas, None) => return StoreOutcome::NotFound,
-            (StoreMode::Cas, Some((_, _, h))) if h.cas != cas_unique => return StoreOutcome::Exists,
+            (StoreMode::Cas, Some((_, _, h))) if h.cas != cas_unique => {
+                return StoreOutcome::Exists
+            }
             _ => {}
         }
         let mut buf = std::mem::take(&mut self.scratch);
@@ -323,7 +331,8 @@ impl Shard {
 
     /// flush_all: every item stored so far is gone. Eager: segments are emptied and kept
     /// for reuse, the index is cleared.
-    pub fn flush_all(&mut self, _now: u32) {
+    pub fn flush_all(&mut self, now: u32) {
+        let _ = now; // eager: nothing is left to compare against a flush time
         self.index.clear();
         let pool = &mut self.pool;
         pool.head = None;
@@ -374,39 +383,10 @@ impl Shard {
     /// `stats reset`: the counters memcached resets (not the gauges).
     pub fn reset_stats(&mut self) {
         let bytes = self.c.bytes;
-        self.c = Counters { bytes, ..Counters::default() };
-    }
-
-    /// Size of one segment (memcached's closest analogue: a slab page).
-    pub fn segment_size(&self) -> usize {
-        self.pool.seg_size
-    }
-    /// Segments holding memory now.
-    pub fn segments_allocated(&self) -> usize {
-        self.pool.allocated
-    }
-    /// Slots in the index (its bytes are 8 per slot).
-    pub fn index_slots(&self) -> usize {
-        self.index.slots()
-    }
-    /// Live items by record size (header + key + value as stored here), in buckets of
-    /// `bucket` bytes: `(bucket upper bound, count)`, ascending, non-empty buckets only.
-    /// Walks every segment: for `stats sizes`, not for a hot path.
-    pub fn item_size_histogram(&self, bucket: usize) -> Vec<(usize, u64)> {
-        let bucket = bucket.max(1);
-        let mut counts = std::collections::BTreeMap::new();
-        for seg in &self.pool.segs {
-            let mut off = 0usize;
-            while off < seg.write_off as usize {
-                let h = item::parse(&seg.data[off..]);
-                let len = h.total_len();
-                if !h.is_dead() {
-                    *counts.entry(len.div_ceil(bucket) * bucket).or_insert(0u64) += 1;
-                }
-                off += len;
-            }
-        }
-        counts.into_iter().collect()
+        self.c = Counters {
+            bytes,
+            ..Counters::default()
+        };
     }
 
     // ---- internals shared by the operations ----
@@ -440,7 +420,11 @@ impl Shard {
     /// Marks the item read and borrows it out.
     fn item_at(&mut self, loc: Loc, h: Header) -> ItemRef<'_> {
         self.mark(loc, ACCESSED | FETCHED);
-        ItemRef { flags: h.flags, cas: h.cas, value: self.value_at(loc, h) }
+        ItemRef {
+            flags: h.flags,
+            cas: h.cas,
+            value: self.value_at(loc, h),
+        }
     }
 
     /// The index slot, location and header of `key`'s record, live or expired.
@@ -549,7 +533,14 @@ impl Shard {
         if !self.ensure_index_room(now) {
             return None;
         }
-        let rec = NewRecord { key_len: key.len(), value_len: value.len(), cas, flags, exptime, bits };
+        let rec = NewRecord {
+            key_len: key.len(),
+            value_len: value.len(),
+            cas,
+            flags,
+            exptime,
+            bits,
+        };
         let len = rec.len();
         let loc = self.alloc(len, now)?;
         let seg = &mut self.pool.segs[loc.seg as usize];

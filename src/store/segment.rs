@@ -25,7 +25,14 @@ pub struct Segment {
 
 impl Segment {
     fn empty() -> Segment {
-        Segment { data: Box::default(), write_off: 0, live_bytes: 0, live_items: 0, expires_by: 0, generation: 0 }
+        Segment {
+            data: Box::default(),
+            write_off: 0,
+            live_bytes: 0,
+            live_items: 0,
+            expires_by: 0,
+            generation: 0,
+        }
     }
     /// Forgets every record (the caller has unlinked them).
     pub fn reset(&mut self) {
@@ -115,7 +122,10 @@ impl Pool {
 
     /// The sealed segment that is cheapest to empty: fewest live bytes.
     pub fn emptiest_sealed(&self) -> Option<u32> {
-        self.sealed.iter().copied().min_by_key(|&s| self.segs[s as usize].live_bytes)
+        self.sealed
+            .iter()
+            .copied()
+            .min_by_key(|&s| self.segs[s as usize].live_bytes)
     }
 
     /// A sealed segment all of whose records are dead or expired at `now`.

@@ -15,10 +15,16 @@ fn value_of(s: &mut Shard, k: &[u8], now: u32) -> Option<Vec<u8>> {
 fn set_get_overwrite_delete() {
     let mut s = shard();
     assert_eq!(s.get(b"a", 1), None);
-    assert_eq!(s.store(StoreMode::Set, b"a", 5, 0, b"one\r\ntwo", 0, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Set, b"a", 5, 0, b"one\r\ntwo", 0, 1),
+        StoreOutcome::Stored
+    );
     let it = s.get(b"a", 1).unwrap();
     assert_eq!((it.flags, it.value), (5, &b"one\r\ntwo"[..]));
-    assert_eq!(s.store(StoreMode::Set, b"a", 0, 0, b"", 0, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Set, b"a", 0, 0, b"", 0, 1),
+        StoreOutcome::Stored
+    );
     let it = s.get(b"a", 1).unwrap();
     assert_eq!((it.flags, it.value), (0, &b""[..]));
     assert_eq!(s.stats().curr_items, 1);
@@ -34,33 +40,77 @@ fn set_get_overwrite_delete() {
 #[test]
 fn add_replace_append_prepend() {
     let mut s = shard();
-    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"x", 0, 1), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 0, 0, b"x", 0, 1), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Prepend, b"k", 0, 0, b"x", 0, 1), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Add, b"k", 7, 100, b"mid", 0, 1), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"no", 0, 1), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 9, 0, b">", 0, 1), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Prepend, b"k", 9, 5, b"<", 0, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Replace, b"k", 0, 0, b"x", 0, 1),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Append, b"k", 0, 0, b"x", 0, 1),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Prepend, b"k", 0, 0, b"x", 0, 1),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, b"k", 7, 100, b"mid", 0, 1),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, b"k", 0, 0, b"no", 0, 1),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Append, b"k", 9, 0, b">", 0, 1),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Prepend, b"k", 9, 5, b"<", 0, 1),
+        StoreOutcome::Stored
+    );
     let it = s.get(b"k", 1).unwrap();
-    assert_eq!((it.flags, it.value), (7, &b"<mid>"[..]), "append/prepend keep flags");
+    assert_eq!(
+        (it.flags, it.value),
+        (7, &b"<mid>"[..]),
+        "append/prepend keep flags"
+    );
     assert_eq!(s.get(b"k", 99).map(|i| i.value.len()), Some(5));
     assert_eq!(s.get(b"k", 100), None, "append/prepend keep exptime");
-    assert_eq!(s.store(StoreMode::Replace, b"k", 1, 0, b"r", 0, 100), StoreOutcome::NotStored);
+    assert_eq!(
+        s.store(StoreMode::Replace, b"k", 1, 0, b"r", 0, 100),
+        StoreOutcome::NotStored
+    );
     s.check_invariants();
 }
 
 #[test]
 fn cas_semantics_and_server_wide_uniques() {
-    let mut s = Shard::new(StoreConfig { shard_id: 2, shard_count: 4, ..config(4 << 20, 1 << 20, true) });
-    assert_eq!(s.store(StoreMode::Cas, b"c", 0, 0, b"v", 1, 1), StoreOutcome::NotFound);
+    let mut s = Shard::new(StoreConfig {
+        shard_id: 2,
+        shard_count: 4,
+        ..config(4 << 20, 1 << 20, true)
+    });
+    assert_eq!(
+        s.store(StoreMode::Cas, b"c", 0, 0, b"v", 1, 1),
+        StoreOutcome::NotFound
+    );
     s.store(StoreMode::Set, b"c", 0, 0, b"v1", 0, 1);
     let c1 = s.get(b"c", 1).unwrap().cas;
     assert_eq!(c1 % 4, 3, "seq * shard_count + shard_id + 1");
-    assert_eq!(s.store(StoreMode::Cas, b"c", 0, 0, b"v2", c1 + 4, 1), StoreOutcome::Exists);
-    assert_eq!(s.store(StoreMode::Cas, b"c", 0, 0, b"v2", c1, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Cas, b"c", 0, 0, b"v2", c1 + 4, 1),
+        StoreOutcome::Exists
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas, b"c", 0, 0, b"v2", c1, 1),
+        StoreOutcome::Stored
+    );
     let c2 = s.get(b"c", 1).unwrap().cas;
     assert!(c2 > c1 && c2 % 4 == 3);
-    assert_eq!(s.store(StoreMode::Cas, b"c", 0, 0, b"v3", c1, 1), StoreOutcome::Exists);
+    assert_eq!(
+        s.store(StoreMode::Cas, b"c", 0, 0, b"v3", c1, 1),
+        StoreOutcome::Exists
+    );
     assert!(s.touch(b"c", 50, 1));
     assert_eq!(s.get(b"c", 1).unwrap().cas, c2, "touch keeps the CAS");
     assert_eq!(value_of(&mut s, b"c", 1).as_deref(), Some(&b"v2"[..]));
@@ -78,7 +128,9 @@ fn expiry_touch_and_gat() {
     s.store(StoreMode::Set, b"u", 3, 0, b"val", 0, 10);
     assert!(s.touch(b"u", 20, 10));
     assert!(s.get(b"u", 19).is_some());
-    assert!(s.get_and_touch(b"u", 30, 19).is_some_and(|i| i.value == b"val" && i.flags == 3));
+    assert!(s
+        .get_and_touch(b"u", 30, 19)
+        .is_some_and(|i| i.value == b"val" && i.flags == 3));
     assert!(s.get(b"u", 29).is_some());
     assert!(s.touch(b"u", 0, 29));
     assert!(s.get(b"u", 1000).is_some(), "touch 0 = never expires");
@@ -92,10 +144,16 @@ fn expiry_touch_and_gat() {
 fn store_with_past_exptime_is_stored_and_gone() {
     let mut s = shard();
     s.store(StoreMode::Set, b"p", 0, 0, b"old", 0, 5);
-    assert_eq!(s.store(StoreMode::Set, b"p", 0, 5, b"new", 0, 5), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Set, b"p", 0, 5, b"new", 0, 5),
+        StoreOutcome::Stored
+    );
     assert_eq!(s.get(b"p", 5), None);
     assert_eq!(s.stats().curr_items, 0);
-    assert_eq!(s.store(StoreMode::Add, b"p", 0, 4, b"x", 0, 5), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Add, b"p", 0, 4, b"x", 0, 5),
+        StoreOutcome::Stored
+    );
     assert_eq!(s.get(b"p", 5), None);
     s.check_invariants();
 }
@@ -105,13 +163,30 @@ fn too_large() {
     let mut s = shard();
     let max = 1 << 20;
     let fits = vec![b'x'; max - 56 - 1 - 2 - 3];
-    assert_eq!(s.store(StoreMode::Set, b"big", 0, 0, &fits, 0, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Set, b"big", 0, 0, &fits, 0, 1),
+        StoreOutcome::Stored
+    );
     assert_eq!(s.get(b"big", 1).map(|i| i.value.len()), Some(fits.len()));
-    assert_eq!(s.store(StoreMode::Append, b"big", 0, 0, b"y", 0, 1), StoreOutcome::TooLarge);
-    assert_eq!(s.get(b"big", 1).map(|i| i.value.len()), Some(fits.len()), "unchanged");
+    assert_eq!(
+        s.store(StoreMode::Append, b"big", 0, 0, b"y", 0, 1),
+        StoreOutcome::TooLarge
+    );
+    assert_eq!(
+        s.get(b"big", 1).map(|i| i.value.len()),
+        Some(fits.len()),
+        "unchanged"
+    );
     let over = vec![b'x'; max];
-    assert_eq!(s.store(StoreMode::Set, b"big", 0, 0, &over, 0, 1), StoreOutcome::TooLarge);
-    assert_eq!(s.get(b"big", 1), None, "a failed set drops the old value, as memcached does");
+    assert_eq!(
+        s.store(StoreMode::Set, b"big", 0, 0, &over, 0, 1),
+        StoreOutcome::TooLarge
+    );
+    assert_eq!(
+        s.get(b"big", 1),
+        None,
+        "a failed set drops the old value, as memcached does"
+    );
     s.check_invariants();
 }
 
@@ -123,20 +198,43 @@ fn incr_decr_like_do_add_delta() {
     let cas0 = s.get(b"n", 1).unwrap().cas;
     assert_eq!(s.incr_decr(b"n", false, 1, 1), ArithOutcome::Value(99));
     let it = s.get(b"n", 1).unwrap();
-    assert_eq!((it.value, it.flags), (&b"99 "[..], 4), "in place, padded to the old length");
+    assert_eq!(
+        (it.value, it.flags),
+        (&b"99 "[..], 4),
+        "in place, padded to the old length"
+    );
     assert_ne!(it.cas, cas0, "new CAS even in place");
     assert_eq!(s.incr_decr(b"n", false, 1000, 1), ArithOutcome::Value(0));
     assert_eq!(s.get(b"n", 1).unwrap().value, b"0  ");
     let total = s.stats().total_items;
-    assert_eq!(s.incr_decr(b"n", true, 12345, 1), ArithOutcome::Value(12345));
-    assert_eq!(s.get(b"n", 1).unwrap().value, b"12345", "longer: exactly the digits");
-    assert_eq!(s.stats().total_items, total + 1, "a realloc counts as a store");
+    assert_eq!(
+        s.incr_decr(b"n", true, 12345, 1),
+        ArithOutcome::Value(12345)
+    );
+    assert_eq!(
+        s.get(b"n", 1).unwrap().value,
+        b"12345",
+        "longer: exactly the digits"
+    );
+    assert_eq!(
+        s.stats().total_items,
+        total + 1,
+        "a realloc counts as a store"
+    );
     s.store(StoreMode::Set, b"w", 0, 0, b"18446744073709551615", 0, 1);
-    assert_eq!(s.incr_decr(b"w", true, 2, 1), ArithOutcome::Value(1), "wraps at 2^64");
+    assert_eq!(
+        s.incr_decr(b"w", true, 2, 1),
+        ArithOutcome::Value(1),
+        "wraps at 2^64"
+    );
     assert_eq!(s.get(b"w", 1).unwrap().value, b"1                   ");
     for bad in [&b""[..], b"abc", b"-1", b"12abc", b"18446744073709551616"] {
         s.store(StoreMode::Set, b"b", 0, 0, bad, 0, 1);
-        assert_eq!(s.incr_decr(b"b", true, 1, 1), ArithOutcome::NonNumeric, "{bad:?}");
+        assert_eq!(
+            s.incr_decr(b"b", true, 1, 1),
+            ArithOutcome::NonNumeric,
+            "{bad:?}"
+        );
     }
     s.store(StoreMode::Set, b"b", 0, 0, b" 5", 0, 1);
     assert_eq!(s.incr_decr(b"b", true, 1, 1), ArithOutcome::Value(6));
@@ -144,7 +242,11 @@ fn incr_decr_like_do_add_delta() {
     assert_eq!(s.incr_decr(b"b", true, 1, 1), ArithOutcome::Value(13));
     assert_eq!(s.get(b"b", 1).unwrap().value, b"13    ");
     s.store(StoreMode::Set, b"e", 0, 10, b"5", 0, 1);
-    assert_eq!(s.incr_decr(b"e", true, 1, 10), ArithOutcome::NotFound, "expired");
+    assert_eq!(
+        s.incr_decr(b"e", true, 1, 10),
+        ArithOutcome::NotFound,
+        "expired"
+    );
     s.check_invariants();
 }
 
@@ -176,21 +278,39 @@ fn reset_stats_keeps_gauges() {
     s.reset_stats();
     let st = s.stats();
     assert_eq!(
-        (st.curr_items, st.total_items, st.get_expired, st.limit_maxbytes),
+        (
+            st.curr_items,
+            st.total_items,
+            st.get_expired,
+            st.limit_maxbytes
+        ),
         (1, 0, 0, 8 << 20)
     );
     assert!(st.bytes > 0 && st.allocated > 0);
-    let StoreStats { evictions, reclaimed, .. } = st;
+    let StoreStats {
+        evictions,
+        reclaimed,
+        ..
+    } = st;
     assert_eq!((evictions, reclaimed), (0, 0));
 }
 
 #[test]
 fn odd_keys_never_panic() {
     let mut s = shard();
-    assert_eq!(s.store(StoreMode::Set, b"", 0, 0, b"v", 0, 1), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Set, &[b'k'; 300], 0, 0, b"v", 0, 1), StoreOutcome::NotStored);
+    assert_eq!(
+        s.store(StoreMode::Set, b"", 0, 0, b"v", 0, 1),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(StoreMode::Set, &[b'k'; 300], 0, 0, b"v", 0, 1),
+        StoreOutcome::NotStored
+    );
     let k250 = [0xffu8; 250];
-    assert_eq!(s.store(StoreMode::Set, &k250, u32::MAX, u32::MAX, b"v", 0, 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.store(StoreMode::Set, &k250, u32::MAX, u32::MAX, b"v", 0, 1),
+        StoreOutcome::Stored
+    );
     assert_eq!(s.get(&k250, 1).map(|i| i.flags), Some(u32::MAX));
     assert!(s.get(&[b'k'; 300], 1).is_none());
     s.check_invariants();

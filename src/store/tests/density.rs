@@ -29,7 +29,11 @@ fn fill(value_len: usize) -> (u64, u64) {
         }
     }
     let st = s.stats();
-    assert!(st.allocated <= LIMIT as u64, "allocated {} over the limit", st.allocated);
+    assert!(
+        st.allocated <= LIMIT as u64,
+        "allocated {} over the limit",
+        st.allocated
+    );
     assert!(s.get(&key(i - 1), 1).is_some());
     println!("  lowest point while evicting: {low} items (a dip while the index grows)");
     (st.curr_items, st.allocated)
@@ -69,14 +73,20 @@ fn density_1000_byte_values() {
 #[test]
 #[ignore]
 fn speed() {
-    let mut s = Shard::new(config(LIMIT, 1 << 20, true));
     let keys: Vec<Vec<u8>> = (0..2_000_000).map(key).collect();
+    let rss_before = rss();
+    let mut s = Shard::new(config(LIMIT, 1 << 20, true));
     let value = [b'v'; 32];
     let t = std::time::Instant::now();
     for k in &keys {
         set(&mut s, k, &value, 1);
     }
     let set_ns = t.elapsed().as_nanos() as f64 / keys.len() as f64;
+    println!(
+        "rss grew {} bytes for allocated {}",
+        rss() - rss_before,
+        s.stats().allocated
+    );
     let t = std::time::Instant::now();
     let mut hits = 0usize;
     for k in keys.iter().rev() {
@@ -94,4 +104,15 @@ fn speed() {
         s.stats().curr_items,
         s.index_slots()
     );
+}
+
+/// Resident set size of this process, from /proc.
+fn rss() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: i64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }

@@ -36,7 +36,9 @@ fn recently_read_items_survive_a_fill() {
     for i in 0..12 {
         assert!(s.get(&key(i), 2).is_some(), "read item {i} was evicted");
     }
-    let unread_left = (12..cap / 2).filter(|&i| s.get(&key(i), 2).is_some()).count();
+    let unread_left = (12..cap / 2)
+        .filter(|&i| s.get(&key(i), 2).is_some())
+        .count();
     assert_eq!(unread_left, 0, "the old unread items went first");
     assert!(st.evicted_unfetched >= (cap / 2 - 12) as u64);
     s.check_invariants();
@@ -92,13 +94,20 @@ fn reclaim_expired_brings_curr_items_down_and_frees_memory() {
     assert_eq!(total, 5000);
     assert!(steps >= 5, "bounded steps");
     let st = s.stats();
-    assert_eq!((st.curr_items, st.reclaimed, st.expired_unfetched), (100, 5000, 5000));
+    assert_eq!(
+        (st.curr_items, st.reclaimed, st.expired_unfetched),
+        (100, 5000, 5000)
+    );
     assert_eq!(st.get_expired, 0);
     s.check_invariants();
     for i in 0..5000 {
         s.store(StoreMode::Set, &key(i), 0, 0, &[b'f'; 200], 0, 10);
     }
-    assert_eq!(s.stats().allocated, allocated, "the freed memory was reused");
+    assert_eq!(
+        s.stats().allocated,
+        allocated,
+        "the freed memory was reused"
+    );
     assert_eq!(s.stats().curr_items, 5100);
     s.check_invariants();
 }
@@ -117,9 +126,15 @@ fn expired_items_go_before_live_ones_are_evicted() {
         set(&mut s, &key(500_000 + i), &[b'l'; 100], 20);
     }
     let st = s.stats();
-    assert_eq!(st.evictions, 0, "no live item evicted while expired ones held memory");
+    assert_eq!(
+        st.evictions, 0,
+        "no live item evicted while expired ones held memory"
+    );
     assert!(st.reclaimed > 0);
-    assert_eq!(st.curr_items as usize, n_live + n_exp - st.reclaimed as usize);
+    assert_eq!(
+        st.curr_items as usize,
+        n_live + n_exp - st.reclaimed as usize
+    );
     for i in 0..n_live {
         assert!(s.get(&key(500_000 + i), 20).is_some());
     }
@@ -143,13 +158,19 @@ fn no_evict_mode_refuses_with_out_of_memory() {
     for i in 0..stored {
         assert!(s.get(&key(i), 1).is_some(), "-M never drops a stored item");
     }
-    assert_eq!(s.incr_decr(b"nope", true, 1, 1), crate::store::ArithOutcome::NotFound);
+    assert_eq!(
+        s.incr_decr(b"nope", true, 1, 1),
+        crate::store::ArithOutcome::NotFound
+    );
     // Deleting makes room again (mostly-dead segments are compacted).
     for i in 0..stored / 2 {
         assert!(s.delete(&key(i), 1));
     }
     for i in 0..stored / 4 {
-        assert_eq!(set(&mut s, &key(200_000 + i), &[b'm'; 100], 1), StoreOutcome::Stored);
+        assert_eq!(
+            set(&mut s, &key(200_000 + i), &[b'm'; 100], 1),
+            StoreOutcome::Stored
+        );
     }
     // Expired items make room too.
     let mut t = small_shard(64 << 10, false);
@@ -192,7 +213,10 @@ fn set_memory_limit_sheds_and_grows() {
     assert!(st.allocated <= 64 << 10, "{}", st.allocated);
     assert_eq!(st.limit_maxbytes, 64 << 10);
     assert!(st.curr_items < big && st.evictions > 0);
-    assert!(s.index_slots() * 8 < 16 << 10, "the index shrank with the limit");
+    assert!(
+        s.index_slots() * 8 < 16 << 10,
+        "the index shrank with the limit"
+    );
     s.check_invariants();
     s.set_memory_limit(512 << 10);
     for i in 0..5000 {
@@ -212,5 +236,65 @@ fn tiny_limit_still_works_with_two_segments() {
     assert!(st.curr_items > 10_000);
     assert!(st.allocated <= (2 << 20) + (s.index_slots() as u64) * 8);
     assert!(s.get(&key(99_999), 1).is_some());
+    s.check_invariants();
+}
+
+#[test]
+fn churn_with_real_segments_keeps_everything_consistent() {
+    let limit = 6 << 20;
+    let mut s = Shard::new(config(limit, 1 << 20, true));
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let big = vec![b'b'; 300_000];
+    let mut now = 1;
+    for i in 0..200_000u64 {
+        let r = next();
+        let k = key((r % 50_000) as usize);
+        match r >> 60 {
+            0..=7 => {
+                let len = if r % 1000 == 0 {
+                    300_000
+                } else {
+                    ((r >> 20) % 2000) as usize
+                };
+                let ttl = if (r >> 40) % 4 == 0 {
+                    now + ((r >> 44) % 5) as u32
+                } else {
+                    0
+                };
+                assert_eq!(
+                    s.store(StoreMode::Set, &k, 0, ttl, &big[..len], 0, now),
+                    StoreOutcome::Stored
+                );
+            }
+            8..=12 => {
+                if let Some(v) = s.get(&k, now).map(|i| i.value.to_vec()) {
+                    assert!(v.iter().all(|&b| b == b'b'));
+                }
+            }
+            13 => {
+                s.delete(&k, now);
+            }
+            14 => {
+                s.store(StoreMode::Append, &k, 0, 0, b"bb", 0, now);
+            }
+            _ => {
+                s.touch(&k, now + 3, now);
+            }
+        }
+        if i % 1000 == 0 {
+            now += 1;
+            s.reclaim_expired(now, 200);
+        }
+        assert!(s.stats().allocated <= limit as u64);
+    }
+    let st = s.stats();
+    println!("churn: {st:?}");
+    assert!(st.evictions > 0 && st.reclaimed > 0, "{st:?}");
     s.check_invariants();
 }

@@ -10,7 +10,13 @@ use super::item::{self};
 use super::{Shard, StoreConfig, StoreMode, StoreOutcome};
 
 pub(super) fn config(memory_limit: usize, item_size_max: usize, evict: bool) -> StoreConfig {
-    StoreConfig { memory_limit, item_size_max, evict, shard_id: 0, shard_count: 1 }
+    StoreConfig {
+        memory_limit,
+        item_size_max,
+        evict,
+        shard_id: 0,
+        shard_count: 1,
+    }
 }
 
 /// A shard with 4 KiB segments and 2 KiB items, so eviction happens after a few dozen
@@ -46,8 +52,13 @@ impl Shard {
                 let len = h.total_len();
                 if !h.is_dead() {
                     let key = &seg.data[off + h.key_off..off + h.value_off()];
-                    let loc = Loc { seg: id as u32, off: off as u32 };
-                    let (_, found, _) = self.find(key, self.hash(key)).expect("live record is indexed");
+                    let loc = Loc {
+                        seg: id as u32,
+                        off: off as u32,
+                    };
+                    let (_, found, _) = self
+                        .find(key, self.hash(key))
+                        .expect("live record is indexed");
                     assert_eq!(found, loc, "index points at this record");
                     items += 1;
                     bytes += len as u32;
@@ -66,12 +77,21 @@ impl Shard {
         assert_eq!(live_total, self.index.len(), "curr_items == live records");
         assert_eq!(self.index.locs().len(), self.index.len());
         assert_eq!(bytes_total, self.c.bytes);
-        let mut ids: Vec<u32> = pool.sealed.iter().chain(pool.free.iter()).chain(pool.head.iter()).copied().collect();
+        let mut ids: Vec<u32> = pool
+            .sealed
+            .iter()
+            .chain(pool.free.iter())
+            .chain(pool.head.iter())
+            .copied()
+            .collect();
         let n = ids.len();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), n, "head, sealed and free are disjoint");
-        assert_eq!(n, pool.allocated, "every segment with memory is head, sealed or free");
+        assert_eq!(
+            n, pool.allocated,
+            "every segment with memory is head, sealed or free"
+        );
         for &f in &pool.free {
             assert_eq!(pool.segs[f as usize].write_off, 0);
         }
@@ -85,6 +105,11 @@ impl Shard {
         if h.is_expired(now) {
             return None;
         }
-        Some(model::MItem { value: self.value_at(loc, h).to_vec(), flags: h.flags, exptime: h.exptime, cas: h.cas })
+        Some(model::MItem {
+            value: self.value_at(loc, h).to_vec(),
+            flags: h.flags,
+            exptime: h.exptime,
+            cas: h.cas,
+        })
     }
 }

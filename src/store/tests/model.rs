@@ -93,7 +93,9 @@ struct Harness {
 
 impl Harness {
     fn live(&self, k: &[u8]) -> Option<&MItem> {
-        self.model.get(k).filter(|m| m.exptime == 0 || m.exptime > self.now)
+        self.model
+            .get(k)
+            .filter(|m| m.exptime == 0 || m.exptime > self.now)
     }
 
     /// Brings the model in line with evictions, and checks that the shard holds exactly
@@ -103,7 +105,10 @@ impl Harness {
         let want = self.live(k).cloned();
         match (got, want) {
             (None, Some(_)) => {
-                assert!(self.may_evict && self.shard.stats().evictions > 0, "item lost without eviction");
+                assert!(
+                    self.may_evict && self.shard.stats().evictions > 0,
+                    "item lost without eviction"
+                );
                 self.model.remove(k);
             }
             (Some(g), None) => panic!("ghost item {k:?}: {g:?}"),
@@ -145,7 +150,10 @@ impl Harness {
             Op::Get(k) => {
                 let k = key_of(*k);
                 self.sync(&k);
-                let got = self.shard.get(&k, now).map(|i| (i.value.to_vec(), i.flags, i.cas));
+                let got = self
+                    .shard
+                    .get(&k, now)
+                    .map(|i| (i.value.to_vec(), i.flags, i.cas));
                 let want = self.live(&k).map(|m| (m.value.clone(), m.flags, m.cas));
                 assert_eq!(got, want);
             }
@@ -159,8 +167,14 @@ impl Harness {
                 } else if let Some(m) = self.model.get_mut(&k) {
                     m.exptime = e;
                 }
-                let got = self.shard.get_and_touch(&k, e, now).map(|i| (i.value.to_vec(), i.flags, i.cas));
-                let want = self.model.get(&k).map(|m| (m.value.clone(), m.flags, m.cas));
+                let got = self
+                    .shard
+                    .get_and_touch(&k, e, now)
+                    .map(|i| (i.value.to_vec(), i.flags, i.cas));
+                let want = self
+                    .model
+                    .get(&k)
+                    .map(|m| (m.value.clone(), m.flags, m.cas));
                 if got.is_none() && want.is_some() {
                     // Only -M can fail to rewrite the record for its new exptime.
                     assert!(!self.shard.config.evict);
@@ -180,7 +194,17 @@ impl Harness {
                     _ => 12345,
                 };
                 let got = self.shard.store(*mode, &k, *flags, e, &value, cas_in, now);
-                let want = model_store(&mut self.model, live.clone(), *mode, &k, *flags, e, value, cas_in, now);
+                let want = model_store(
+                    &mut self.model,
+                    live.clone(),
+                    *mode,
+                    &k,
+                    *flags,
+                    e,
+                    value,
+                    cas_in,
+                    now,
+                );
                 if got == StoreOutcome::OutOfMemory && want == StoreOutcome::Stored {
                     assert!(!self.shard.config.evict, "OutOfMemory only with -M");
                     // As memcached: a failed set drops the old value; others keep it.
@@ -275,11 +299,23 @@ impl Harness {
             self.sync(&key_of(k));
         }
         let st = self.shard.stats();
-        let live = self.model.values().filter(|m| m.exptime == 0 || m.exptime > self.now).count();
-        assert!(st.curr_items as usize >= live, "curr_items {} < live {live}", st.curr_items);
+        let live = self
+            .model
+            .values()
+            .filter(|m| m.exptime == 0 || m.exptime > self.now)
+            .count();
+        assert!(
+            st.curr_items as usize >= live,
+            "curr_items {} < live {live}",
+            st.curr_items
+        );
         assert!(st.curr_items as usize <= self.model.len());
         let slack = (2 * self.shard.segment_size() + self.shard.index_slots() * 8) as u64;
-        assert!(st.allocated <= st.limit_maxbytes.max(slack), "allocated {}", st.allocated);
+        assert!(
+            st.allocated <= st.limit_maxbytes.max(slack),
+            "allocated {}",
+            st.allocated
+        );
     }
 }
 
@@ -306,7 +342,9 @@ fn model_store(
     }
     let (flags, exptime, value) = match (mode, &live) {
         (StoreMode::Add, Some(_)) => return StoreOutcome::NotStored,
-        (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => return StoreOutcome::NotStored,
+        (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+            return StoreOutcome::NotStored
+        }
         (StoreMode::Cas, None) => return StoreOutcome::NotFound,
         (StoreMode::Cas, Some(m)) if m.cas != cas_in => return StoreOutcome::Exists,
         (StoreMode::Append, Some(m)) => (m.flags, m.exptime, [&m.value[..], &value].concat()),
@@ -319,7 +357,15 @@ fn model_store(
     if exptime != 0 && exptime <= now {
         model.remove(k);
     } else {
-        model.insert(k.to_vec(), MItem { value, flags, exptime, cas: 0 });
+        model.insert(
+            k.to_vec(),
+            MItem {
+                value,
+                flags,
+                exptime,
+                cas: 0,
+            },
+        );
     }
     StoreOutcome::Stored
 }
