@@ -112,6 +112,9 @@ pub use arith::safe_strtoull;
 
 /// Segments are at least this big; bigger when `-I` needs it.
 pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
+/// Segments are at most this big (memcached's `-I` tops out at 1 GiB too); offsets in
+/// the index and in segments are u32.
+pub const MAX_SEGMENT_SIZE: usize = 1 << 30;
 /// The scratch buffer for append/prepend/incr/touch is trimmed back to this after use.
 const SCRATCH_KEEP: usize = 64 << 10;
 
@@ -157,7 +160,7 @@ pub struct Shard {
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
         let mut seg_size = MIN_SEGMENT_SIZE.max(config.item_size_max.next_power_of_two());
-        while config.memory_limit / seg_size > index::MAX_SEGMENTS {
+        while config.memory_limit / seg_size > index::MAX_SEGMENTS && seg_size < MAX_SEGMENT_SIZE {
             seg_size *= 2;
         }
         Self::with_segment_size(config, seg_size)
@@ -169,7 +172,7 @@ impl Shard {
         let seg_size = seg_size
             .next_power_of_two()
             .max(config.item_size_max.next_power_of_two())
-            .max(256);
+            .clamp(256, MAX_SEGMENT_SIZE);
         Shard {
             config,
             hasher: ahash::RandomState::new(),
@@ -564,6 +567,9 @@ impl Shard {
 
     /// Space for a `len`-byte record at the write head.
     fn alloc(&mut self, len: usize, now: u32) -> Option<Loc> {
+        if len > self.pool.seg_size {
+            return None; // only with an `-I` beyond MAX_SEGMENT_SIZE
+        }
         loop {
             if let Some(h) = self.pool.head {
                 let seg = &mut self.pool.segs[h as usize];

@@ -327,3 +327,21 @@ fn size_histogram_counts_live_items() {
     assert_eq!(s.segment_size(), 1 << 20);
     assert_eq!(s.segments_allocated(), 1);
 }
+
+#[test]
+fn absurd_sizes_are_refused_not_fatal() {
+    // -I beyond what a segment can be: such items are refused, the shard keeps working.
+    let mut s = Shard::new(config(4 << 20, 4 << 30, true));
+    assert_eq!(s.segment_size(), crate::store::MAX_SEGMENT_SIZE);
+    let huge = vec![0u8; (1 << 30) + 10];
+    assert_eq!(
+        s.store(StoreMode::Set, b"h", 0, 0, &huge, 0, 1),
+        StoreOutcome::OutOfMemory
+    );
+    assert_eq!(set(&mut s, b"k", b"v", 1), StoreOutcome::Stored);
+    assert_eq!(
+        s.stats().allocated as usize,
+        (1 << 30) + 64 * 8,
+        "one lazily allocated segment"
+    );
+}

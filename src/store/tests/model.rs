@@ -19,6 +19,8 @@ enum Op {
     Flush,
     Advance(u8),
     Reclaim(u8),
+    /// cache_memlimit, in KiB (only where evictions are allowed: it evicts).
+    Limit(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +69,7 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         6 => (0u8..4).prop_map(Op::Advance),
         6 => (0u8..20).prop_map(Op::Reclaim),
+        1 => (8u8..40).prop_map(Op::Limit),
     ]
 }
 
@@ -286,6 +289,16 @@ impl Harness {
                 self.model.clear();
             }
             Op::Advance(d) => self.now += *d as u32,
+            Op::Limit(kib) => {
+                if self.may_evict {
+                    self.shard.set_memory_limit((*kib as usize) << 10);
+                    assert!(
+                        self.shard.stats().allocated
+                            <= ((*kib as u64) << 10)
+                                .max(8192 + 8 * self.shard.index_slots() as u64)
+                    );
+                }
+            }
             Op::Reclaim(b) => {
                 let n = self.shard.reclaim_expired(now, *b as usize);
                 assert!(n <= *b as usize);
@@ -370,12 +383,13 @@ fn model_store(
     StoreOutcome::Stored
 }
 
-fn run(ops: &[Op], keys: u8, limit: usize, evict: bool) {
+/// `exact`: the shard must never lose an item (no eviction allowed at all).
+fn run(ops: &[Op], keys: u8, limit: usize, evict: bool, exact: bool) {
     let mut h = Harness {
         shard: small_shard(limit, evict),
         model: HashMap::new(),
         now: 1,
-        may_evict: evict,
+        may_evict: evict && !exact,
         serial: 0,
         max_cas: 0,
     };
@@ -386,26 +400,33 @@ fn run(ops: &[Op], keys: u8, limit: usize, evict: bool) {
         }
     }
     h.check_all(keys);
+    if exact {
+        assert_eq!(h.shard.stats().evictions, 0);
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // 128 cases by default; PROPTEST_CASES=n for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
 
     /// Plenty of memory: the shard is exactly the model.
     #[test]
     fn model_exact_with_room(ops in prop::collection::vec(op(12), 1..300)) {
-        run(&ops, 12, 4 << 20, true);
+        run(&ops, 12, 4 << 20, true, true);
     }
 
     /// Little memory, evicting: misses only where evictions happened.
     #[test]
     fn model_with_eviction(ops in prop::collection::vec(op(64), 1..500), limit in 10usize..28) {
-        run(&ops, 64, limit << 10, true);
+        run(&ops, 64, limit << 10, true, false);
     }
 
     /// Little memory, -M: nothing is ever lost, stores fail with OutOfMemory instead.
     #[test]
     fn model_without_eviction(ops in prop::collection::vec(op(64), 1..500), limit in 10usize..28) {
-        run(&ops, 64, limit << 10, false);
+        run(&ops, 64, limit << 10, false, true);
     }
 }
