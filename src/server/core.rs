@@ -108,6 +108,10 @@ impl Core {
                     StoreOutcome::NotStored => reply::NOT_STORED,
                     StoreOutcome::Exists => reply::EXISTS,
                     StoreOutcome::NotFound => reply::NOT_FOUND,
+                    // memcached: an append/prepend that would outgrow -I is NOT_STORED.
+                    StoreOutcome::TooLarge if matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
+                        reply::NOT_STORED
+                    }
                     StoreOutcome::TooLarge => reply::TOO_LARGE,
                     StoreOutcome::OutOfMemory => reply::OUT_OF_MEMORY,
                 };
