@@ -266,10 +266,36 @@ pub fn start(config: Config) -> i32 {
             eprintln!("Could not open the pid file {} for writing: {e}", path.display());
         }
     }
+    if let Err(message) = raise_fd_limit(&config) {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     let pidfile = config.pidfile.clone();
     let status = run(config);
     if let Some(path) = pidfile {
         let _ = std::fs::remove_file(path);
     }
     status
+}
+
+/// Makes room for `-c` connections plus the server's own descriptors (listeners, rings,
+/// eventfds), raising the soft limit, and the hard one when allowed, as memcached does.
+fn raise_fd_limit(config: &Config) -> Result<(), String> {
+    let wanted = (config.max_connections + 64 + 16 * config.threads) as libc::rlim_t;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return Ok(());
+        }
+        let raised = libc::rlimit { rlim_cur: wanted, rlim_max: limit.rlim_max.max(wanted) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return Ok(());
+        }
+        let soft_only = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft_only) == 0 && soft_only.rlim_cur >= wanted {
+            return Ok(());
+        }
+    }
+    Err("failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.".into())
 }
