@@ -7,8 +7,11 @@
 #   DEPLOY_CHECK_SERVER=PATH  server for the live checks (healthcheck, cluster.sh);
 #                             default /usr/bin/memcached, e.g. target/release/memcached-rs
 #   DEPLOY_CHECK_DEB=1        also `cargo deb` (release build, slow) and check the .deb
+#   DEPLOY_CHECK_SYSTEMD=0    skip the live systemd test (deploy/test/systemd-live.sh)
+#   DEPLOY_CHECK_SYSTEMD_SERVER=PATH  server for it (default: the probe; e.g.
+#                             target/release/memcached-rs once it speaks sd_notify)
 #
-# Checks, with what this machine has (no systemd PID 1, no Docker engine):
+# Checks, with what this machine has (no systemd as PID 1, no Docker engine):
 #  - shell syntax (bash -n) and shellcheck of the scripts;
 #  - install.sh into a temporary root (DESTDIR), then `systemd-analyze verify --root`
 #    on both installed units (memcached-rs.service, memcached-rs@22122.service), with
@@ -20,6 +23,8 @@
 #  - nutcracker accepts deploy/twemproxy/nutcracker.yml;
 #  - healthcheck.sh: 0 against a live server, 1 against a closed port;
 #  - cluster.sh end to end (3 servers + nutcracker, one killed);
+#  - live systemd: systemd 252 as PID 1 of private namespaces runs install.sh and
+#    the units for real (Type=notify, restart, SIGTERM, Restart=, instances);
 #  - docker: compose.yaml parses (docker-compose config when present, else YAML),
 #    the seccomp profile allows io_uring and the calls the server needs, the
 #    Dockerfile's COPY sources exist. The image is NOT built here (no engine).
@@ -64,7 +69,8 @@ need() {
     fi
 }
 
-scripts=(scripts/install.sh scripts/healthcheck.sh scripts/cluster.sh scripts/deploy-check.sh)
+scripts=(scripts/install.sh scripts/healthcheck.sh scripts/cluster.sh scripts/deploy-check.sh
+    deploy/test/systemd-live.sh)
 
 # --- scripts ---------------------------------------------------------------------
 for s in "${scripts[@]}" deploy/debian/postinst deploy/debian/prerm; do
@@ -198,6 +204,24 @@ if [[ -x $server ]]; then
     ok "cluster.sh $server: $(grep 'after ejection: .* misses' "$work/cluster.log")"
 else
     echo "skip live checks: no server at $server (DEPLOY_CHECK_SERVER)"
+fi
+
+# --- live systemd: PID 1 of private namespaces (deploy/test/systemd-live.sh) --------
+if [[ ${DEPLOY_CHECK_SYSTEMD:-1} == 1 ]]; then
+    rc=0
+    deploy/test/systemd-live.sh ${DEPLOY_CHECK_SYSTEMD_SERVER:+"$DEPLOY_CHECK_SYSTEMD_SERVER"} \
+        >"$work/systemd-live.log" 2>&1 || rc=$?
+    if [[ $rc -eq 77 ]]; then
+        echo "skip live systemd: $(tail -1 "$work/systemd-live.log")"
+    elif [[ $rc -ne 0 ]]; then
+        cat "$work/systemd-live.log"
+        not_ok "live systemd test"
+    else
+        sed -n 's/^ok   /     /p' "$work/systemd-live.log"
+        ok "live systemd test: $(grep -c '^ok ' "$work/systemd-live.log") checks under $(head -1 "$work/systemd-live.log" | grep -o 'systemd [0-9]*')"
+    fi
+else
+    echo "skip live systemd (DEPLOY_CHECK_SYSTEMD=0)"
 fi
 
 # --- docker (no engine here: static checks only) -----------------------------------
