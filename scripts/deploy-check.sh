@@ -6,7 +6,8 @@
 # Environment:
 #   DEPLOY_CHECK_SERVER=PATH  server for the live checks (healthcheck, cluster.sh);
 #                             default /usr/bin/memcached, e.g. target/release/memcached-rs
-#   DEPLOY_CHECK_DEB=1        also `cargo deb` (release build, slow) and check the .deb
+#   DEPLOY_CHECK_DEB=1        also `cargo deb` (release build, slow), check the .deb and
+#                             apt-get install/remove/purge it under the live systemd
 #   DEPLOY_CHECK_SYSTEMD=0    skip the live systemd test (deploy/test/systemd-live.sh)
 #   DEPLOY_CHECK_SYSTEMD_SERVER=PATH  server for it (default: the probe; e.g.
 #                             target/release/memcached-rs once it speaks sd_notify)
@@ -307,6 +308,20 @@ if [[ ${DEPLOY_CHECK_DEB:-} == 1 ]]; then
         fi
     done
     ok "$deb: files, conffile, systemd scripts; packaged units verify"
+    if [[ ${DEPLOY_CHECK_SYSTEMD:-1} == 1 ]]; then
+        rc=0
+        deploy/test/systemd-live.sh --deb "$deb" ${DEPLOY_CHECK_SYSTEMD_SERVER:+"$DEPLOY_CHECK_SYSTEMD_SERVER"} \
+            >"$work/systemd-live-deb.log" 2>&1 || rc=$?
+        if [[ $rc -eq 77 ]]; then
+            echo "skip live .deb test: $(tail -1 "$work/systemd-live-deb.log")"
+        elif [[ $rc -ne 0 ]]; then
+            cat "$work/systemd-live-deb.log"
+            not_ok "live .deb test"
+        else
+            sed -n 's/^ok   /     /p' "$work/systemd-live-deb.log"
+            ok "live .deb test under systemd: apt-get install, serve, remove, purge"
+        fi
+    fi
 else
     echo "skip .deb build (DEPLOY_CHECK_DEB=1 to run cargo deb)"
 fi

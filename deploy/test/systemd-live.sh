@@ -2,6 +2,7 @@
 # Live systemd test of the units and install.sh, on a host without systemd as PID 1.
 #
 #   deploy/test/systemd-live.sh [SERVER]
+#   deploy/test/systemd-live.sh --deb FILE.deb [SERVER|packaged]
 #
 # Boots /lib/systemd/systemd as PID 1 of private namespaces (pid, mount, net, uts,
 # ipc, cgroup; /usr and /etc behind overlays whose changes land in a temp dir), so
@@ -9,6 +10,11 @@
 # as an admin would: scripts/install.sh (daemon-reload, enable, restart), health,
 # config change + restart, SIGTERM stop -> exit 0, Restart=on-failure after SIGKILL,
 # memcached-rs@PORT instances with per-instance files, uninstall.
+#
+# --deb: the same through the package instead of install.sh: `apt-get install
+# ./FILE.deb` (postinst enables and starts the unit), serve, `apt-get remove` (stops
+# it, keeps the conffile), `apt-get purge`. The package's binary is replaced by
+# SERVER (the probe by default) unless SERVER is `packaged`.
 #
 # SERVER: the binary installed as /usr/bin/memcached-rs. Default: the probe
 # (deploy/test/probe), which sends READY=1/STOPPING=1 through src/server/systemd.rs,
@@ -23,7 +29,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 if [[ ${1:-} == --inside ]]; then
     shift
     # ---------------------------------------------------------------- inside ---
-    server=$1 probe=$2 host_memlock=$3
+    server=$1 probe=$2 host_memlock=$3 deb=${4:-}
     passed=0
     pass() {
         passed=$((passed + 1))
@@ -67,6 +73,38 @@ if [[ ${1:-} == --inside ]]; then
         printf '[Service]\nStandardOutput=append:/run/mcrs-test/%%n.log\nStandardError=inherit\n' \
             >"/run/systemd/system/$u.d/test-log.conf"
     done
+
+    if [[ -n $deb ]]; then
+        export DEBIAN_FRONTEND=noninteractive
+        # Container images ship a policy-rc.d that forbids maintainer scripts to
+        # start services (exit 101); a real host has none. Only the overlay loses it.
+        rm -f /usr/sbin/policy-rc.d
+        out=$(apt-get install -y -q "$deb" 2>&1) || { echo "$out"; fail "apt-get install $deb"; }
+        [[ $(systemctl is-enabled memcached-rs.service) == enabled ]] || fail "package did not enable the unit"
+        wait_active memcached-rs || fail "package did not start the unit"
+        healthy 11211 || fail "healthcheck on 11211 after apt-get install"
+        [[ -x /usr/share/memcached-rs/healthcheck.sh ]] || fail "no packaged healthcheck.sh"
+        /usr/share/memcached-rs/healthcheck.sh 127.0.0.1 11211 >/dev/null || fail "packaged healthcheck.sh"
+        if [[ $probe == yes ]]; then
+            grep -qx 'notify READY: Ok(true)' /run/mcrs-test/memcached-rs.service.log || fail "no READY=1"
+        fi
+        pass "apt-get install ./$(basename "$deb"): unit enabled, started (Type=notify), healthy on 11211"
+
+        systemctl start memcached-rs@22122 || fail "start an instance from the packaged template"
+        healthy 22122 || fail "packaged template instance not healthy"
+        pass "packaged memcached-rs@.service: memcached-rs@22122 healthy"
+
+        out=$(apt-get remove -y -q memcached-rs 2>&1) || { echo "$out"; fail "apt-get remove"; }
+        for port in 11211 22122; do healthy "$port" && fail "$port still serving after remove"; done
+        [[ ! -e /usr/bin/memcached-rs ]] || fail "binary left after remove"
+        [[ -e /etc/default/memcached-rs ]] || fail "remove took the conffile (only purge may)"
+        pass "apt-get remove: service and instances stopped, binary gone, /etc/default/memcached-rs kept"
+        out=$(apt-get purge -y -q memcached-rs 2>&1) || { echo "$out"; fail "apt-get purge"; }
+        [[ ! -e /etc/default/memcached-rs ]] || fail "purge kept the conffile"
+        pass "apt-get purge: conffile removed"
+        echo "$passed passed, 0 failed (inside systemd)"
+        exit 0
+    fi
 
     out=$("$root/scripts/install.sh" --binary "$server" 2>&1) || { echo "$out"; fail "install.sh"; }
     grep -q skipped <<<"$out" && fail "install.sh skipped systemctl under a live systemd"
@@ -191,9 +229,17 @@ if [[ -d /run/systemd/system ]]; then
     skip "systemd is PID 1 here: install for real, or run this in a container"
 fi
 
+deb=
+if [[ ${1:-} == --deb ]]; then
+    [[ $# -ge 2 && -f $2 ]] || { echo "usage: $0 --deb FILE.deb [SERVER|packaged]" >&2; exit 2; }
+    deb=$(realpath "$2")
+    shift 2
+fi
 server=${1:-}
 probe=no
-if [[ -z $server ]]; then
+if [[ $server == packaged ]]; then
+    server=/bin/true # unused: the package's own binary runs
+elif [[ -z $server ]]; then
     probe=yes
     CARGO_TARGET_DIR=$root/target/probe cargo build --quiet --release --locked \
         --manifest-path "$root/deploy/test/probe/Cargo.toml"
@@ -220,6 +266,18 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [[ -n $deb && ${1:-} != packaged ]]; then
+    # The package with SERVER as its binary: same scripts, units and conffile.
+    dpkg-deb -R "$deb" "$work/deb"
+    install -m 0755 "$server" "$work/deb/usr/bin/memcached-rs"
+    if [[ -f $work/deb/DEBIAN/md5sums ]]; then
+        (cd "$work/deb" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' |
+            sort | xargs md5sum >DEBIAN/md5sums)
+    fi
+    dpkg-deb --root-owner-group -b "$work/deb" "$work/$(basename "$deb")" >/dev/null
+    deb=$work/$(basename "$deb")
+fi
 
 # PID 1 of the namespaces. The host's unit directories are hidden behind empty
 # tmpfs: a systemd that saw them would start sysinit.target's services (tmpfiles
@@ -278,4 +336,4 @@ done
 echo "systemd-live: $(/lib/systemd/systemd --version | head -1) as PID 1 of private namespaces;" \
     "server $server$([[ $probe == yes ]] && echo ' (probe)')"
 nsenter -t "$init_pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)"
+    bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
