@@ -29,7 +29,7 @@ docdir=$PREFIX/share/doc/memcached-rs
 datadir=$PREFIX/share/memcached-rs
 
 mode=install build=yes start=yes purge=no binary=$root/target/release/memcached-rs
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
     case $1 in
     --uninstall) mode=uninstall ;;
