@@ -24,6 +24,8 @@
 #  - nutcracker accepts deploy/twemproxy/nutcracker.yml;
 #  - healthcheck.sh: 0 against a live server, 1 against a closed port;
 #  - cluster.sh end to end (3 servers + nutcracker, one killed);
+#  - graceful stop mid-pipeline (deploy/test/graceful-stop.sh): passes the draining
+#    reference server, fails memcached 1.6, must pass DEPLOY_CHECK_SERVER;
 #  - live systemd: systemd 252 as PID 1 of private namespaces runs install.sh and
 #    the units for real (Type=notify, restart, SIGTERM, Restart=, instances);
 #  - docker: compose.yaml parses (docker-compose config when present, else YAML),
@@ -71,7 +73,7 @@ need() {
 }
 
 scripts=(scripts/install.sh scripts/healthcheck.sh scripts/cluster.sh scripts/deploy-check.sh
-    deploy/test/systemd-live.sh)
+    deploy/test/systemd-live.sh deploy/test/graceful-stop.sh)
 
 # --- scripts ---------------------------------------------------------------------
 for s in "${scripts[@]}" deploy/debian/postinst deploy/debian/prerm; do
@@ -205,6 +207,24 @@ if [[ -x $server ]]; then
     ok "cluster.sh $server: $(grep 'after ejection: .* misses' "$work/cluster.log")"
 else
     echo "skip live checks: no server at $server (DEPLOY_CHECK_SERVER)"
+fi
+
+# Graceful stop (SIGTERM/SIGINT mid-pipeline): the reference server must pass,
+# memcached 1.6 (which does not drain on SIGTERM) must fail, the server under test
+# must pass.
+deploy/test/graceful-stop.sh deploy/test/drain-reference.py >"$work/graceful-ref.log" 2>&1 ||
+    { cat "$work/graceful-ref.log"; not_ok "graceful-stop.sh against the reference server"; }
+ok "graceful-stop.sh passes against the draining reference server"
+if [[ -x /usr/bin/memcached ]]; then
+    if deploy/test/graceful-stop.sh /usr/bin/memcached >"$work/graceful-mc.log" 2>&1; then
+        not_ok "graceful-stop.sh passes memcached 1.6, which does not drain: the test is blind"
+    fi
+    ok "graceful-stop.sh fails memcached 1.6, which does not drain (negative control)"
+fi
+if [[ -x $server && $server != /usr/bin/memcached ]]; then
+    deploy/test/graceful-stop.sh "$server" >"$work/graceful.log" 2>&1 ||
+        { cat "$work/graceful.log"; not_ok "graceful stop of $server"; }
+    ok "graceful stop of $server: SIGTERM and SIGINT mid-pipeline, all replies, exit 0"
 fi
 
 # --- live systemd: PID 1 of private namespaces (deploy/test/systemd-live.sh) --------
