@@ -261,6 +261,16 @@ for absent in ("mount", "kexec_load", "init_module", "bpf", "ptrace", "reboot"):
     assert absent not in allowed, f"{absent} should stay refused"
 PY
 ok "seccomp-io_uring.json: refuses by default, allows io_uring_* and what glommio needs"
+# A python with PyYAML: ours, or Debian's (python3-yaml, which yamllint brings).
+pyyaml=
+for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import yaml' 2>/dev/null; then pyyaml=$py; break; fi
+done
+if [[ -z $pyyaml ]] && need yamllint yamllint && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+    pyyaml=/usr/bin/python3
+fi
+[[ -n $pyyaml ]] || not_ok "no python with PyYAML (apt-get install python3-yaml)"
+need docker-compose docker-compose || true
 if command -v docker-compose >/dev/null; then
     (cd deploy/docker && docker-compose -f compose.yaml config -q) || not_ok "docker-compose config"
     ok "docker-compose config accepts compose.yaml (and reads the seccomp profile)"
@@ -268,12 +278,11 @@ elif docker compose version >/dev/null 2>&1; then
     docker compose -f deploy/docker/compose.yaml config -q || not_ok "docker compose config"
     ok "docker compose config accepts compose.yaml"
 else
-    python3 -c 'import yaml' 2>/dev/null || need yamllint yamllint || true
-    python3 -c 'import yaml,sys; d=yaml.safe_load(open("deploy/docker/compose.yaml")); assert len(d["services"])==3' ||
+    "$pyyaml" -c 'import yaml; d=yaml.safe_load(open("deploy/docker/compose.yaml")); assert len(d["services"])==3' ||
         not_ok "compose.yaml does not parse"
     ok "compose.yaml parses as YAML (no compose client here)"
 fi
-python3 - <<'PY' || not_ok "compose.yaml settings"
+"$pyyaml" - <<'PY' || not_ok "compose.yaml settings"
 import yaml
 d = yaml.safe_load(open("deploy/docker/compose.yaml"))
 ports = []
