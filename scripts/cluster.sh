@@ -10,6 +10,7 @@
 #   MCBENCH_CMD        optional load through the proxy, run before the kill and after
 #                      the ejection; {proxy} is replaced by 127.0.0.1:PORT, e.g.
 #                      MCBENCH_CMD='bench/target/release/mcbench --server {proxy} ...'
+#                      or, with libmemcached-tools: MCBENCH_CMD='memcaslap -s {proxy} -t 2s'
 #
 # What it shows, each step asserted (exit 1 on the first failure):
 #  1. every key written through the proxy reads back (100% hits), and each key lives

@@ -135,6 +135,18 @@ if [[ ${1:-} == --inside ]]; then
         pass "sandbox: argv from /etc/default, NoNewPrivs, seccomp on, memlock $memlock, io_uring_setup and sched_setaffinity allowed, READY=1 sent"
     fi
 
+    # Without the file the unit's own Environment= defaults apply.
+    mv /etc/default/memcached-rs /etc/default/memcached-rs.away
+    systemctl restart memcached-rs || fail "restart without /etc/default/memcached-rs"
+    healthy 11211 || fail "healthcheck without /etc/default/memcached-rs"
+    if [[ $probe == yes ]]; then
+        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
+            fail "argv without the default file: '$(argv_of memcached-rs.service)'"
+    fi
+    mv /etc/default/memcached-rs.away /etc/default/memcached-rs
+    pid=$(prop memcached-rs MainPID)
+    pass "without /etc/default/memcached-rs: the unit's safe defaults, healthy"
+
     sed -i 's/^CACHESIZE=64$/CACHESIZE=128/' /etc/default/memcached-rs
     systemctl restart memcached-rs || fail "restart after config change"
     wait_active memcached-rs "$pid" || fail "not active again after restart"
