@@ -8,6 +8,7 @@ mod forward;
 mod listener;
 mod settings;
 pub mod stats;
+pub mod systemd;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -90,10 +91,18 @@ pub fn run(config: Config) -> i32 {
     if shared.config.verbosity > 0 {
         eprintln!("memcached-rs {} ready: {threads} executors", env!("CARGO_PKG_VERSION"));
     }
+    notify(systemd::READY);
     for handle in executors {
         let _ = handle.join();
     }
     0
+}
+
+/// Tells systemd (Type=notify) where we are; a no-op outside systemd.
+fn notify(state: &str) {
+    if let Err(e) = systemd::notify(state) {
+        eprintln!("sd_notify({state}): {e}");
+    }
 }
 
 /// One executor: bind, join the mesh, serve until shutdown, then drain.
@@ -200,7 +209,9 @@ fn send_ready(ready: &mpsc::Sender<Result<(), String>>, result: Result<(), Strin
 
 /// Stops every executor: they stop accepting, finish what is in flight and exit.
 pub(crate) fn request_shutdown(shared: &Shared) {
-    shared.shutdown.store(true, Ordering::Relaxed);
+    if !shared.shutdown.swap(true, Ordering::Relaxed) {
+        notify(systemd::STOPPING);
+    }
 }
 
 fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
