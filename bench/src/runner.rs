@@ -68,6 +68,10 @@ fn resolve(s: &Settings) -> Result<Vec<SocketAddr>, String> {
 
 pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunResult, String> {
     let addrs = resolve(&settings)?;
+    for a in &addrs {
+        std::net::TcpStream::connect_timeout(a, Duration::from_secs(2))
+            .map_err(|e| format!("{a}: {e}"))?;
+    }
     let continuum = Continuum::new(&settings.servers, settings.mode);
     let owned = partition_keys(settings.keys, &settings.key_prefix, &continuum, addrs.len());
     let settings = Arc::new(settings);
