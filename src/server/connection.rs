@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::core::{Core, MEMCACHED_VERSION};
-use super::forward::{Mailbox, OpKind};
+use super::forward::{ConnInfo, Mailbox, OpKind};
 use super::stats::{write_general, write_shards, ProcessFacts};
 use super::{process_facts, settings};
 use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
@@ -56,8 +56,9 @@ struct Output {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    pub fn new(stream: S, core: Rc<Core>) -> Self {
-        let (id, mailbox) = core.forwarder.register();
+    pub fn new(stream: S, core: Rc<Core>, info: ConnInfo) -> Self {
+        info.last_cmd.set(core.now());
+        let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
             core,
@@ -75,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn serve_inner(&mut self) -> std::io::Result<()> {
-        let busy = &self.core.clone();
+        let core = self.core.clone();
         loop {
             if self.input.end == self.input.buf.len() {
                 self.input.make_room(0);
@@ -84,10 +85,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
-            let stats = busy.stats();
+            let stats = core.stats();
             stats.busy_connections.incr();
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
+            self.mailbox.info.last_cmd.set(self.core.now());
             let next = self.run_round().await;
             let flushed = self.flush().await;
             self.core.publish();

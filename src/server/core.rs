@@ -207,7 +207,7 @@ impl Core {
                 self.stats().reset();
                 self.shard.borrow_mut().reset_stats();
             }
-            OpKind::ListConns => {}
+            OpKind::ListConns => self.forwarder.list_conns(out, self.now()),
         }
     }
 
