@@ -22,6 +22,25 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Past this much output in one round, send what we have before going on.
 const FLUSH_AT: usize = 256 * 1024;
 
+/// First byte of a binary-protocol request.
+const BINARY_REQUEST_MAGIC: u8 = 0x80;
+
+/// A binary-protocol error response, status 0x0081 "Unknown command", echoing the
+/// request's opcode and opaque: we speak only the text protocol.
+fn binary_not_supported(request: &[u8]) -> Vec<u8> {
+    const MESSAGE: &[u8] = b"Unknown command";
+    let mut reply = vec![0u8; 24];
+    reply[0] = 0x81;
+    reply[1] = request.get(1).copied().unwrap_or(0);
+    reply[6..8].copy_from_slice(&0x0081u16.to_be_bytes());
+    reply[8..12].copy_from_slice(&(MESSAGE.len() as u32).to_be_bytes());
+    if let Some(opaque) = request.get(12..16) {
+        reply[12..16].copy_from_slice(opaque);
+    }
+    reply.extend_from_slice(MESSAGE);
+    reply
+}
+
 /// What a connection does after a request.
 #[derive(PartialEq, Eq)]
 enum Next {
@@ -45,6 +64,8 @@ struct Input {
     end: usize,
     /// Bytes of a refused data block still to discard.
     swallow: usize,
+    /// memcached picks the protocol from a connection's first byte.
+    seen_bytes: bool,
 }
 
 /// This round's replies, with holes for forwarded ones.
@@ -64,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             core,
             id,
             mailbox,
-            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0 },
+            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false },
             output: Output { buf: BytesMut::with_capacity(READ_BUFFER), holes: Vec::new(), spliced: BytesMut::new() },
         }
     }
@@ -85,6 +106,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
+            if !self.input.seen_bytes && self.input.buf[0] == BINARY_REQUEST_MAGIC {
+                // A binary-protocol client: say so in its own framing, then hang up.
+                let reply = binary_not_supported(&self.input.buf[..read]);
+                let _ = self.stream.write_all(&reply).await;
+                return Ok(());
+            }
+            self.input.seen_bytes = true;
             let stats = core.stats();
             stats.busy_connections.incr();
             stats.commands.bytes_read.add(read as u64);
