@@ -117,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stats.busy_connections.incr();
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
-            self.mailbox.info.last_cmd.set(self.core.now());
+            self.mailbox.info.last_cmd.set(core.tick());
             let next = self.run_round().await;
             let flushed = self.flush().await;
             self.core.publish();
