@@ -153,7 +153,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
             let raw = &input.buf[input.start..input.start + consumed];
-            let next = run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw);
+            let next = if let Request::Get { keys, cas, touch } = request {
+                // Values can be large and a multi-get long: send as we go, so one
+                // request never holds more than about FLUSH_AT of output.
+                for key in keys {
+                    get_key(&self.core, self.id, &self.mailbox, &mut self.output, key, cas, touch);
+                    if self.output.buf.len() >= FLUSH_AT
+                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                    {
+                        return Next::Close;
+                    }
+                }
+                self.output.buf.extend_from_slice(reply::END);
+                Next::Continue
+            } else {
+                run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw)
+            };
             self.input.start += consumed;
             self.input.swallow = swallow;
             if next == Next::Close {
@@ -167,29 +182,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Waits for forwarded replies, fills the holes and writes the round out.
     async fn flush(&mut self) -> std::io::Result<()> {
-        let out = &mut self.output;
-        if !out.holes.is_empty() {
-            self.mailbox.all_delivered().await;
-            out.spliced.clear();
-            let mut at = 0;
-            for &(position, slot) in &out.holes {
-                out.spliced.extend_from_slice(&out.buf[at..position]);
-                self.mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
-                at = position;
-            }
-            out.spliced.extend_from_slice(&out.buf[at..]);
-            std::mem::swap(&mut out.buf, &mut out.spliced);
-            out.holes.clear();
-            self.mailbox.clear();
-        }
-        if out.buf.is_empty() {
-            return Ok(());
-        }
-        self.core.stats().commands.bytes_written.add(out.buf.len() as u64);
-        let result = self.stream.write_all(&out.buf).await;
-        out.buf.clear();
-        result
+        flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await
     }
+}
+
+/// Waits for forwarded replies, fills the holes and writes `out` to `stream`.
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
+    if !out.holes.is_empty() {
+        mailbox.all_delivered().await;
+        out.spliced.clear();
+        let mut at = 0;
+        for &(position, slot) in &out.holes {
+            out.spliced.extend_from_slice(&out.buf[at..position]);
+            mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
+            at = position;
+        }
+        out.spliced.extend_from_slice(&out.buf[at..]);
+        std::mem::swap(&mut out.buf, &mut out.spliced);
+        out.holes.clear();
+        mailbox.clear();
+    }
+    if out.buf.is_empty() {
+        return Ok(());
+    }
+    core.stats().commands.bytes_written.add(out.buf.len() as u64);
+    let result = stream.write_all(&out.buf).await;
+    out.buf.clear();
+    result
 }
 
 impl Input {
@@ -226,6 +245,18 @@ impl Output {
     }
 }
 
+/// One key of a get: looked up here, or forwarded to its owner.
+fn get_key(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, key: &[u8], cas: bool, touch: Option<i64>) {
+    let owner = core.router.owner(key);
+    if owner == core.id {
+        core.get_one(key, cas, touch, &mut out.buf);
+    } else {
+        let slot = out.hole(mailbox);
+        core.stats().commands.forwarded.incr();
+        core.forwarder.send(owner, conn, slot, OpKind::GetKey { cas, touch }, |b| b.extend_from_slice(key));
+    }
+}
+
 /// Runs one request: here if this core owns it, else forwarded to its owner.
 fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: Request, raw: &[u8]) -> Next {
     // Runs `kind` on `owner`, here or there, replying in place.
@@ -242,12 +273,7 @@ fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, requ
     match request {
         Request::Get { keys, cas, touch } => {
             for key in keys {
-                let owner = core.router.owner(key);
-                if owner == core.id {
-                    core.get_one(key, cas, touch, &mut out.buf);
-                } else {
-                    on(owner, OpKind::GetKey { cas, touch }, key, out);
-                }
+                get_key(core, conn, mailbox, out, key, cas, touch);
             }
             out.buf.extend_from_slice(reply::END);
         }
