@@ -33,6 +33,8 @@ fn run_sequence(c: &mut Client) {
 fn general_stats(threads: &str) {
     let s = Server::start(&["-t", threads, "-m", "32", "-c", "500"]);
     let mut c = s.client();
+    // The harness' readiness probe must be gone before counting connections.
+    c.wait_for_stat("curr_connections", 1);
     let before = c.stats("");
     run_sequence(&mut c);
     let st = c.stats("");

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,6 +83,19 @@ impl Server {
             cmd.stdin(Stdio::null())
                 .stdout(if log { Stdio::inherit() } else { Stdio::null() })
                 .stderr(if log { Stdio::inherit() } else { Stdio::null() });
+            // Give the server a clean fd table (cargo leaks e.g. its jobserver pipe
+            // into tests): memcached's connection limit counts fds.
+            // SAFETY: only async-signal-safe calls (close_range/close) between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                        for fd in 3..4096 {
+                            libc::close(fd);
+                        }
+                    }
+                    Ok(())
+                });
+            }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => panic!("cannot run {}: {e}", server_bin().display()),
@@ -420,6 +434,22 @@ impl Client {
         }
         let body = self.read_to_end_marker();
         parse_stats(&body)
+    }
+
+    /// Poll `stats` until `name` equals `want` (connection counts settle
+    /// asynchronously); panics after 5 s with the last value.
+    pub fn wait_for_stat(&mut self, name: &str, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.stat_u64(name);
+            if v == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("stat {name} stayed {v}, expected {want}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stat_u64(&mut self, name: &str) -> u64 {
