@@ -29,7 +29,12 @@ fn conn_limit(threads: &str) {
         let mut c = s.client();
         c.send(b"version\r\n");
         let line = c.read_line();
-        assert!(line.starts_with(b"VERSION "), "client {} of {limit} refused: {}", i + 1, common::escape(&line));
+        assert!(
+            line.starts_with(b"VERSION "),
+            "client {} of {limit} refused: {}",
+            i + 1,
+            common::escape(&line)
+        );
         conns.push(c);
     }
     // One more: the error line, then closed.

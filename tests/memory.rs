@@ -56,13 +56,27 @@ fn evicts_lru(threads: &str) {
     assert_eq!(limit, 8 * 1024 * 1024);
     assert!(evictions > 0, "evictions {evictions}");
     assert!(bytes <= limit, "bytes {bytes} over limit {limit}");
-    assert!(items as usize * VALUE_LEN <= limit as usize, "{items} items of 1 KiB cannot fit in {limit}");
-    assert!(items as usize * VALUE_LEN >= limit as usize / 2, "only {items} items kept: memory badly used");
+    assert!(
+        items as usize * VALUE_LEN <= limit as usize,
+        "{items} items of 1 KiB cannot fit in {limit}"
+    );
+    assert!(
+        items as usize * VALUE_LEN >= limit as usize / 2,
+        "only {items} items kept: memory badly used"
+    );
     assert_eq!(stat_num(&st, "total_items"), 40_001);
-    assert_eq!(evictions + items, 40_001, "every item is either still there or evicted");
+    assert_eq!(
+        evictions + items,
+        40_001,
+        "every item is either still there or evicted"
+    );
     // Oldest gone, newest and the hot one present.
     for k in 0..100 {
-        assert_eq!(c.get(&format!("key{k}")), None, "key{k} should have been evicted");
+        assert_eq!(
+            c.get(&format!("key{k}")),
+            None,
+            "key{k} should have been evicted"
+        );
     }
     for k in 39_900..40_000 {
         assert!(c.get(&format!("key{k}")).is_some(), "recent key{k} missing");
@@ -70,7 +84,10 @@ fn evicts_lru(threads: &str) {
     assert_eq!(c.get("hot").as_deref(), Some(&b"hot value"[..]));
     // The process did not keep the 40 MB.
     let grown = s.rss_kib().saturating_sub(rss_before);
-    assert!(grown < 24 * 1024, "RSS grew by {grown} KiB storing into -m 8");
+    assert!(
+        grown < 24 * 1024,
+        "RSS grew by {grown} KiB storing into -m 8"
+    );
 }
 
 fn refuses_with_capital_m(threads: &str) {
@@ -82,7 +99,10 @@ fn refuses_with_capital_m(threads: &str) {
     let items = stat_num(&st, "curr_items");
     assert_eq!(stat_num(&st, "evictions"), 0, "-M never evicts");
     assert_eq!(items as usize + refused, 20_000);
-    assert!(items as usize * VALUE_LEN >= 4 * 1024 * 1024, "only {items} items stored before refusing");
+    assert!(
+        items as usize * VALUE_LEN >= 4 * 1024 * 1024,
+        "only {items} items stored before refusing"
+    );
     // The refused data block was swallowed: the connection goes on, and nothing
     // stored earlier was dropped.
     for k in 0..100 {

@@ -74,11 +74,17 @@ fn multiget_100(threads: &str) {
     for &i in &order {
         if i % 4 != 3 {
             let v = format!("v{i}");
-            want.extend_from_slice(format!("VALUE {} 0 {}\r\n{v}\r\n", keys[i], v.len()).as_bytes());
+            want.extend_from_slice(
+                format!("VALUE {} 0 {}\r\n{v}\r\n", keys[i], v.len()).as_bytes(),
+            );
         }
     }
     want.extend_from_slice(b"END\r\n");
-    let line = order.iter().map(|&i| keys[i].as_str()).collect::<Vec<_>>().join(" ");
+    let line = order
+        .iter()
+        .map(|&i| keys[i].as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     c.roundtrip(format!("get {line}\r\n"), &want);
     // Twice in one write, with gets in between.
     c.send(format!("get {line}\r\nget {}\r\nget {line}\r\n", keys[0]));
@@ -97,7 +103,11 @@ fn cross_connection_visibility(threads: &str) {
         let val = format!("from-conn-{round}");
         conns[round].set(&key, val.as_bytes());
         for c in conns.iter_mut() {
-            assert_eq!(c.get(&key).as_deref(), Some(val.as_bytes()), "conn sees {key}");
+            assert_eq!(
+                c.get(&key).as_deref(),
+                Some(val.as_bytes()),
+                "conn sees {key}"
+            );
         }
         // Deletes and counters are seen everywhere too.
         conns[(round + 1) % 8].roundtrip(format!("delete {key}\r\n"), "DELETED\r\n");
@@ -136,8 +146,13 @@ fn concurrent_pipelines(threads: &str) {
                     let mut want = Vec::new();
                     for i in 0..25 {
                         let k = format!("c{t}:{round}:{i}");
-                        req.extend_from_slice(format!("set {k} {t} 0 {}\r\n{k}\r\nget {k}\r\n", k.len()).as_bytes());
-                        want.extend_from_slice(format!("STORED\r\nVALUE {k} {t} {}\r\n{k}\r\nEND\r\n", k.len()).as_bytes());
+                        req.extend_from_slice(
+                            format!("set {k} {t} 0 {}\r\n{k}\r\nget {k}\r\n", k.len()).as_bytes(),
+                        );
+                        want.extend_from_slice(
+                            format!("STORED\r\nVALUE {k} {t} {}\r\n{k}\r\nEND\r\n", k.len())
+                                .as_bytes(),
+                        );
                     }
                     c.send(&req);
                     c.expect(&want);
@@ -152,4 +167,10 @@ fn concurrent_pipelines(threads: &str) {
     }
 }
 
-per_threads!(mixed_pipeline, byte_by_byte, multiget_100, cross_connection_visibility, concurrent_pipelines);
+per_threads!(
+    mixed_pipeline,
+    byte_by_byte,
+    multiget_100,
+    cross_connection_visibility,
+    concurrent_pipelines
+);
