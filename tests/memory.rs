@@ -11,6 +11,10 @@ const OOM: &[u8] = b"SERVER_ERROR out of memory storing object\r\n";
 /// Store keys `key{from}..key{to}` with 1 KiB values, 100 a write; returns how many
 /// were refused with memcached's out-of-memory error (any other reply fails).
 fn fill(c: &mut Client, from: usize, to: usize, hot: Option<&str>) -> usize {
+    fill_ttl(c, from, to, hot, 0)
+}
+
+fn fill_ttl(c: &mut Client, from: usize, to: usize, hot: Option<&str>, ttl: u32) -> usize {
     let value = vec![b'v'; VALUE_LEN];
     let mut refused = 0;
     let mut i = from;
@@ -18,7 +22,7 @@ fn fill(c: &mut Client, from: usize, to: usize, hot: Option<&str>) -> usize {
         let end = (i + 100).min(to);
         let mut req = Vec::new();
         for k in i..end {
-            req.extend_from_slice(format!("set key{k} 0 0 {VALUE_LEN}\r\n").as_bytes());
+            req.extend_from_slice(format!("set key{k} 0 {ttl} {VALUE_LEN}\r\n").as_bytes());
             req.extend_from_slice(&value);
             req.extend_from_slice(b"\r\n");
         }
@@ -111,4 +115,30 @@ fn refuses_with_capital_m(threads: &str) {
     c.expect_alive();
 }
 
-per_threads!(evicts_lru, refuses_with_capital_m);
+/// Expired items make room before any live item is evicted.
+fn reclaims_expired_before_evicting(threads: &str) {
+    let s = Server::start(&["-t", threads, "-m", "8"]);
+    let mut c = s.client();
+    // ~4 MB that expires, then ~2 MB that lives (-m 8 holds ~7000 such items).
+    assert_eq!(fill_ttl(&mut c, 0, 4000, None, 1), 0);
+    assert_eq!(fill(&mut c, 10_000, 12_000, None), 0);
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // Another ~2 MB: live data stays at half of -m, but only fits if the expired
+    // items are reused.
+    assert_eq!(fill(&mut c, 20_000, 22_000, None), 0);
+    let st = c.stats("");
+    let evictions = stat_num(&st, "evictions");
+    assert_eq!(
+        evictions, 0,
+        "{evictions} live items evicted while expired ones sat in memory"
+    );
+    for k in (10_000..12_000).chain(20_000..22_000).step_by(7) {
+        assert!(c.get(&format!("key{k}")).is_some(), "live key{k} lost");
+    }
+}
+
+per_threads!(
+    evicts_lru,
+    refuses_with_capital_m,
+    reclaims_expired_before_evicting
+);
