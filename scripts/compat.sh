@@ -38,10 +38,22 @@ pass() { PASS=$((PASS + 1)); echo "PASS $1"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; }
 
 # --- what we need -------------------------------------------------------------
+# apt_install PKG...: install Debian packages, running `apt-get update` only if the
+# plain install fails (stale or empty package lists on a fresh machine).
+apt_install() {
+    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y "$@" >/dev/null ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$@" >/dev/null; }
+}
 if ! "$PY" -c 'import memcache, pymemcache' 2>/dev/null; then
     echo "compat: installing python-memcached and pymemcache into $VENV"
-    python3 -m venv "$VENV" || { echo "compat: cannot create a venv" >&2; exit 2; }
-    "$VENV/bin/pip" install -q python-memcached pymemcache || { echo "compat: pip install failed" >&2; exit 2; }
+    if ! python3 -m venv --clear "$VENV" 2>/dev/null; then
+        # Debian ships venv (ensurepip) separately.
+        apt_install python3-venv && python3 -m venv --clear "$VENV" ||
+            { echo "compat: cannot create a Python venv (python3-venv)" >&2; exit 2; }
+    fi
+    "$VENV/bin/pip" install -q python-memcached pymemcache ||
+        { echo "compat: pip install python-memcached pymemcache failed" >&2; exit 2; }
 fi
 missing=0
 for tool in memcstat memccp memccat nc; do
@@ -49,9 +61,7 @@ for tool in memcstat memccp memccat nc; do
 done
 if [ $missing = 1 ]; then
     echo "compat: installing libmemcached-tools netcat-openbsd"
-    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get install -y libmemcached-tools netcat-openbsd >/dev/null ||
-        { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y libmemcached-tools netcat-openbsd >/dev/null; } ||
+    apt_install libmemcached-tools netcat-openbsd ||
         { echo "compat: cannot install libmemcached-tools/netcat-openbsd" >&2; exit 2; }
 fi
 
