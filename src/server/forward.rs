@@ -86,9 +86,22 @@ pub struct ToOrigin {
     pub spare: Batch,
 }
 
-/// Where a connection's forwarded replies land while it waits for them.
+/// What `stats conns` shows of a connection.
+#[derive(Default, Debug)]
+pub struct ConnInfo {
+    pub fd: i32,
+    /// `tcp:ADDR:PORT` or `unix:PATH`, as memcached writes them.
+    pub addr: String,
+    pub listen_addr: String,
+    /// Server clock time of the connection's last request.
+    pub last_cmd: Cell<u32>,
+}
+
+/// Where a connection's forwarded replies land while it waits for them, and what
+/// `stats conns` shows of it.
 #[derive(Default)]
 pub struct Mailbox {
+    pub info: ConnInfo,
     replies: RefCell<BytesMut>,
     /// Reply byte ranges by slot (a slot per forwarded op of the current round).
     slots: RefCell<Vec<(u32, u32)>>,
@@ -168,14 +181,26 @@ impl Forwarder {
         }
     }
 
-    pub fn register(&self) -> (u32, Rc<Mailbox>) {
-        let mailbox = Rc::new(Mailbox::default());
+    pub fn register(&self, info: ConnInfo) -> (u32, Rc<Mailbox>) {
+        let mailbox = Rc::new(Mailbox { info, ..Mailbox::default() });
         let id = self.mailboxes.borrow_mut().insert(mailbox.clone());
         (id as u32, mailbox)
     }
 
     pub fn unregister(&self, id: u32) {
         self.mailboxes.borrow_mut().try_remove(id as usize);
+    }
+
+    /// `stats conns` lines for this executor's connections.
+    pub fn list_conns(&self, out: &mut BytesMut, now: u32) {
+        use crate::protocol::reply::stat;
+        for (_, mailbox) in self.mailboxes.borrow().iter() {
+            let info = &mailbox.info;
+            stat(out, &format!("{}:addr", info.fd), &info.addr);
+            stat(out, &format!("{}:listen_addr", info.fd), &info.listen_addr);
+            stat(out, &format!("{}:state", info.fd), "conn_parse_cmd");
+            stat(out, &format!("{}:secs_since_last_cmd", info.fd), now.saturating_sub(info.last_cmd.get()));
+        }
     }
 
     /// Queues an op for `peer`; its reply arrives in the connection's mailbox.

@@ -5,7 +5,7 @@
 //! cannot be shared that way; executor 0 alone listens on it.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::Connection;
 use super::core::Core;
+use super::forward::ConnInfo;
 use crate::config::Config;
 use crate::protocol::reply::TOO_MANY_CONNECTIONS;
 
@@ -104,10 +105,16 @@ pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
                 return;
             }
             let _ = stream.set_nodelay(true);
+            let info = ConnInfo {
+                fd: stream.as_raw_fd(),
+                addr: stream.peer_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+                listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+                ..ConnInfo::default()
+            };
             if core.shared.config.verbosity > 1 {
-                eprintln!("<{} new client connection", stream.peer_addr().map_or("?".into(), |a| a.to_string()));
+                eprintln!("<{} new client connection from {}", info.fd, info.addr);
             }
-            Connection::new(stream, core.clone()).serve().await;
+            Connection::new(stream, core.clone(), info).serve().await;
             release(&core);
         })
         .detach();
@@ -125,7 +132,14 @@ pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
             if !admit(&core, &mut stream).await {
                 return;
             }
-            Connection::new(stream, core.clone()).serve().await;
+            let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
+            let info = ConnInfo {
+                fd: -1,
+                addr: format!("unix:{path}"),
+                listen_addr: format!("unix:{path}"),
+                ..ConnInfo::default()
+            };
+            Connection::new(stream, core.clone(), info).serve().await;
             release(&core);
         })
         .detach();

@@ -1,0 +1,394 @@
+//! One connection's state machine: fill the pipeline, send the batch in one write, read
+//! into a reused buffer, check each reply against the request at the front of the
+//! in-flight ring, record its latency, repeat. Nothing is allocated per request: the
+//! ring's slots, the write batch and the read buffer are reused.
+
+use crate::config::Settings;
+use crate::reply::{Checker, ErrKind, Parsed, Progress};
+use crate::schedule::Schedule;
+use crate::stats::ThreadStats;
+use crate::workload::{value_flags, value_len, write_key, OpKind, Pattern, Workload};
+use futures_lite::future::poll_fn;
+use futures_lite::{AsyncRead, AsyncWriteExt, Future};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// How long replies still in flight are awaited after the last request was sent.
+const DRAIN: Duration = Duration::from_secs(5);
+const READ_CHUNK: usize = 64 * 1024;
+/// A connection that cannot (re)connect for this long gives up.
+const CONNECT_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// What the connections of one thread share.
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub pattern: Arc<Pattern>,
+    pub stats: RefCell<ThreadStats>,
+    /// Requests due before this are warm-up: not in the report.
+    pub measure_start: Instant,
+    /// No request is sent at or after this.
+    pub end: Option<Instant>,
+    /// Requests this thread may still send (--requests, and preload's "no limit").
+    pub quota: Cell<u64>,
+    /// Requests in flight per connection.
+    pub pipeline: usize,
+    /// Time of the last reply, for --requests runs.
+    pub last_reply: Cell<Option<Instant>>,
+}
+
+impl Shared {
+    fn take_quota(&self) -> bool {
+        let q = self.quota.get();
+        if q == 0 {
+            return false;
+        }
+        self.quota.set(q - 1);
+        true
+    }
+
+    fn complete(&self, slot: &Slot, now: Instant, hits: u32, misses: u32, err: Option<ErrKind>) {
+        let ns = now.saturating_duration_since(slot.due).as_nanos() as u64;
+        let mut st = self.stats.borrow_mut();
+        let st = &mut *st;
+        let measured = slot.due >= self.measure_start;
+        let mut sets = [&mut st.interval_counts, &mut st.counts].into_iter();
+        let n = if measured { 2 } else { 1 };
+        for c in sets.by_ref().take(n) {
+            c.requests += 1;
+            match slot.kind {
+                OpKind::Get => c.gets += 1,
+                OpKind::Set => c.sets += 1,
+            }
+            c.hits += u64::from(hits);
+            c.misses += u64::from(misses);
+            if let Some(e) = err {
+                c.count_error(e);
+            }
+        }
+        st.interval.saturating_record(ns.max(1));
+        if measured {
+            st.total.saturating_record(ns.max(1));
+            self.last_reply.set(Some(now));
+        }
+    }
+}
+
+/// One request in flight. Its key vector keeps its capacity from request to request.
+struct Slot {
+    kind: OpKind,
+    keys: Vec<u32>,
+    due: Instant,
+    prog: Progress,
+}
+
+/// Fixed-capacity FIFO of in-flight requests.
+struct Ring {
+    slots: Vec<Slot>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(cap: usize, multiget: usize, now: Instant) -> Ring {
+        let slots = (0..cap)
+            .map(|_| Slot {
+                kind: OpKind::Get,
+                keys: Vec::with_capacity(multiget),
+                due: now,
+                prog: Progress::default(),
+            })
+            .collect();
+        Ring {
+            slots,
+            head: 0,
+            len: 0,
+        }
+    }
+    fn is_full(&self) -> bool {
+        self.len == self.slots.len()
+    }
+    /// The slot after the last one in flight; `commit` makes it part of the ring.
+    fn tail_mut(&mut self) -> &mut Slot {
+        let i = (self.head + self.len) % self.slots.len();
+        &mut self.slots[i]
+    }
+    fn commit(&mut self) {
+        self.len += 1;
+    }
+    fn front_mut(&mut self) -> Option<&mut Slot> {
+        if self.len == 0 {
+            return None;
+        }
+        Some(&mut self.slots[self.head])
+    }
+    fn pop(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % self.slots.len();
+            self.len -= 1;
+        }
+    }
+}
+
+fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot) {
+    match slot.kind {
+        OpKind::Get => {
+            out.extend_from_slice(b"get");
+            for &k in &slot.keys {
+                out.push(b' ');
+                write_key(out, &s.key_prefix, k);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        OpKind::Set => {
+            let k = slot.keys[0];
+            let len = value_len(k, s.value_min, s.value_max);
+            let mut num = itoa::Buffer::new();
+            out.extend_from_slice(b"set ");
+            write_key(out, &s.key_prefix, k);
+            out.push(b' ');
+            out.extend_from_slice(num.format(value_flags(k, len)).as_bytes());
+            out.extend_from_slice(b" 0 ");
+            out.extend_from_slice(num.format(len).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(pattern.value(k, len).unwrap_or_default());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+enum Wait {
+    Read(std::io::Result<usize>),
+    Woken,
+}
+
+/// A non-blocking `recv` straight on the socket: None if nothing is there yet.
+///
+/// Why: glommio arms an io_uring poll for every read it does (to know early when more
+/// comes); at pipeline 1 that poll, its completion and its task work cost about as
+/// much as the `recv` itself. By the time a connection's turn comes round again its
+/// reply has usually arrived, so trying `recv` first skips the poll most of the time.
+fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is a valid, writable buffer of `buf.len()` bytes for the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return Some(Ok(n as usize));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => None,
+        std::io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
+    }
+}
+
+/// Reads, or returns when `wake` passes, whichever first. glommio's reads poll for
+/// readiness and then `recv`, so giving up on one loses no data.
+async fn read_until(stream: &mut TcpStream, buf: &mut [u8], wake: Option<Instant>) -> Wait {
+    // Let the other connections send first: our reply then has time to arrive.
+    futures_lite::future::yield_now().await;
+    if let Some(r) = try_recv(stream, buf) {
+        return Wait::Read(r);
+    }
+    let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, buf) {
+            return Poll::Ready(Wait::Read(r));
+        }
+        if let Some(t) = timer.as_mut() {
+            if Pin::new(t).poll(cx).is_ready() {
+                return Poll::Ready(Wait::Woken);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs one connection to `addr` until its requests are sent and answered (or given up).
+pub async fn run(
+    shared: std::rc::Rc<Shared>,
+    addr: SocketAddr,
+    mut wl: Workload,
+    mut sched: Option<Schedule>,
+) {
+    let s = shared.settings.clone();
+    let pattern = shared.pattern.clone();
+    let checker = Checker {
+        prefix: &s.key_prefix,
+        pattern: &pattern,
+    };
+    let mut ring = Ring::new(shared.pipeline, s.multiget, Instant::now());
+    let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut rbuf: Vec<u8> = vec![0; READ_CHUNK];
+    let mut stopped = false;
+    let mut drain_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
+
+    'connect: loop {
+        let mut stream = match TcpStream::connect(addr).await {
+            Ok(st) => st,
+            Err(e) => {
+                shared
+                    .stats
+                    .borrow_mut()
+                    .sample("connect", e.to_string().as_bytes());
+                if stopped || shared.end.is_some_and(|end| Instant::now() >= end) {
+                    return;
+                }
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rpos, mut wpos) = (0usize, 0usize);
+        loop {
+            // Send every request that is due and has room in the pipeline.
+            let now = Instant::now();
+            while !stopped && !ring.is_full() {
+                let due = match &sched {
+                    Some(sc) if sc.next() > now => break,
+                    Some(sc) => sc.next(),
+                    None => now,
+                };
+                if shared.end.is_some_and(|end| due >= end) || !shared.take_quota() {
+                    stopped = true;
+                    break;
+                }
+                let slot = ring.tail_mut();
+                let Some(kind) = wl.next(&mut slot.keys) else {
+                    stopped = true;
+                    break;
+                };
+                slot.kind = kind;
+                slot.due = due;
+                slot.prog = Progress::default();
+                write_request(&mut wbuf, &s, &pattern, slot);
+                ring.commit();
+                if let Some(sc) = sched.as_mut() {
+                    sc.advance();
+                }
+            }
+            if stopped && drain_deadline > now + DRAIN {
+                drain_deadline = now + DRAIN;
+            }
+            if !wbuf.is_empty() {
+                let r = stream.write_all(&wbuf).await;
+                wbuf.clear();
+                if let Err(e) = r {
+                    fail_in_flight(&shared, &mut ring, ErrKind::Closed, Some(&e.to_string()));
+                    continue 'connect;
+                }
+            }
+            if ring.len == 0 {
+                if stopped {
+                    return;
+                }
+                if sched.is_none() {
+                    continue; // closed loop with room: send more at once
+                }
+            }
+            // Wait for replies, or for the next send time, or for the drain deadline.
+            let wake = if stopped {
+                Some(drain_deadline)
+            } else if ring.is_full() {
+                None
+            } else {
+                sched.as_ref().map(|sc| sc.next())
+            };
+            if stopped && Instant::now() >= drain_deadline {
+                fail_in_flight(&shared, &mut ring, ErrKind::Timeout, None);
+                return;
+            }
+            if rpos == wpos {
+                (rpos, wpos) = (0, 0);
+            } else if rbuf.len() - wpos < READ_CHUNK / 4 {
+                rbuf.copy_within(rpos..wpos, 0);
+                (rpos, wpos) = (0, wpos - rpos);
+                if rbuf.len() - wpos < READ_CHUNK / 4 {
+                    rbuf.resize(rbuf.len() * 2, 0);
+                }
+            }
+            let n = match read_until(&mut stream, &mut rbuf[wpos..], wake).await {
+                Wait::Woken => continue,
+                Wait::Read(Ok(0)) | Wait::Read(Err(_)) => {
+                    fail_in_flight(
+                        &shared,
+                        &mut ring,
+                        ErrKind::Closed,
+                        Some("connection closed"),
+                    );
+                    if stopped {
+                        return;
+                    }
+                    continue 'connect;
+                }
+                Wait::Read(Ok(n)) => n,
+            };
+            wpos += n;
+            let now = Instant::now();
+            while let Some(slot) = ring.front_mut() {
+                let step = checker.parse(&rbuf[rpos..wpos], slot.kind, &slot.keys, &mut slot.prog);
+                if let Some(r) = &step.sample {
+                    let (a, b) = (rpos + r.start, (rpos + r.end).min(wpos));
+                    shared
+                        .stats
+                        .borrow_mut()
+                        .sample("reply", &rbuf[a.min(b)..b]);
+                }
+                rpos += step.consumed;
+                match step.parsed {
+                    Parsed::NeedMore => break,
+                    Parsed::Done { hits, misses, err } => {
+                        shared.complete(slot, now, hits, misses, err);
+                        ring.pop();
+                    }
+                    Parsed::Fatal(e) => {
+                        shared.complete(slot, now, 0, 0, Some(e));
+                        ring.pop();
+                        fail_in_flight(&shared, &mut ring, ErrKind::Closed, None);
+                        continue 'connect;
+                    }
+                }
+            }
+            if ring.len == 0 && rpos < wpos {
+                // Bytes with no request to answer: the stream is out of step.
+                shared
+                    .stats
+                    .borrow_mut()
+                    .sample("unsolicited", &rbuf[rpos..wpos]);
+                let mut st = shared.stats.borrow_mut();
+                st.counts.count_error(ErrKind::UnexpectedReply);
+                st.interval_counts.count_error(ErrKind::UnexpectedReply);
+                drop(st);
+                continue 'connect;
+            }
+        }
+    }
+}
+
+/// Every request still in flight fails with `e` (the connection is being dropped).
+fn fail_in_flight(shared: &Shared, ring: &mut Ring, e: ErrKind, why: Option<&str>) {
+    if let Some(w) = why {
+        if ring.len > 0 {
+            shared.stats.borrow_mut().sample(e.name(), w.as_bytes());
+        }
+    }
+    let now = Instant::now();
+    while let Some(slot) = ring.front_mut() {
+        shared.complete(slot, now, 0, 0, Some(e));
+        ring.pop();
+    }
+}

@@ -1,0 +1,255 @@
+//! Reply parser and checker. Replies are parsed incrementally from the connection's read
+//! buffer, one element (line, or VALUE block) at a time, and each is checked against the
+//! request it answers: right key, in order, with the flags and bytes mcbench stored.
+//! Anything else is an error, counted and reported, never timed as a success.
+
+use crate::workload::{value_flags, OpKind, Pattern};
+use memchr::memchr;
+use std::ops::Range;
+
+/// Longest reply line accepted while waiting for its end.
+const MAX_LINE: usize = 4096;
+/// Longest value accepted (memcached's largest item is 1 GiB with -I; far beyond ours).
+const MAX_VALUE_BYTES: usize = 64 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrKind {
+    /// A line that is no reply to this request: the stream cannot be trusted after it.
+    UnexpectedReply,
+    /// VALUE for a key that was not asked for, or out of order.
+    WrongKey,
+    /// A data block not followed by \r\n: the length is wrong.
+    BadLength,
+    /// Flags that do not match the key and length mcbench stores.
+    BadFlags,
+    /// Value bytes that differ from what mcbench stores.
+    BadData,
+    Error,
+    ClientError,
+    ServerError,
+    /// NOT_STORED, EXISTS or NOT_FOUND to a set.
+    NotStored,
+    /// Connection closed or failed with requests in flight.
+    Closed,
+    /// No reply before the drain deadline at the end of the run.
+    Timeout,
+}
+
+impl ErrKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrKind::UnexpectedReply => "unexpected_reply",
+            ErrKind::WrongKey => "wrong_key",
+            ErrKind::BadLength => "bad_length",
+            ErrKind::BadFlags => "bad_flags",
+            ErrKind::BadData => "bad_data",
+            ErrKind::Error => "error",
+            ErrKind::ClientError => "client_error",
+            ErrKind::ServerError => "server_error",
+            ErrKind::NotStored => "not_stored",
+            ErrKind::Closed => "closed",
+            ErrKind::Timeout => "timeout",
+        }
+    }
+}
+
+/// Where the reply to one request stands between reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Index of the next requested key a VALUE may be for (earlier ones were misses).
+    pub cursor: usize,
+    pub hits: u32,
+    pub err: Option<ErrKind>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// The reply is not complete in the buffer; what was consumed is recorded.
+    NeedMore,
+    /// The reply is complete. `err` is set when it was well framed but wrong.
+    Done {
+        hits: u32,
+        misses: u32,
+        err: Option<ErrKind>,
+    },
+    /// The stream is out of step: the connection must be dropped.
+    Fatal(ErrKind),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes of the buffer used up (complete elements only).
+    pub consumed: usize,
+    pub parsed: Parsed,
+    /// The offending line, for the error samples in the report.
+    pub sample: Option<Range<usize>>,
+}
+
+pub struct Checker<'p> {
+    pub prefix: &'p [u8],
+    pub pattern: &'p Pattern,
+}
+
+fn is_key(token: &[u8], prefix: &[u8], idx: u32) -> bool {
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(idx).as_bytes();
+    token.len() == prefix.len() + digits.len()
+        && token.starts_with(prefix)
+        && &token[prefix.len()..] == digits
+}
+
+fn parse_u64(t: &[u8]) -> Option<u64> {
+    if t.is_empty() || t.len() > 19 {
+        return None;
+    }
+    t.iter().try_fold(0u64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+    })
+}
+
+fn error_kind(line: &[u8]) -> Option<ErrKind> {
+    if line == b"ERROR" || line.starts_with(b"ERROR ") {
+        Some(ErrKind::Error)
+    } else if line.starts_with(b"CLIENT_ERROR") {
+        Some(ErrKind::ClientError)
+    } else if line.starts_with(b"SERVER_ERROR") {
+        Some(ErrKind::ServerError)
+    } else {
+        None
+    }
+}
+
+impl Checker<'_> {
+    /// Parses what `buf` holds of the reply to a request of `kind` for `keys`.
+    pub fn parse(&self, buf: &[u8], kind: OpKind, keys: &[u32], prog: &mut Progress) -> Step {
+        let mut pos = 0;
+        loop {
+            let rest = &buf[pos..];
+            let Some(nl) = memchr(b'\n', rest) else {
+                let parsed = if rest.len() > MAX_LINE {
+                    Parsed::Fatal(ErrKind::UnexpectedReply)
+                } else {
+                    Parsed::NeedMore
+                };
+                let sample = matches!(parsed, Parsed::Fatal(_)).then(|| pos..pos + 80);
+                return Step {
+                    consumed: pos,
+                    parsed,
+                    sample,
+                };
+            };
+            let line_range = pos..pos + nl.saturating_sub(1);
+            if nl == 0 || rest[nl - 1] != b'\r' {
+                return self.fatal(pos, pos..pos + nl, ErrKind::UnexpectedReply);
+            }
+            let line = &rest[..nl - 1];
+            let after = pos + nl + 1;
+            if let Some(e) = error_kind(line) {
+                let done = Parsed::Done {
+                    hits: prog.hits,
+                    misses: 0,
+                    err: Some(e),
+                };
+                return Step {
+                    consumed: after,
+                    parsed: done,
+                    sample: Some(line_range),
+                };
+            }
+            match kind {
+                OpKind::Set => {
+                    let err = match line {
+                        b"STORED" => None,
+                        b"NOT_STORED" | b"EXISTS" | b"NOT_FOUND" => Some(ErrKind::NotStored),
+                        _ => return self.fatal(pos, line_range, ErrKind::UnexpectedReply),
+                    };
+                    let done = Parsed::Done {
+                        hits: 0,
+                        misses: 0,
+                        err,
+                    };
+                    return Step {
+                        consumed: after,
+                        parsed: done,
+                        sample: err.map(|_| line_range),
+                    };
+                }
+                OpKind::Get if line == b"END" => {
+                    let misses = keys.len() as u32 - prog.hits.min(keys.len() as u32);
+                    let done = Parsed::Done {
+                        hits: prog.hits,
+                        misses,
+                        err: prog.err,
+                    };
+                    return Step {
+                        consumed: after,
+                        parsed: done,
+                        sample: None,
+                    };
+                }
+                OpKind::Get => {
+                    let Some(header) = line.strip_prefix(b"VALUE ") else {
+                        return self.fatal(pos, line_range, ErrKind::UnexpectedReply);
+                    };
+                    let mut t = header.split(|&c| c == b' ');
+                    let (key, flags, bytes) = (t.next(), t.next(), t.next());
+                    let cas_ok =
+                        t.next().map_or(true, |c| parse_u64(c).is_some()) && t.next().is_none();
+                    let (Some(key), Some(flags), Some(bytes), true) = (
+                        key,
+                        flags.and_then(parse_u64),
+                        bytes.and_then(parse_u64),
+                        cas_ok,
+                    ) else {
+                        return self.fatal(pos, line_range, ErrKind::UnexpectedReply);
+                    };
+                    let bytes = bytes as usize;
+                    if bytes > MAX_VALUE_BYTES {
+                        return self.fatal(pos, line_range, ErrKind::BadLength);
+                    }
+                    let data_end = after + bytes;
+                    if buf.len() < data_end + 2 {
+                        return Step {
+                            consumed: pos,
+                            parsed: Parsed::NeedMore,
+                            sample: None,
+                        };
+                    }
+                    if &buf[data_end..data_end + 2] != b"\r\n" {
+                        return self.fatal(pos, line_range, ErrKind::BadLength);
+                    }
+                    let found = keys[prog.cursor.min(keys.len())..]
+                        .iter()
+                        .position(|&k| is_key(key, self.prefix, k));
+                    match found {
+                        None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
+                        Some(j) => {
+                            let idx = keys[prog.cursor + j];
+                            prog.cursor += j + 1;
+                            prog.hits += 1;
+                            let len = bytes as u32;
+                            if flags != u64::from(value_flags(idx, len)) {
+                                prog.err = prog.err.or(Some(ErrKind::BadFlags));
+                            } else if self.pattern.value(idx, len) != Some(&buf[after..data_end]) {
+                                prog.err = prog.err.or(Some(ErrKind::BadData));
+                            }
+                        }
+                    }
+                    pos = data_end + 2;
+                }
+            }
+        }
+    }
+
+    fn fatal(&self, pos: usize, sample: Range<usize>, e: ErrKind) -> Step {
+        Step {
+            consumed: pos,
+            parsed: Parsed::Fatal(e),
+            sample: Some(sample),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "reply_tests.rs"]
+mod tests;

@@ -1,0 +1,276 @@
+//! End to end: mcbench against a real memcached (started here on a free port), and
+//! against fake servers that answer wrongly, which must show up as errors.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MCBENCH: &str = env!("CARGO_BIN_EXE_mcbench");
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+struct Memcached(Child, u16);
+
+impl Memcached {
+    fn start() -> Memcached {
+        let port = free_port();
+        let mut cmd = Command::new("memcached");
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-t",
+            "1",
+            "-m",
+            "64",
+        ]);
+        if is_root() {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .spawn()
+            .expect("memcached must be installed (Debian package memcached)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "memcached did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Memcached(child, port)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.1)
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.1)).expect("connect");
+        s.write_all(b"stats\r\n").expect("write");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            r.read_line(&mut line).expect("read");
+            if line.starts_with("END") || line.is_empty() {
+                panic!("no stat {name}");
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 3 && f[1] == name {
+                return f[2].parse().expect("number");
+            }
+        }
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mcbench(args: &[&str]) -> (Value, bool) {
+    let out = Command::new(MCBENCH)
+        .args(args)
+        .args(["--json", "-q"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run mcbench");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (v, out.status.success())
+}
+
+#[test]
+fn closed_loop_against_memcached_checks_every_reply() {
+    let mc = Memcached::start();
+    let (r, ok) = mcbench(&[
+        "--servers",
+        &mc.addr(),
+        "--threads",
+        "2",
+        "--cpus",
+        "0,1",
+        "--connections",
+        "4",
+        "--pipeline",
+        "8",
+        "--keys",
+        "5000",
+        "--preload",
+        "--requests",
+        "20000",
+        "--multiget",
+        "3",
+    ]);
+    assert!(ok);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["requests"], 20000);
+    assert_eq!(r["preload_requests"], 5000);
+    assert_eq!(r["preload_errors"], 0);
+    let (gets, sets) = (r["gets"].as_u64().unwrap(), r["sets"].as_u64().unwrap());
+    assert_eq!(gets + sets, 20000);
+    // Preloaded: every key of every 3-key get is a hit.
+    assert_eq!(r["hits"].as_u64().unwrap(), 3 * gets);
+    assert_eq!(r["misses"], 0);
+    assert_eq!(mc.stat("curr_items"), 5000);
+    // The server saw what we counted: 5000 preload sets and our sets.
+    assert_eq!(mc.stat("cmd_set"), 5000 + sets);
+    let lat = &r["latency_us"];
+    assert!(lat["p50"].as_f64().unwrap() > 0.0);
+    assert!(
+        lat["p50"].as_f64() <= lat["p99"].as_f64() && lat["p99"].as_f64() <= lat["max"].as_f64()
+    );
+}
+
+#[test]
+fn open_loop_sends_at_the_rate_asked() {
+    let mc = Memcached::start();
+    let (r, ok) = mcbench(&[
+        "--servers",
+        &mc.addr(),
+        "--connections",
+        "5",
+        "--rate",
+        "4000",
+        "--duration",
+        "1.5",
+        "--keys",
+        "1000",
+        "--preload",
+    ]);
+    assert!(ok);
+    assert_eq!(r["errors"], 0, "{r}");
+    let n = r["requests"].as_u64().unwrap() as f64;
+    assert!(
+        (n - 6000.0).abs() < 60.0,
+        "sent {n} requests, expected ~6000"
+    );
+}
+
+#[test]
+fn ketama_spreads_keys_over_two_servers_as_libmemcached() {
+    let (a, b) = (Memcached::start(), Memcached::start());
+    let servers = format!("{},{}", a.addr(), b.addr());
+    let (r, ok) = mcbench(&[
+        "--servers",
+        &servers,
+        "--connections",
+        "2",
+        "--keys",
+        "2000",
+        "--preload",
+        "--requests",
+        "2000",
+        "--ratio",
+        "1:0",
+    ]);
+    assert!(ok);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(
+        r["misses"], 0,
+        "each get went to the server that holds the key: {r}"
+    );
+    let (na, nb) = (a.stat("curr_items"), b.stat("curr_items"));
+    assert_eq!(na + nb, 2000);
+    assert!(na > 600 && nb > 600, "a {na} b {nb}");
+    // Same split as the continuum computes.
+    let servers: Vec<mcbench::ketama::Server> = mcbench::config::parse_servers(&servers).unwrap();
+    let c = mcbench::ketama::Continuum::new(&servers, mcbench::ketama::Mode::Weighted);
+    let on_a = (0..2000)
+        .filter(|i| c.server_for(format!("mcb:{i}").as_bytes()) == 0)
+        .count() as u64;
+    assert_eq!(on_a, na);
+}
+
+/// A server that answers every get with `reply` and every set with STORED.
+fn fake_server(reply: &'static [u8]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line.starts_with("set ") {
+                        let len: usize = line
+                            .split_whitespace()
+                            .nth(4)
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(0);
+                        let mut data = vec![0; len + 2];
+                        if r.read_exact(&mut data).is_err() {
+                            return;
+                        }
+                        let _ = w.write_all(b"STORED\r\n");
+                    } else if w.write_all(reply).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn wrong_replies_are_counted_as_errors() {
+    let port = fake_server(b"VALUE mcb:nope 0 1\r\nx\r\nEND\r\n");
+    let addr = format!("127.0.0.1:{port}");
+    let (r, _) = mcbench(&[
+        "--servers",
+        &addr,
+        "--connections",
+        "1",
+        "--requests",
+        "300",
+        "--ratio",
+        "1:0",
+    ]);
+    assert_eq!(r["requests"], 300);
+    assert_eq!(r["errors_by_kind"]["wrong_key"], 300, "{r}");
+    assert_eq!(r["hits"], 0);
+}
+
+#[test]
+fn malformed_replies_are_counted_and_the_connection_recovers() {
+    let port = fake_server(b"HELLO\r\n");
+    let addr = format!("127.0.0.1:{port}");
+    let (r, _) = mcbench(&[
+        "--servers",
+        &addr,
+        "--connections",
+        "1",
+        "--pipeline",
+        "4",
+        "--requests",
+        "100",
+        "--ratio",
+        "1:0",
+    ]);
+    assert_eq!(r["requests"], 100, "{r}");
+    let e = &r["errors_by_kind"];
+    let total = e["unexpected_reply"].as_u64().unwrap_or(0) + e["closed"].as_u64().unwrap_or(0);
+    assert_eq!(total, 100, "{r}");
+    assert!(e["unexpected_reply"].as_u64().unwrap_or(0) >= 25, "{r}");
+    assert!(r["error_samples"].to_string().contains("HELLO"), "{r}");
+}
