@@ -261,38 +261,51 @@ fn two_thousand_idle_connections() {
 fn connection_limit_refuses_the_extra_client_only() {
     let server = Server::start(&["-t", "2", "-c", "8"]);
     let mut open = Vec::new();
-    let mut refused = false;
-    for _ in 0..20 {
+    let mut refused = 0;
+    for _ in 0..12 {
         let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
         // A refused client is told at once; an admitted one hears nothing.
         let (got, closed) = drain(&mut s, Duration::from_millis(300), Duration::from_secs(5));
         if !got.is_empty() || closed {
             assert_eq!(String::from_utf8_lossy(&got), "ERROR Too many open connections\r\n");
             assert!(closed || drain(&mut s, Duration::from_secs(2), Duration::from_secs(5)).1, "refused but left open");
-            refused = true;
-            break;
+            refused += 1;
+        } else {
+            open.push(s);
         }
-        open.push(s);
     }
-    assert!(refused, "-c 8 never refused a connection");
-    assert!((1..=8).contains(&open.len()), "{} connections admitted under -c 8", open.len());
-    // The admitted ones keep working.
-    for s in &mut open {
-        s.write_all(b"version\r\n").expect("write");
+    // Silent so far: admitted, or refused late (a loaded machine). Ask each.
+    let mut admitted = Vec::new();
+    for mut s in open {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let _ = s.write_all(b"version\r\n");
         let mut line = [0u8; 16];
-        s.read_exact(&mut line).expect("admitted connection answers");
-        assert_version_line(&line);
+        match s.read_exact(&mut line) {
+            Ok(()) if line.starts_with(b"VERSION ") => {
+                assert_version_line(&line);
+                admitted.push(s);
+            }
+            Ok(()) => {
+                assert!(line.starts_with(b"ERROR Too many o"), "unexpected {:?}", String::from_utf8_lossy(&line));
+                refused += 1;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) => refused += 1,
+            Err(e) => panic!("a connection neither answered nor was refused: {e}"),
+        }
     }
-    open[0].write_all(b"stats\r\n").expect("write");
-    let (stats, _) = drain(&mut open[0], Duration::from_millis(300), Duration::from_secs(5));
-    assert!(String::from_utf8_lossy(&stats).contains("STAT rejected_connections 1\r\n"), "rejected_connections not counted");
+    assert!(refused >= 4, "-c 8: only {refused} of 12 connections refused");
+    assert!((1..=8).contains(&admitted.len()), "{} connections admitted under -c 8", admitted.len());
+    admitted[0].write_all(b"stats\r\n").expect("write");
+    let (stats, _) = drain(&mut admitted[0], Duration::from_millis(500), Duration::from_secs(5));
+    let counted = format!("STAT rejected_connections {refused}\r\n");
+    assert!(String::from_utf8_lossy(&stats).contains(&counted), "rejected_connections: want {refused}");
     // A slot freed is a slot available again.
-    drop(open.pop());
+    drop(admitted.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.write_all(b"version\r\n").expect("write");
+        let _ = s.write_all(b"version\r\n");
         let mut line = [0u8; 16];
         if s.read_exact(&mut line).is_ok() && line.starts_with(b"VERSION") {
             break;
