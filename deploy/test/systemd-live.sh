@@ -65,6 +65,7 @@ if [[ ${1:-} == --inside ]]; then
         fail "host units visible inside the test systemd: stopping before anything runs"
     fi
     pass "isolated: $(wc -l <<<"$loaded") units loaded, none from the host"
+    [[ -n ${SYSTEMD_LIVE_VERBOSE:-} ]] && echo "$loaded"
 
     # Test-only drop-ins: the namespace runs no journald, so keep output in files.
     mkdir -p /run/mcrs-test
@@ -348,4 +349,4 @@ done
 echo "systemd-live: $(/lib/systemd/systemd --version | head -1) as PID 1 of private namespaces;" \
     "server $server$([[ $probe == yes ]] && echo ' (probe)')"
 nsenter -t "$init_pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
+    SYSTEMD_LIVE_VERBOSE=${SYSTEMD_LIVE_VERBOSE:-} bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
