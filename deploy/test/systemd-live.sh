@@ -349,4 +349,4 @@ done
 echo "systemd-live: $(/lib/systemd/systemd --version | head -1) as PID 1 of private namespaces;" \
     "server $server$([[ $probe == yes ]] && echo ' (probe)')"
 nsenter -t "$init_pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    SYSTEMD_LIVE_VERBOSE=${SYSTEMD_LIVE_VERBOSE:-} bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
+    SYSTEMD_LIVE_VERBOSE="${SYSTEMD_LIVE_VERBOSE:-}" bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
