@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of memcached-rs: the unit and integration tests of the workspace
-# (the integration tests start the real server binary on free ports), then the
+# (the integration tests start the real server binary on free ports), the
 # client-compatibility checks of scripts/compat.sh (real Python clients and
-# libmemcached-tools against the real server). Installs what it needs itself.
+# libmemcached-tools against the real server), and the deployment checks of
+# scripts/deploy-check.sh. Installs what it needs itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,10 @@ cargo build --release --workspace
 cargo test --release --workspace
 
 scripts/compat.sh target/release/memcached-rs
+
+# Deployment: systemd units (systemd-analyze verify, a live run under systemd in private
+# namespaces), install/uninstall, graceful stop mid-pipeline, twemproxy cluster, Docker
+# seccomp profile, health check: all against the real server.
+DEPLOY_CHECK_SERVER=target/release/memcached-rs \
+DEPLOY_CHECK_SYSTEMD_SERVER=target/release/memcached-rs \
+    scripts/deploy-check.sh

@@ -36,6 +36,7 @@ fn parse_table(text: &str) -> Vec<Case> {
         let mut steps = Vec::new();
         let mut stays_open = None;
         let mut pending_send: Option<Vec<u8>> = None;
+        let mut ours = Vec::new();
         for l in &lines[1..] {
             let (tag, rest) = l.split_once(' ').unwrap_or((l, ""));
             let bytes = || unescape(rest).unwrap_or_else(|e| panic!("case {name}: {e} in {l:?}"));
@@ -51,6 +52,14 @@ fn parse_table(text: &str) -> Vec<Case> {
                     steps.push((send, bytes()));
                 }
                 "conn" => stays_open = Some(rest == "open"),
+                // `ours N BYTES`: where memcached-rs knowingly differs from memcached,
+                // what it sends at step N instead (explained in the case's comment).
+                "ours" => {
+                    let (step, reply) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let step: usize = step.parse().unwrap_or_else(|_| panic!("case {name}: bad ours step"));
+                    let reply = unescape(reply).unwrap_or_else(|e| panic!("case {name}: {e}"));
+                    ours.push((step, reply));
+                }
                 _ => panic!("case {name}: unknown line {l:?}"),
             }
         }
@@ -60,6 +69,12 @@ fn parse_table(text: &str) -> Vec<Case> {
         );
         let stays_open =
             stays_open.unwrap_or_else(|| panic!("case {name}: no recorded `conn` line"));
+        if !common::is_reference() {
+            for (step, reply) in ours {
+                assert!(step < steps.len(), "case {name}: ours step {step} out of range");
+                steps[step].1 = reply;
+            }
+        }
         cases.push(Case {
             name: name.to_string(),
             steps,

@@ -7,6 +7,7 @@
 //! round is back, the holes are filled in and the whole round goes out in one write.
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -127,10 +128,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
-            if next == Next::Close || self.core.shared.shutting_down() {
+            if next == Next::Close {
                 return Ok(());
             }
+            if self.core.shared.shutting_down() {
+                stats.busy_connections.incr();
+                let finished = self.finish_for_shutdown().await;
+                stats.busy_connections.decr();
+                return finished;
+            }
         }
+    }
+
+    /// Stopping: answer the requests that have already arrived, send FIN, and read
+    /// until the client closes (or a second passes) before closing. Closing a socket
+    /// with unread input makes the kernel send a reset, which destroys replies the
+    /// client has not read yet.
+    async fn finish_for_shutdown(&mut self) -> std::io::Result<()> {
+        while let Some(read) = self.read_within(Duration::from_millis(20)).await {
+            if read? == 0 {
+                return Ok(());
+            }
+            self.run_round().await;
+            self.flush().await?;
+        }
+        self.stream.close().await?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+            self.input.start = 0;
+            self.input.end = 0;
+            match self.read_within(remaining).await {
+                Some(Ok(n)) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads into the input buffer, or None if nothing came within `wait`.
+    async fn read_within(&mut self, wait: Duration) -> Option<std::io::Result<usize>> {
+        if self.input.end == self.input.buf.len() {
+            self.input.make_room(0);
+        }
+        let buf = &mut self.input.buf[self.input.end..];
+        let stream = &mut self.stream;
+        let read = async { Some(stream.read(buf).await) };
+        let timeout = async {
+            glommio::timer::sleep(wait).await;
+            None
+        };
+        let result = futures_lite::future::or(read, timeout).await;
+        if let Some(Ok(n)) = result {
+            self.input.end += n;
+        }
+        result
     }
 
     /// Runs every complete request in the input.
