@@ -11,18 +11,21 @@
 # beside it a churn client opens a connection for a few requests at a time, checks
 # every reply, and sometimes dies mid-request or mid-value.
 # Each interval prints: requests, errors, churned connections, RSS, items, evictions.
-# Fails (exit 1) on any error, a dead server, or RSS more than SOAK_RSS_GROWTH_MIB
-# (default 48) above what it was after the first interval (the cache is full by then).
+# Fails (exit 1) on any error, a dead server, RSS above SOAK_RSS_MAX_MIB (default 160:
+# -m 64 plus overhead), or RSS growing more than SOAK_RSS_GROWTH_MIB (default 32) over
+# what it was after the first round of the four workloads (the cache is full by then).
 #
 # Env: SOAK_SECONDS (600), SOAK_INTERVAL (60), SOAK_SERVER_ARGS ("-t 2 -m 64 -c 4096"),
-# SOAK_RSS_GROWTH_MIB (48), SOAK_NO_BUILD=1 to use the binaries already built.
+# SOAK_RSS_MAX_MIB (160), SOAK_RSS_GROWTH_MIB (32), SOAK_NO_BUILD=1 to use the binaries
+# already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${SOAK_SECONDS:-600}"
 interval="${SOAK_INTERVAL:-60}"
 server_args="${SOAK_SERVER_ARGS:--t 2 -m 64 -c 4096}"
-growth_mib="${SOAK_RSS_GROWTH_MIB:-48}"
+growth_mib="${SOAK_RSS_GROWTH_MIB:-32}"
+max_mib="${SOAK_RSS_MAX_MIB:-160}"
 
 if [ -z "${SOAK_NO_BUILD:-}" ]; then
     cargo build --release --bin memcached-rs -p memcached-rs -p mcbench 2>&1 | tail -1
@@ -172,13 +175,16 @@ if r["errors"]:
     items=$(stat curr_items); evictions=$(stat evictions)
     printf '%-6s %-10s %-9s %-7s %-8s %-8s %-8s %-9s %-9s %s\n' \
         "$minute" "$breqs" "$brate" "$berrs" "$cconns" "$cops" "$cerrs" "$rss" "$items" "$evictions"
-    [ -n "$baseline" ] || baseline=$rss
+    [ "$minute" -le "${#workloads[@]}" ] && baseline=$rss
     if [ "$berrs" != 0 ] || [ "$cerrs" != 0 ]; then
         failed=1
         tail -3 "$work/bench.err" "$work/churn.err" 2>/dev/null
     fi
     if [ "$rss" -gt $((baseline + growth_mib * 1024)) ]; then
         echo "RSS grew from $baseline KiB to $rss KiB (bound +${growth_mib} MiB)"; failed=1
+    fi
+    if [ "$rss" -gt $((max_mib * 1024)) ]; then
+        echo "RSS $rss KiB over ${max_mib} MiB"; failed=1
     fi
     if [ "$failed" != 0 ]; then
         echo "soak: FAILED in minute $minute"; exit 1
