@@ -26,7 +26,11 @@ fn assert_serving(server: &Server, tag: &str) {
     let mut c = server.client();
     let key = format!("probe:{tag}");
     c.set(&key, tag.as_bytes());
-    assert_eq!(c.get(&key).as_deref(), Some(tag.as_bytes()), "{tag}: probe value");
+    assert_eq!(
+        c.get(&key).as_deref(),
+        Some(tag.as_bytes()),
+        "{tag}: probe value"
+    );
 }
 
 /// Reads whatever arrives until EOF, a reset or `quiet` without data; returns the bytes
@@ -40,7 +44,9 @@ fn drain(stream: &mut TcpStream, quiet: Duration, limit: Duration) -> (Vec<u8>, 
         match stream.read(&mut buf) {
             Ok(0) => return (got, true),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return (got, false),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (got, false)
+            }
             Err(_) => return (got, true),
         }
     }
@@ -81,7 +87,10 @@ fn client_that_never_reads_is_throttled() {
     let base = rss_kib(server.pid());
     // Two hogs: pipelined single-key gets, and multi-gets of the same keys (both
     // cores' keys, so forwarded replies are in play), never reading a byte.
-    let single: Vec<u8> = keys.iter().flat_map(|k| format!("get {k}\r\n").into_bytes()).collect();
+    let single: Vec<u8> = keys
+        .iter()
+        .flat_map(|k| format!("get {k}\r\n").into_bytes())
+        .collect();
     let multi = format!("get{}\r\n", format!(" {}", keys.join(" ")).repeat(400)).into_bytes();
     let mut owed_bytes = 0u64;
     let mut hogs = Vec::new();
@@ -107,12 +116,18 @@ fn client_that_never_reads_is_throttled() {
                 Err(e) => panic!("hog write: {e}"),
             }
         }
-        assert!(blocked_since.is_some(), "the server kept reading from a client that never reads");
+        assert!(
+            blocked_since.is_some(),
+            "the server kept reading from a client that never reads"
+        );
         owed_bytes += sent / request.len() as u64 * replies_per_request * value.len() as u64;
         hogs.push(hog);
     }
     // What the hogs are owed is far beyond any bound: the server must not hold it.
-    assert!(owed_bytes > 4 << 30, "the test must ask for gigabytes, asked {owed_bytes}");
+    assert!(
+        owed_bytes > 4 << 30,
+        "the test must ask for gigabytes, asked {owed_bytes}"
+    );
     // Meanwhile another client is served normally.
     let mut other = server.client();
     for i in 0..200 {
@@ -122,8 +137,14 @@ fn client_that_never_reads_is_throttled() {
     }
     let rss = rss_kib(server.pid());
     let peak = peak_rss_kib(server.pid());
-    eprintln!("never-reading clients: owed {} MiB, RSS {base} KiB -> {rss} KiB (peak {peak} KiB)", owed_bytes >> 20);
-    assert!(rss < base + 160 * MIB, "RSS grew from {base} KiB to {rss} KiB for clients that do not read");
+    eprintln!(
+        "never-reading clients: owed {} MiB, RSS {base} KiB -> {rss} KiB (peak {peak} KiB)",
+        owed_bytes >> 20
+    );
+    assert!(
+        rss < base + 160 * MIB,
+        "RSS grew from {base} KiB to {rss} KiB for clients that do not read"
+    );
     assert_serving(&server, "after-hogs");
 }
 
@@ -132,7 +153,11 @@ fn client_dying_mid_value_leaves_no_partial_item() {
     let server = Server::start(&["-t", "2"]);
     let mut c = server.client();
     c.set("half:old", b"old value");
-    for (key, sent) in [("half:old", 50_000usize), ("half:new", 50_000), ("half:nocrlf", 100_000)] {
+    for (key, sent) in [
+        ("half:old", 50_000usize),
+        ("half:new", 50_000),
+        ("half:nocrlf", 100_000),
+    ] {
         let mut dying = server.client();
         dying.send(format!("set {key} 0 0 100000\r\n"));
         dying.send(vec![b'n'; sent]);
@@ -144,7 +169,11 @@ fn client_dying_mid_value_leaves_no_partial_item() {
     set_linger_zero(&reset.stream);
     drop(reset);
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(c.get("half:old").as_deref(), Some(&b"old value"[..]), "the old value must stay");
+    assert_eq!(
+        c.get("half:old").as_deref(),
+        Some(&b"old value"[..]),
+        "the old value must stay"
+    );
     for key in ["half:new", "half:nocrlf", "half:reset"] {
         assert_eq!(c.get(key), None, "{key}: a partial item is visible");
     }
@@ -154,7 +183,10 @@ fn client_dying_mid_value_leaves_no_partial_item() {
 /// Close with a reset (RST) rather than a FIN.
 fn set_linger_zero(stream: &TcpStream) {
     use std::os::unix::io::AsRawFd;
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: setsockopt reads `linger` for the size given; the descriptor is open.
     unsafe {
         libc::setsockopt(
@@ -176,13 +208,28 @@ fn hundred_thousand_pipelined_requests_in_one_write() {
     let (mut request, mut want) = (Vec::new(), Vec::new());
     for i in 0..50_000 {
         let (key, value) = (format!("p{}", i % 3000), format!("v{i}"));
-        request.extend_from_slice(format!("set {key} {i} 0 {}\r\n{value}\r\nget {key}\r\n", value.len()).as_bytes());
-        want.extend_from_slice(format!("STORED\r\nVALUE {key} {i} {}\r\n{value}\r\nEND\r\n", value.len()).as_bytes());
+        request.extend_from_slice(
+            format!(
+                "set {key} {i} 0 {}\r\n{value}\r\nget {key}\r\n",
+                value.len()
+            )
+            .as_bytes(),
+        );
+        want.extend_from_slice(
+            format!(
+                "STORED\r\nVALUE {key} {i} {}\r\n{value}\r\nEND\r\n",
+                value.len()
+            )
+            .as_bytes(),
+        );
     }
     let mut writer = c.stream.try_clone().expect("clone");
     let sender = thread::spawn(move || writer.write_all(&request).map(|_| ()));
     let got = c.read_n(want.len());
-    sender.join().expect("writer thread").expect("one write of 100k requests");
+    sender
+        .join()
+        .expect("writer thread")
+        .expect("one write of 100k requests");
     if got != want {
         let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
         panic!(
@@ -203,8 +250,12 @@ fn get_of_ten_thousand_keys() {
     for i in 0..10_000 {
         let key = format!("many:{i}");
         if i % 7 != 3 {
-            sets.extend_from_slice(format!("set {key} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
-            want.extend_from_slice(format!("VALUE {key} {i} {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+            sets.extend_from_slice(
+                format!("set {key} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+            );
+            want.extend_from_slice(
+                format!("VALUE {key} {i} {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+            );
         }
         line.extend_from_slice(format!(" {key}").as_bytes());
     }
@@ -220,18 +271,25 @@ fn get_of_ten_thousand_keys() {
     want.extend_from_slice(b"END\r\n");
     c.send(&line);
     let got = c.read_n(want.len());
-    assert!(got == want, "multi-get of 10,000 keys: replies differ or out of order");
+    assert!(
+        got == want,
+        "multi-get of 10,000 keys: replies differ or out of order"
+    );
     c.expect_alive();
 }
 
 #[test]
 fn two_thousand_idle_connections() {
     let have = raise_nofile(8192);
-    assert!(have >= 2100, "this test needs 2100 descriptors, the hard limit allows {have}");
+    assert!(
+        have >= 2100,
+        "this test needs 2100 descriptors, the hard limit allows {have}"
+    );
     let server = Server::start(&["-t", "2", "-c", "4096"]);
     let mut idle = Vec::new();
     for i in 0..2000 {
-        let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        let s = TcpStream::connect(("127.0.0.1", server.port))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
         idle.push(s);
     }
     let mut c = server.client();
@@ -241,17 +299,22 @@ fn two_thousand_idle_connections() {
         if open > 2000 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {open} connections open after 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "only {open} connections open after 10 s"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     // Then all of them still answer.
     for s in &mut idle {
-        s.write_all(b"version\r\n").expect("write to an idle connection");
+        s.write_all(b"version\r\n")
+            .expect("write to an idle connection");
     }
     for (i, s) in idle.iter_mut().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let mut line = [0u8; 16];
-        s.read_exact(&mut line).unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        s.read_exact(&mut line)
+            .unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
         assert_version_line(&line);
     }
     assert_serving(&server, "after-2000-connections");
@@ -267,8 +330,14 @@ fn connection_limit_refuses_the_extra_client_only() {
         // A refused client is told at once; an admitted one hears nothing.
         let (got, closed) = drain(&mut s, Duration::from_millis(300), Duration::from_secs(5));
         if !got.is_empty() || closed {
-            assert_eq!(String::from_utf8_lossy(&got), "ERROR Too many open connections\r\n");
-            assert!(closed || drain(&mut s, Duration::from_secs(2), Duration::from_secs(5)).1, "refused but left open");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                "ERROR Too many open connections\r\n"
+            );
+            assert!(
+                closed || drain(&mut s, Duration::from_secs(2), Duration::from_secs(5)).1,
+                "refused but left open"
+            );
             refused += 1;
         } else {
             open.push(s);
@@ -286,19 +355,44 @@ fn connection_limit_refuses_the_extra_client_only() {
                 admitted.push(s);
             }
             Ok(()) => {
-                assert!(line.starts_with(b"ERROR Too many o"), "unexpected {:?}", String::from_utf8_lossy(&line));
+                assert!(
+                    line.starts_with(b"ERROR Too many o"),
+                    "unexpected {:?}",
+                    String::from_utf8_lossy(&line)
+                );
                 refused += 1;
             }
-            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) => refused += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                ) =>
+            {
+                refused += 1
+            }
             Err(e) => panic!("a connection neither answered nor was refused: {e}"),
         }
     }
-    assert!(refused >= 4, "-c 8: only {refused} of 12 connections refused");
-    assert!((1..=8).contains(&admitted.len()), "{} connections admitted under -c 8", admitted.len());
+    assert!(
+        refused >= 4,
+        "-c 8: only {refused} of 12 connections refused"
+    );
+    assert!(
+        (1..=8).contains(&admitted.len()),
+        "{} connections admitted under -c 8",
+        admitted.len()
+    );
     admitted[0].write_all(b"stats\r\n").expect("write");
-    let (stats, _) = drain(&mut admitted[0], Duration::from_millis(500), Duration::from_secs(5));
+    let (stats, _) = drain(
+        &mut admitted[0],
+        Duration::from_millis(500),
+        Duration::from_secs(5),
+    );
     let counted = format!("STAT rejected_connections {refused}\r\n");
-    assert!(String::from_utf8_lossy(&stats).contains(&counted), "rejected_connections: want {refused}");
+    assert!(
+        String::from_utf8_lossy(&stats).contains(&counted),
+        "rejected_connections: want {refused}"
+    );
     // A slot freed is a slot available again.
     drop(admitted.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -326,7 +420,10 @@ struct Bystander {
 
 impl Bystander {
     fn start(port: u16) -> Bystander {
-        let (stop, rounds) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, rounds) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let (s, r) = (stop.clone(), rounds.clone());
         let handle = thread::spawn(move || {
             let mut c = Client::connect(port);
@@ -335,12 +432,20 @@ impl Bystander {
                 let key = format!("bystander{}", i % 100);
                 let value = format!("value{i}");
                 c.set(&key, value.as_bytes());
-                assert_eq!(c.get(&key).as_deref(), Some(value.as_bytes()), "bystander read back");
+                assert_eq!(
+                    c.get(&key).as_deref(),
+                    Some(value.as_bytes()),
+                    "bystander read back"
+                );
                 r.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
         });
-        Bystander { stop, rounds, handle }
+        Bystander {
+            stop,
+            rounds,
+            handle,
+        }
     }
 
     /// Stops it; it must have kept working (and not panicked) all along.
@@ -366,8 +471,14 @@ fn random_garbage_leaves_server_and_other_clients_unaffected() {
         if round % 2 == 1 {
             for _ in 0..2000 {
                 let at = rng.below(garbage.len() as u64 - 16) as usize;
-                let word: &[u8] = [&b"\r\n"[..], b"\n", b"get ", b"set k 0 0 ", b"noreply", b" 4294967295 "]
-                    [rng.below(6) as usize];
+                let word: &[u8] = [
+                    &b"\r\n"[..],
+                    b"\n",
+                    b"get ",
+                    b"set k 0 0 ",
+                    b"noreply",
+                    b" 4294967295 ",
+                ][rng.below(6) as usize];
                 garbage[at..at + word.len()].copy_from_slice(word);
             }
         }
@@ -402,13 +513,25 @@ fn binary_header_nul_bytes_long_lines_and_huge_lengths() {
     let mut c = server.client();
     c.roundtrip(format!("get {}\r\n", "k ".repeat(2000)), b"END\r\n");
     // Over-long keys are an error, not a crash.
-    c.roundtrip(format!("get {}\r\n", "k".repeat(3000)), b"CLIENT_ERROR bad command line format\r\n");
+    c.roundtrip(
+        format!("get {}\r\n", "k".repeat(3000)),
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
 
     // Huge declared lengths: refused up front, nothing allocated for them.
     let mut huge = server.client();
-    huge.roundtrip(b"set k 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n");
-    huge.roundtrip(b"set k 0 0 99999999999999999999\r\n", b"CLIENT_ERROR bad command line format\r\n");
-    huge.roundtrip(b"set k 0 0 2000000000\r\n", b"SERVER_ERROR object too large for cache\r\n");
+    huge.roundtrip(
+        b"set k 0 0 -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    huge.roundtrip(
+        b"set k 0 0 99999999999999999999\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    huge.roundtrip(
+        b"set k 0 0 2000000000\r\n",
+        b"SERVER_ERROR object too large for cache\r\n",
+    );
     // The connection now swallows the 2 GB it announced: send some of it.
     huge.send(vec![b'z'; 8 << 20]);
     let mut other = server.client();
@@ -420,10 +543,16 @@ fn binary_header_nul_bytes_long_lines_and_huge_lengths() {
     bin.write_all(b"\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a")
         .expect("write binary header");
     let (got, closed) = drain(&mut bin, Duration::from_secs(1), Duration::from_secs(3));
-    eprintln!("binary GET header: {} bytes back, closed: {closed}", got.len());
+    eprintln!(
+        "binary GET header: {} bytes back, closed: {closed}",
+        got.len()
+    );
 
     let rss = rss_kib(server.pid());
-    assert!(rss < base + 64 * MIB, "RSS {base} KiB -> {rss} KiB after huge declared lengths");
+    assert!(
+        rss < base + 64 * MIB,
+        "RSS {base} KiB -> {rss} KiB after huge declared lengths"
+    );
     assert_serving(&server, "after-bad-input");
     bystander.finish();
 }
@@ -510,14 +639,26 @@ fn memory_stays_within_m_under_a_gigabyte_of_writes() {
     }
     let mut c = server.client();
     let stats = c.stats("");
-    let (bytes, limit) = (stat_num(&stats, "bytes"), stat_num(&stats, "limit_maxbytes"));
-    assert!(stat_num(&stats, "evictions") > 0, "1 GB into 64 MB must evict");
+    let (bytes, limit) = (
+        stat_num(&stats, "bytes"),
+        stat_num(&stats, "limit_maxbytes"),
+    );
+    assert!(
+        stat_num(&stats, "evictions") > 0,
+        "1 GB into 64 MB must evict"
+    );
     assert!(bytes <= limit, "bytes {bytes} > limit_maxbytes {limit}");
     let peak = peak_rss_kib(pid).max(peak_seen);
-    eprintln!("-m 64, 1 GiB written: RSS {base} KiB at start, peak {peak} KiB, now {} KiB", rss_kib(pid));
+    eprintln!(
+        "-m 64, 1 GiB written: RSS {base} KiB at start, peak {peak} KiB, now {} KiB",
+        rss_kib(pid)
+    );
     // 64 MiB of cache, plus the index, the buffers of a few connections holding values
     // up to 1 MiB, and the allocator's slack.
-    assert!(peak < base + 64 * MIB + 64 * MIB, "peak RSS {peak} KiB over -m 64 + 64 MiB (start {base} KiB)");
+    assert!(
+        peak < base + 64 * MIB + 64 * MIB,
+        "peak RSS {peak} KiB over -m 64 + 64 MiB (start {base} KiB)"
+    );
     assert_serving(&server, "after-1gb");
 }
 
@@ -525,7 +666,9 @@ fn memory_stays_within_m_under_a_gigabyte_of_writes() {
 
 /// 32-bit FNV-1a: a naive, unseeded hash a client can compute.
 fn fnv1a(key: &[u8]) -> u32 {
-    key.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+    key.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn shard_items(c: &mut Client) -> (u64, u64) {
@@ -540,16 +683,26 @@ fn keys_spread_across_cores_with_a_seeded_hash() {
     // 1000 sequential keys, and 1000 keys that a naive `fnv1a(key) % 2` would all send
     // to core 0 (what a client flooding one core would choose).
     let sequential: Vec<String> = (0..1000).map(|i| format!("key:{i}")).collect();
-    let colliding: Vec<String> =
-        (0..).map(|i| format!("flood:{i}")).filter(|k| fnv1a(k.as_bytes()) % 2 == 0).take(1000).collect();
+    let colliding: Vec<String> = (0..)
+        .map(|i| format!("flood:{i}"))
+        .filter(|k| fnv1a(k.as_bytes()) % 2 == 0)
+        .take(1000)
+        .collect();
     for keys in [sequential, colliding] {
         c.roundtrip(b"flush_all\r\n", b"OK\r\n");
-        let request: Vec<u8> = keys.iter().flat_map(|k| format!("set {k} 0 0 1 noreply\r\nx\r\n").into_bytes()).collect();
+        let request: Vec<u8> = keys
+            .iter()
+            .flat_map(|k| format!("set {k} 0 0 1 noreply\r\nx\r\n").into_bytes())
+            .collect();
         c.send(&request);
         c.expect_alive();
         let (a, b) = shard_items(&mut c);
         assert_eq!(a + b, 1000, "every key stored once");
-        assert!(a >= 350 && b >= 350, "keys {}.. not spread: {a} on core 0, {b} on core 1", keys[0]);
+        assert!(
+            a >= 350 && b >= 350,
+            "keys {}.. not spread: {a} on core 0, {b} on core 1",
+            keys[0]
+        );
     }
     // The hash is seeded per process: the same keys land differently in another one.
     let placement = |server: &Server| -> Vec<bool> {
@@ -567,7 +720,10 @@ fn keys_spread_across_cores_with_a_seeded_hash() {
     let first = placement(&server);
     let other = Server::start(&["-t", "2"]);
     let second = placement(&other);
-    assert_ne!(first, second, "64 keys placed identically by two processes: the hash is not seeded");
+    assert_ne!(
+        first, second,
+        "64 keys placed identically by two processes: the hash is not seeded"
+    );
 }
 
 // ---- security defaults ----
@@ -585,10 +741,16 @@ fn udp_is_off_by_default() {
     let mine = robust_common::socket_inodes(pid);
     // The check sees the server's TCP listener, so it would see a UDP socket too.
     let tcp = robust_common::tcp_socket_inodes();
-    assert!(mine.iter().any(|i| tcp.contains(i)), "no TCP socket of the server found in /proc/net/tcp*");
+    assert!(
+        mine.iter().any(|i| tcp.contains(i)),
+        "no TCP socket of the server found in /proc/net/tcp*"
+    );
     let udp = robust_common::udp_socket_inodes();
     let open: Vec<_> = mine.iter().filter(|i| udp.contains(i)).collect();
-    assert!(open.is_empty(), "the server holds UDP sockets {open:?} without -U");
+    assert!(
+        open.is_empty(),
+        "the server holds UDP sockets {open:?} without -U"
+    );
 }
 
 #[test]
@@ -604,5 +766,8 @@ fn shutdown_refused_unless_enabled() {
     let mut c = enabled.client();
     c.send(b"shutdown\r\n");
     c.expect_closed();
-    assert!(enabled.wait_exit(Duration::from_secs(10)).is_some(), "-A: shutdown did not stop the server");
+    assert!(
+        enabled.wait_exit(Duration::from_secs(10)).is_some(),
+        "-A: shutdown did not stop the server"
+    );
 }

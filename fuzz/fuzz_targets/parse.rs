@@ -16,12 +16,18 @@ const ITEM_SIZE_MAX: [usize; 4] = [1 << 20, 1024, 100, 60];
 enum Event {
     Request(String),
     /// The parser asked to close; whether the pending bytes held a newline.
-    Close { unfinished_line: bool },
+    Close {
+        unfinished_line: bool,
+    },
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&config, stream)) = data.split_first() else { return };
-    let limits = Limits { item_size_max: ITEM_SIZE_MAX[(config & 3) as usize] };
+    let Some((&config, stream)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        item_size_max: ITEM_SIZE_MAX[(config & 3) as usize],
+    };
     let whole = drive(std::iter::once(stream), &limits);
     // Byte by byte for short inputs (each read reparses what is pending: quadratic),
     // pseudo-random read sizes for all.
@@ -62,9 +68,16 @@ fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<Even
             let len = pending.len();
             match parse(&pending, limits) {
                 Parsed::Incomplete { need } => {
-                    assert!(need == 0 || need > len, "Incomplete need {need} <= {len} buffered");
+                    assert!(
+                        need == 0 || need > len,
+                        "Incomplete need {need} <= {len} buffered"
+                    );
                     // The buffer a client can make the server allocate stays bounded.
-                    assert!(need <= len + limits.item_size_max + 2, "need {need} for -I {}", limits.item_size_max);
+                    assert!(
+                        need <= len + limits.item_size_max + 2,
+                        "need {need} for -I {}",
+                        limits.item_size_max
+                    );
                     if need == 0 {
                         let has_newline = pending.contains(&b'\n');
                         assert!(!has_newline, "Incomplete with a whole line buffered");
@@ -74,18 +87,31 @@ fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<Even
                 Parsed::Close => {
                     let unfinished_line = !pending.contains(&b'\n');
                     if unfinished_line {
-                        assert!(len > MAX_LINE_WITHOUT_NEWLINE, "closed on a short unfinished line");
+                        assert!(
+                            len > MAX_LINE_WITHOUT_NEWLINE,
+                            "closed on a short unfinished line"
+                        );
                     }
                     events.push(Event::Close { unfinished_line });
                     return events;
                 }
                 Parsed::Done { request, consumed } => {
-                    assert!(consumed > 0 && consumed <= len, "Done consumed {consumed} of {len}");
+                    assert!(
+                        consumed > 0 && consumed <= len,
+                        "Done consumed {consumed} of {len}"
+                    );
                     events.push(Event::Request(format!("{request:?}")));
                     pending.drain(..consumed);
                 }
-                Parsed::Swallow { request, consumed, swallow: s } => {
-                    assert!(consumed > 0 && consumed <= len, "Swallow consumed {consumed} of {len}");
+                Parsed::Swallow {
+                    request,
+                    consumed,
+                    swallow: s,
+                } => {
+                    assert!(
+                        consumed > 0 && consumed <= len,
+                        "Swallow consumed {consumed} of {len}"
+                    );
                     assert!(s >= 2, "a refused data block is at least its \\r\\n");
                     events.push(Event::Request(format!("{request:?}")));
                     pending.drain(..consumed);
@@ -101,9 +127,15 @@ fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<Even
 /// when more than MAX_LINE_WITHOUT_NEWLINE bytes are pending may close the
 /// connection early (memcached too depends on read boundaries there).
 fn compare(whole: &[Event], split: &[Event]) {
-    if let Some(Event::Close { unfinished_line: true }) = split.last() {
+    if let Some(Event::Close {
+        unfinished_line: true,
+    }) = split.last()
+    {
         let before = &split[..split.len() - 1];
-        assert!(whole.len() >= before.len(), "split: {split:?}\nwhole: {whole:?}");
+        assert!(
+            whole.len() >= before.len(),
+            "split: {split:?}\nwhole: {whole:?}"
+        );
         assert_eq!(before, &whole[..before.len()]);
         return;
     }

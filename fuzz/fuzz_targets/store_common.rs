@@ -39,24 +39,54 @@ impl Mode {
 #[derive(Arbitrary, Debug)]
 pub enum Value {
     /// `len` bytes (modulo a bound) of `fill`.
-    Filled { len: u16, fill: u8 },
+    Filled {
+        len: u16,
+        fill: u8,
+    },
     Number(u64),
     Text(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
 pub enum Op {
-    Get { key: u8 },
-    Gat { key: u8, exp: u8 },
-    Store { mode: Mode, key: u8, flags: u32, exp: u8, value: Value, right_cas: bool },
-    Delete { key: u8 },
-    Touch { key: u8, exp: u8 },
-    Arith { key: u8, incr: bool, delta: u64 },
+    Get {
+        key: u8,
+    },
+    Gat {
+        key: u8,
+        exp: u8,
+    },
+    Store {
+        mode: Mode,
+        key: u8,
+        flags: u32,
+        exp: u8,
+        value: Value,
+        right_cas: bool,
+    },
+    Delete {
+        key: u8,
+    },
+    Touch {
+        key: u8,
+        exp: u8,
+    },
+    Arith {
+        key: u8,
+        incr: bool,
+        delta: u64,
+    },
     Flush,
-    Advance { secs: u8 },
-    Reclaim { budget: u8 },
+    Advance {
+        secs: u8,
+    },
+    Reclaim {
+        budget: u8,
+    },
     /// cache_memlimit, small-limit runs only: a new limit in KiB.
-    Limit { kib: u8 },
+    Limit {
+        kib: u8,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +143,14 @@ fn rendered(n: u64, old_len: usize) -> Vec<u8> {
 }
 
 impl Harness {
-    pub fn new(shard: Shard, exact: bool, evict: bool, seg_size: usize, item_size_max: usize, limit: usize) -> Self {
+    pub fn new(
+        shard: Shard,
+        exact: bool,
+        evict: bool,
+        seg_size: usize,
+        item_size_max: usize,
+        limit: usize,
+    ) -> Self {
         Harness {
             shard,
             exact,
@@ -130,7 +167,9 @@ impl Harness {
     }
 
     fn live(&self, k: &[u8]) -> Option<&Item> {
-        self.model.get(k).filter(|m| m.exptime == 0 || m.exptime > self.now)
+        self.model
+            .get(k)
+            .filter(|m| m.exptime == 0 || m.exptime > self.now)
     }
 
     /// The shard no longer has `k` although the model has it live: an eviction (only
@@ -150,14 +189,20 @@ impl Harness {
     /// The first sight of a written item's CAS: new, and larger than any seen before
     /// the write.
     fn new_cas(&mut self, cas: u64, floor: u64) {
-        assert!(cas > floor, "CAS uniques must increase: {cas} written after {floor} was seen");
+        assert!(
+            cas > floor,
+            "CAS uniques must increase: {cas} written after {floor} was seen"
+        );
         assert!(self.seen_cas.insert(cas), "CAS unique {cas} given twice");
         self.max_cas = self.max_cas.max(cas);
     }
 
     /// Reads `k` and checks it against the model; returns its CAS on a hit.
     fn read(&mut self, k: &[u8], what: &str) -> Option<u64> {
-        let got = self.shard.get(k, self.now).map(|i| (i.value.to_vec(), i.flags, i.cas));
+        let got = self
+            .shard
+            .get(k, self.now)
+            .map(|i| (i.value.to_vec(), i.flags, i.cas));
         let Some((value, flags, cas)) = got else {
             if self.live(k).is_some() && !self.unknown.contains(k) {
                 self.lost(k, what);
@@ -170,10 +215,18 @@ impl Harness {
             // Its expiry is not known either: it stays unchecked until written again.
             return Some(cas);
         }
-        let Some(m) = self.model.get_mut(k).filter(|m| m.exptime == 0 || m.exptime > self.now) else {
+        let Some(m) = self
+            .model
+            .get_mut(k)
+            .filter(|m| m.exptime == 0 || m.exptime > self.now)
+        else {
             panic!("{what}: ghost item {k:?} = {value:?}");
         };
-        assert_eq!((&value, flags), (&m.value, m.flags), "{what}: wrong item for {k:?}");
+        assert_eq!(
+            (&value, flags),
+            (&m.value, m.flags),
+            "{what}: wrong item for {k:?}"
+        );
         match m.cas {
             Some(known) => assert_eq!(cas, known, "{what}: CAS changed without a write"),
             None => {
@@ -203,13 +256,20 @@ impl Harness {
             Op::Gat { key, exp } => {
                 let k = key_of(key);
                 let e = exptime(exp, now);
-                let got = self.shard.get_and_touch(&k, e, now).map(|i| (i.value.to_vec(), i.flags, i.cas));
+                let got = self
+                    .shard
+                    .get_and_touch(&k, e, now)
+                    .map(|i| (i.value.to_vec(), i.flags, i.cas));
                 match got {
                     Some((value, flags, cas)) => {
                         if !self.unknown.contains(&k) {
                             self.must_be_live(&k, "gat");
                             let m = self.model.get_mut(&k).expect("live");
-                            assert_eq!((&value, flags), (&m.value, m.flags), "gat: wrong item for {k:?}");
+                            assert_eq!(
+                                (&value, flags),
+                                (&m.value, m.flags),
+                                "gat: wrong item for {k:?}"
+                            );
                             m.exptime = e;
                             match m.cas {
                                 Some(known) => assert_eq!(cas, known, "gat changed the CAS"),
@@ -248,7 +308,14 @@ impl Harness {
                 self.model.remove(&k);
                 self.unknown.remove(&k);
             }
-            Op::Store { mode, key, flags, exp, ref value, right_cas } => {
+            Op::Store {
+                mode,
+                key,
+                flags,
+                exp,
+                ref value,
+                right_cas,
+            } => {
                 let k = key_of(key);
                 let value = self.value(value);
                 self.store(mode, &k, flags, exptime(exp, now), &value, right_cas);
@@ -269,7 +336,8 @@ impl Harness {
                     self.shard.set_memory_limit(self.limit);
                     // Lowering the limit evicts even with -M.
                     let keys: Vec<_> = self.model.keys().cloned().collect();
-                    self.unknown.extend(keys.into_iter().filter(|_| !self.evict));
+                    self.unknown
+                        .extend(keys.into_iter().filter(|_| !self.evict));
                 }
             }
         }
@@ -303,7 +371,9 @@ impl Harness {
         }
         let known = !self.unknown.contains(k);
         let live = self.live(k).cloned();
-        let got = self.shard.store(mode.store_mode(), k, flags, e, value, cas_in, now);
+        let got = self
+            .shard
+            .store(mode.store_mode(), k, flags, e, value, cas_in, now);
         let what = format!("{mode:?}");
         let what = what.as_str();
         if k.is_empty() || k.len() > 250 {
@@ -311,7 +381,12 @@ impl Harness {
             return;
         }
         if !item_size_ok(k.len(), value.len(), self.item_size_max) {
-            assert_eq!(got, StoreOutcome::TooLarge, "{what} of {} bytes", value.len());
+            assert_eq!(
+                got,
+                StoreOutcome::TooLarge,
+                "{what} of {} bytes",
+                value.len()
+            );
             if matches!(mode, Mode::Set) {
                 self.model.remove(k);
                 self.unknown.remove(k);
@@ -321,7 +396,16 @@ impl Harness {
         let write = |h: &mut Self, v: Vec<u8>, flags: u32, exptime: u32| {
             h.unknown.remove(k);
             let cas_floor = h.max_cas;
-            h.model.insert(k.to_vec(), Item { value: v, flags, exptime, cas: None, cas_floor });
+            h.model.insert(
+                k.to_vec(),
+                Item {
+                    value: v,
+                    flags,
+                    exptime,
+                    cas: None,
+                    cas_floor,
+                },
+            );
         };
         match got {
             StoreOutcome::Stored => match mode {
@@ -386,11 +470,18 @@ impl Harness {
                 }
             }
             StoreOutcome::TooLarge => {
-                assert!(matches!(mode, Mode::Append | Mode::Prepend), "{what}: TOO_LARGE");
+                assert!(
+                    matches!(mode, Mode::Append | Mode::Prepend),
+                    "{what}: TOO_LARGE"
+                );
                 if known {
                     self.must_be_live(k, what);
                     let old = live.clone().expect("live");
-                    assert!(!item_size_ok(k.len(), old.value.len() + value.len(), self.item_size_max));
+                    assert!(!item_size_ok(
+                        k.len(),
+                        old.value.len() + value.len(),
+                        self.item_size_max
+                    ));
                 }
             }
             StoreOutcome::OutOfMemory => {
@@ -422,7 +513,11 @@ impl Harness {
             ArithOutcome::NonNumeric => {
                 if known {
                     self.must_be_live(k, "incr");
-                    assert_eq!(safe_strtoull(&live.expect("live").value), None, "incr: NON_NUMERIC on a number");
+                    assert_eq!(
+                        safe_strtoull(&live.expect("live").value),
+                        None,
+                        "incr: NON_NUMERIC on a number"
+                    );
                 }
             }
             ArithOutcome::Value(n) => {
@@ -432,12 +527,27 @@ impl Harness {
                 }
                 self.must_be_live(k, "incr");
                 let old = live.clone().expect("live");
-                let Some(was) = safe_strtoull(&old.value) else { panic!("incr of non-numeric {:?}", old.value) };
-                let want = if incr { was.wrapping_add(delta) } else { was.saturating_sub(delta) };
+                let Some(was) = safe_strtoull(&old.value) else {
+                    panic!("incr of non-numeric {:?}", old.value)
+                };
+                let want = if incr {
+                    was.wrapping_add(delta)
+                } else {
+                    was.saturating_sub(delta)
+                };
                 assert_eq!(n, want, "incr/decr of {was} by {delta}");
                 let value = rendered(n, old.value.len());
                 let cas_floor = self.max_cas;
-                self.model.insert(k.to_vec(), Item { value, flags: old.flags, exptime: old.exptime, cas: None, cas_floor });
+                self.model.insert(
+                    k.to_vec(),
+                    Item {
+                        value,
+                        flags: old.flags,
+                        exptime: old.exptime,
+                        cas: None,
+                        cas_floor,
+                    },
+                );
             }
             ArithOutcome::OutOfMemory => assert!(!self.evict, "incr: out of memory while evicting"),
         }
@@ -445,27 +555,58 @@ impl Harness {
 
     fn check_memory(&self) {
         let s = self.shard.stats();
-        assert!(s.bytes <= s.allocated, "live bytes {} > allocated {}", s.bytes, s.allocated);
+        assert!(
+            s.bytes <= s.allocated,
+            "live bytes {} > allocated {}",
+            s.bytes,
+            s.allocated
+        );
         // A shard always keeps two segments and their index, whatever the limit.
         let floor = 2 * self.seg_size + 64 * 1024;
-        let bound = if self.limit >= floor { self.limit } else { floor };
-        assert!(s.allocated as usize <= bound, "allocated {} > bound {bound} (limit {})", s.allocated, self.limit);
+        let bound = if self.limit >= floor {
+            self.limit
+        } else {
+            floor
+        };
+        assert!(
+            s.allocated as usize <= bound,
+            "allocated {} > bound {bound} (limit {})",
+            s.allocated,
+            self.limit
+        );
         if self.exact {
-            let live = self.model.values().filter(|m| m.exptime == 0 || m.exptime > self.now).count();
-            assert!(s.curr_items as usize >= live, "curr_items {} < {live} live in the model", s.curr_items);
+            let live = self
+                .model
+                .values()
+                .filter(|m| m.exptime == 0 || m.exptime > self.now)
+                .count();
+            assert!(
+                s.curr_items as usize >= live,
+                "curr_items {} < {live} live in the model",
+                s.curr_items
+            );
             assert_eq!(s.evictions, 0);
         }
     }
 }
 
 /// What a shard that never evicts must answer.
-fn exact_outcome(mode: Mode, live: Option<&Item>, cas_in: u64, k: &[u8], value: &[u8], max: usize) -> StoreOutcome {
+fn exact_outcome(
+    mode: Mode,
+    live: Option<&Item>,
+    cas_in: u64,
+    k: &[u8],
+    value: &[u8],
+    max: usize,
+) -> StoreOutcome {
     match (mode, live) {
         (Mode::Add, Some(_)) => StoreOutcome::NotStored,
         (Mode::Replace | Mode::Append | Mode::Prepend, None) => StoreOutcome::NotStored,
         (Mode::Cas, None) => StoreOutcome::NotFound,
         (Mode::Cas, Some(m)) if m.cas != Some(cas_in) => StoreOutcome::Exists,
-        (Mode::Append | Mode::Prepend, Some(m)) if !item_size_ok(k.len(), m.value.len() + value.len(), max) => {
+        (Mode::Append | Mode::Prepend, Some(m))
+            if !item_size_ok(k.len(), m.value.len() + value.len(), max) =>
+        {
             StoreOutcome::TooLarge
         }
         _ => StoreOutcome::Stored,

@@ -17,7 +17,13 @@ fuzz_target!(|input: (u8, Vec<Op>)| {
     let seg_size = 4096.max(item_size_max);
     let limit = 64 << 20;
     let shard = Shard::with_segment_size(
-        StoreConfig { memory_limit: limit, item_size_max, evict: true, shard_id: shard_count - 1, shard_count },
+        StoreConfig {
+            memory_limit: limit,
+            item_size_max,
+            evict: true,
+            shard_id: shard_count - 1,
+            shard_count,
+        },
         seg_size,
     );
     let mut h = Harness::new(shard, true, true, seg_size, item_size_max, limit);

@@ -17,7 +17,13 @@ fuzz_target!(|input: (u8, u8, Vec<Op>)| {
     let seg_size = [1024, 4096][usize::from(config >> 2 & 1)].max(item_size_max);
     let limit = (usize::from(kib % 64) + 1) * 1024;
     let shard = Shard::with_segment_size(
-        StoreConfig { memory_limit: limit, item_size_max, evict, shard_id: 0, shard_count: 1 },
+        StoreConfig {
+            memory_limit: limit,
+            item_size_max,
+            evict,
+            shard_id: 0,
+            shard_count: 1,
+        },
         seg_size,
     );
     let mut h = Harness::new(shard, false, evict, seg_size, item_size_max, limit);

@@ -31,7 +31,11 @@ fn proc_status(pid: u32, field: &str) -> u64 {
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // "pid (comm) S ...": the state follows the last ')'.
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.trim_start().chars().next()).is_some_and(|s| s != 'Z'),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.trim_start().chars().next())
+            .is_some_and(|s| s != 'Z'),
         Err(_) => false,
     }
 }
@@ -81,7 +85,9 @@ pub struct Bare {
 impl Bare {
     pub fn start(bin: &std::path::Path, args: &[&str]) -> Bare {
         for _ in 0..10 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port());
             let port = port.unwrap_or_else(|e| panic!("no free port: {e}"));
             let mut child = Command::new(bin)
                 .args(["-p", &port.to_string(), "-l", "127.0.0.1"])
