@@ -144,9 +144,16 @@ async fn executor_main(
         Ok(addresses) => addresses,
         Err(message) => return send_ready(&ready, Err(message)),
     };
+    let every_interface = config.listen.is_empty();
     for addr in addresses {
         match listener::bind_tcp(addr, config.backlog) {
             Ok(l) => bound.push(l),
+            // Listening on every interface: a host without IPv6 still serves IPv4.
+            Err(e) if every_interface && addr.is_ipv6() && !bound.is_empty() => {
+                if config.verbosity > 0 {
+                    eprintln!("not listening on {addr}: {e}");
+                }
+            }
             Err(e) => {
                 let message = format!("failed to listen on TCP port {}: {e}", addr.port());
                 return send_ready(&ready, Err(message));
