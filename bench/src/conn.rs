@@ -274,6 +274,14 @@ pub async fn run(
                 };
                 slot.kind = kind;
                 slot.due = due;
+                if sched.is_some() && due >= shared.measure_start {
+                    let lag = now.saturating_duration_since(due).as_nanos() as u64;
+                    shared
+                        .stats
+                        .borrow_mut()
+                        .send_lag
+                        .saturating_record(lag.max(1));
+                }
                 slot.prog = Progress::default();
                 write_request(&mut wbuf, &s, &pattern, slot);
                 ring.commit();

@@ -51,6 +51,7 @@ pub struct RunResult {
     pub samples: Vec<String>,
     pub preload: Counters,
     pub seconds: f64,
+    pub send_lag: Histogram<u64>,
 }
 
 fn resolve(s: &Settings) -> Result<Vec<SocketAddr>, String> {
@@ -176,10 +177,12 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
         samples: Vec::new(),
         preload: Counters::default(),
         seconds: 0.0,
+        send_lag: new_histogram(),
     };
     let mut last = None;
     for o in &outcomes {
         merge_histogram(&mut r.hist, &o.stats.total);
+        merge_histogram(&mut r.send_lag, &o.stats.send_lag);
         r.counts.add(&o.stats.counts);
         r.preload.add(&o.preload);
         r.samples
