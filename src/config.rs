@@ -1,1 +1,351 @@
-//! memcached-compatible command-line flags.
+//! memcached-compatible command-line flags and their defaults.
+//!
+//! Same letters, long names and defaults as memcached 1.6, so unit files and scripts
+//! written for memcached start memcached-rs unchanged. Flags that tune memcached's own
+//! internals (slab growth, LRU threads, ...) are accepted and reported as ignored.
+
+use clap::{ArgAction, Parser};
+use std::path::PathBuf;
+
+/// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
+pub const EX_USAGE: i32 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "memcached-rs",
+    about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Flags {
+    /// TCP port to listen on (0 = off)
+    #[arg(short = 'p', long = "port", default_value_t = 11211)]
+    port: u16,
+    /// UDP port; only 0 (off) is supported, as memcached's default since 1.5.6
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
+    udp_port: u16,
+    /// UNIX socket to listen on (disables network support unless -p is also given)
+    #[arg(short = 's', long = "unix-socket")]
+    unix_socket: Option<PathBuf>,
+    /// access mask for the UNIX socket, in octal
+    #[arg(short = 'a', long = "unix-mask", default_value = "700")]
+    unix_mask: String,
+    /// enable the `shutdown` command
+    #[arg(short = 'A', long = "enable-shutdown")]
+    enable_shutdown: bool,
+    /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
+    #[arg(short = 'l', long = "listen")]
+    listen: Vec<String>,
+    /// run as a daemon
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// accepted for compatibility (core dumps follow the system setting)
+    #[arg(short = 'r', long = "enable-coredumps")]
+    enable_coredumps: bool,
+    /// accepted for compatibility: memcached-rs runs as the user that starts it
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// item memory in megabytes
+    #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
+    memory_limit: u64,
+    /// return an error on memory exhausted instead of evicting items
+    #[arg(short = 'M', long = "disable-evictions")]
+    disable_evictions: bool,
+    /// max simultaneous connections
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
+    conn_limit: u32,
+    /// accepted for compatibility (memory is not locked)
+    #[arg(short = 'k', long = "lock-memory")]
+    lock_memory: bool,
+    /// verbose: -v errors and warnings, -vv also client commands and replies
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    verbose: u8,
+    /// print this help and exit
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+    /// print the licence and exit
+    #[arg(short = 'i', long = "license")]
+    license: bool,
+    /// print the version and exit
+    #[arg(short = 'V', long = "version")]
+    version: bool,
+    /// save the process id in this file
+    #[arg(short = 'P', long = "pidfile")]
+    pidfile: Option<PathBuf>,
+    /// accepted for compatibility (no slab classes here)
+    #[arg(short = 'f', long = "slab-growth-factor")]
+    slab_growth_factor: Option<f64>,
+    /// accepted for compatibility (no slab classes here)
+    #[arg(short = 'n', long = "slab-min-size")]
+    slab_min_size: Option<u32>,
+    /// accepted for compatibility
+    #[arg(short = 'L', long = "enable-largepages")]
+    enable_largepages: bool,
+    /// accepted for compatibility (no per-prefix stats)
+    #[arg(short = 'D')]
+    prefix_delimiter: Option<String>,
+    /// number of executors, one per core (default: the CPUs this process may run on)
+    #[arg(short = 't', long = "threads")]
+    threads: Option<usize>,
+    /// accepted for compatibility
+    #[arg(short = 'R', long = "max-reqs-per-event")]
+    max_reqs_per_event: Option<u32>,
+    /// disable CAS uniques (every item reports 0)
+    #[arg(short = 'C', long = "disable-cas")]
+    disable_cas: bool,
+    /// backlog queue limit
+    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
+    listen_backlog: i32,
+    /// protocol: auto or ascii (the binary protocol is not supported)
+    #[arg(short = 'B', long = "protocol", default_value = "auto")]
+    protocol: String,
+    /// max item size, with k/m suffix (default 1m, min 1k, max 1024m)
+    #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
+    max_item_size: String,
+    /// SASL is not supported
+    #[arg(short = 'S', long = "enable-sasl")]
+    enable_sasl: bool,
+    /// disable flush_all
+    #[arg(short = 'F', long = "disable-flush-all")]
+    disable_flush_all: bool,
+    /// accepted for compatibility
+    #[arg(short = 'X', long = "disable-dumping")]
+    disable_dumping: bool,
+    /// accepted for compatibility
+    #[arg(short = 'W', long = "disable-watch")]
+    disable_watch: bool,
+    /// extended options, comma separated (memcached's; most are accepted and ignored)
+    #[arg(short = 'o', long = "extended")]
+    extended: Vec<String>,
+}
+
+/// Everything the server needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: u16,
+    /// Addresses to listen on, each with its port.
+    pub listen: Vec<String>,
+    pub unix_socket: Option<PathBuf>,
+    pub unix_mask: u32,
+    pub enable_shutdown: bool,
+    pub daemonize: bool,
+    pub pidfile: Option<PathBuf>,
+    pub user: Option<String>,
+    /// `-m` in bytes.
+    pub memory_limit: usize,
+    pub evict: bool,
+    pub max_connections: usize,
+    pub verbosity: u8,
+    pub threads: usize,
+    pub cas_enabled: bool,
+    pub flush_enabled: bool,
+    pub backlog: i32,
+    /// `-I` in bytes.
+    pub item_size_max: usize,
+    /// Extended options accepted but not acted on, for the warning at start.
+    pub ignored: Vec<String>,
+}
+
+/// What the command line asks for: run, or print something and exit.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Config),
+    /// Print this to stdout and exit 0 (-h, -V, -i).
+    Print(String),
+    /// Print this to stderr and exit with this status.
+    Fail(String, i32),
+}
+
+const LICENSE: &str = include_str!("../LICENSE");
+
+/// memcached's -o options: the ones we act on, and the ones we accept and ignore.
+const KNOWN_EXTENDED: &[&str] = &[
+    "maxconns_fast", "hashpower", "tail_repair_time", "lru_crawler", "no_lru_crawler",
+    "lru_maintainer", "no_lru_maintainer", "idle_timeout", "slab_reassign", "slab_automove",
+    "slab_automove_ratio", "slab_automove_window", "hash_algorithm", "modern", "no_modern",
+    "track_sizes", "watcher_logbuf_size", "worker_logbuf_size", "slab_chunk_max",
+    "lru_segmented", "no_lru_segmented", "inline_ascii_resp", "no_inline_ascii_resp",
+    "temporary_ttl", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+    "temp_lru", "no_temp_lru", "lru_crawler_sleep", "lru_crawler_tocrawl", "expirezero_does_not_evict",
+    "resp_obj_mem_limit", "read_buf_mem_limit", "ssl_chain_cert", "drop_privileges",
+    "no_drop_privileges", "memory_file", "ext_path", "lru_crawler_autosize", "ext_item_size",
+    "ext_wbuf_size", "ext_threshold", "ext_max_frag", "ext_drop_unread", "ext_recache_rate",
+    "ext_compact_under", "ext_drop_under", "ext_page_size", "ext_io_threadcount", "ext_max_sleep",
+    "ext_item_age", "ext_low_ttl", "ext_direct_io", "slab_sizes", "no_hashexpand", "bind_to_core",
+];
+
+pub fn parse_args<I, T>(args: I) -> Invocation
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let flags = match Flags::try_parse_from(args) {
+        Ok(flags) => flags,
+        // memcached exits 1 on an unknown or malformed option.
+        Err(e) => return Invocation::Fail(e.to_string(), 1),
+    };
+    if flags.help {
+        use clap::CommandFactory;
+        return Invocation::Print(Flags::command().render_help().to_string());
+    }
+    if flags.version {
+        return Invocation::Print(format!("memcached-rs {}\n", env!("CARGO_PKG_VERSION")));
+    }
+    if flags.license {
+        return Invocation::Print(LICENSE.to_string());
+    }
+    match validate(flags) {
+        Ok(config) => Invocation::Run(config),
+        Err((message, status)) => Invocation::Fail(message, status),
+    }
+}
+
+fn validate(f: Flags) -> Result<Config, (String, i32)> {
+    let usage = |m: &str| Err((m.to_string(), EX_USAGE));
+    let item_size_max = parse_size(&f.max_item_size)
+        .ok_or((format!("Invalid -I size: {}", f.max_item_size), EX_USAGE))?;
+    if item_size_max < 1024 {
+        return usage("Item max size cannot be less than 1024 bytes.");
+    }
+    if item_size_max > 1024 * 1024 * 1024 {
+        return usage("Cannot set item size limit higher than a gigabyte.");
+    }
+    let memory_limit = (f.memory_limit as usize).saturating_mul(1024 * 1024);
+    if item_size_max > memory_limit / 2 {
+        return usage("Cannot set item size limit higher than 1/2 of memory max.");
+    }
+    let threads = f.threads.unwrap_or_else(|| core_affinity::get_core_ids().map_or(1, |c| c.len()));
+    if threads == 0 {
+        return Err(("Number of threads must be greater than 0".into(), 1));
+    }
+    if f.udp_port != 0 {
+        return usage("UDP is not supported (memcached's default since 1.5.6 is -U 0)");
+    }
+    if f.protocol == "binary" {
+        return usage("The binary protocol is not supported; use -B ascii or auto");
+    } else if f.protocol != "auto" && f.protocol != "ascii" {
+        return Err((format!("Invalid value for binding protocol: {}", f.protocol), EX_USAGE));
+    }
+    if f.enable_sasl {
+        return usage("SASL is not supported");
+    }
+    let unix_mask = u32::from_str_radix(&f.unix_mask, 8)
+        .map_err(|_| (format!("Invalid -a mask: {}", f.unix_mask), EX_USAGE))?;
+    let mut ignored = Vec::new();
+    for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+        let name = option.split('=').next().unwrap_or(option);
+        if !KNOWN_EXTENDED.contains(&name) {
+            return Err((format!("Illegal suboption \"{option}\""), 1));
+        }
+        ignored.push(option.to_string());
+    }
+    let listen = f
+        .listen
+        .iter()
+        .flat_map(|l| l.split(','))
+        .filter(|l| !l.is_empty())
+        .map(|l| with_port(l, f.port))
+        .collect();
+    Ok(Config {
+        port: f.port,
+        listen,
+        unix_socket: f.unix_socket,
+        unix_mask,
+        enable_shutdown: f.enable_shutdown,
+        daemonize: f.daemon,
+        pidfile: f.pidfile,
+        user: f.user,
+        memory_limit,
+        evict: !f.disable_evictions,
+        max_connections: f.conn_limit as usize,
+        verbosity: f.verbose,
+        threads,
+        cas_enabled: !f.disable_cas,
+        flush_enabled: !f.disable_flush_all,
+        backlog: f.listen_backlog,
+        item_size_max,
+        ignored,
+    })
+}
+
+/// `ADDR` → `ADDR:port`; `ADDR:PORT` and `[V6]:PORT` kept; a bare IPv6 address bracketed.
+fn with_port(addr: &str, port: u16) -> String {
+    if addr.starts_with('[') {
+        if addr.contains("]:") { addr.to_string() } else { format!("{addr}:{port}") }
+    } else if addr.matches(':').count() > 1 {
+        format!("[{addr}]:{port}")
+    } else if addr.contains(':') {
+        addr.to_string()
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+/// memcached's size syntax for -I: a number with an optional k, m or g suffix.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1024),
+        (i, 'm' | 'M') => (&s[..i], 1024 * 1024),
+        (i, 'g' | 'G') => (&s[..i], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Config {
+        match parse_args(std::iter::once("memcached-rs").chain(args.iter().copied())) {
+            Invocation::Run(c) => c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn fail(args: &[&str]) -> (String, i32) {
+        match parse_args(std::iter::once("memcached-rs").chain(args.iter().copied())) {
+            Invocation::Fail(m, s) => (m, s),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn memcached_defaults() {
+        let c = run(&[]);
+        assert_eq!((c.port, c.memory_limit, c.max_connections), (11211, 64 << 20, 1024));
+        assert_eq!(c.item_size_max, 1 << 20);
+        assert!(c.evict && c.cas_enabled && c.flush_enabled && !c.enable_shutdown);
+        assert!(c.threads >= 1);
+    }
+
+    #[test]
+    fn memcached_flags() {
+        let c = run(&["-p", "11300", "-l", "127.0.0.1,::1", "-l", "10.0.0.1:9", "-m", "256", "-c", "10",
+            "-t", "2", "-I", "2m", "-M", "-vv", "-U", "0", "-u", "nobody", "-A", "-o", "modern,hashpower=20"]);
+        assert_eq!(c.listen, vec!["127.0.0.1:11300", "[::1]:11300", "10.0.0.1:9"]);
+        assert_eq!((c.memory_limit, c.max_connections, c.threads), (256 << 20, 10, 2));
+        assert_eq!((c.item_size_max, c.evict, c.verbosity), (2 << 20, false, 2));
+        assert!(c.enable_shutdown);
+        assert_eq!(c.ignored, vec!["modern", "hashpower=20"]);
+    }
+
+    #[test]
+    fn memcacheds_usage_errors_and_statuses() {
+        assert_eq!(fail(&["-I", "2k"]).1, EX_USAGE);
+        assert_eq!(fail(&["-I", "512"]), ("Item max size cannot be less than 1024 bytes.".into(), 64));
+        assert_eq!(fail(&["-t", "0"]).1, 1);
+        assert_eq!(fail(&["-o", "foo_bar"]), ("Illegal suboption \"foo_bar\"".into(), 1));
+        assert_eq!(fail(&["-z"]).1, 1);
+        assert_eq!(fail(&["-U", "11211"]).1, EX_USAGE);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("x"), None);
+    }
+}

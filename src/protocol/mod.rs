@@ -56,8 +56,6 @@ pub enum StatsKind {
     /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
     Shards,
     Reset,
-    /// `stats detail ...`: accepted, nothing to report.
-    Detail,
 }
 
 /// One client request, borrowing keys and values from the read buffer.
@@ -87,8 +85,9 @@ pub enum Request<'a> {
     Version,
     Verbosity { noreply: bool },
     Quit,
-    /// `shutdown [graceful]`; refused unless `-A`.
-    Shutdown { graceful: bool },
+    /// `shutdown [graceful]`; refused unless `-A`. `valid` is false for any other
+    /// argument, an error only when shutdown is enabled (memcached's order of checks).
+    Shutdown { graceful: bool, valid: bool },
     /// A request memcached answers with a fixed line (errors, `mn`, ...). Empty when
     /// `noreply` suppresses it, as memcached's `out_string` does.
     Reply(&'static [u8]),

@@ -1,6 +1,415 @@
-use super::{Limits, Parsed};
+//! The classic text protocol, parsed as memcached 1.6's `proto_text.c` does it: same
+//! tokenizer, same argument counts, same number parsing (C's strtol family), same error
+//! for each malformed request, and `noreply` silencing errors where memcached's does.
+
+use super::reply::{
+    BAD_DATA_CHUNK, BAD_FORMAT, ERROR, INVALID_DELTA, INVALID_EXPTIME, OK,
+};
+use super::{
+    Keys, Limits, Parsed, Request, StatsKind, StoreMode, KEY_MAX_LENGTH, MAX_GET_LINE,
+    MAX_LINE_WITHOUT_NEWLINE,
+};
+use crate::store::item_size_ok;
+
+/// memcached's `MAX_TOKENS`: the tokenizer splits at most this many words minus one.
+const MAX_TOKENS: usize = 24;
 
 /// Parses the request at the front of `buf`.
-pub fn parse<'a>(_buf: &'a [u8], _limits: &Limits) -> Parsed<'a> {
-    Parsed::Incomplete { need: 0 }
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    let Some(newline) = memchr(b'\n', buf) else {
+        return unfinished_line(buf);
+    };
+    let mut line = &buf[..newline];
+    if line.len() > 1 && line[line.len() - 1] == b'\r' {
+        line = &line[..line.len() - 1];
+    }
+    // memcached treats the line as a C string: a NUL ends it.
+    if let Some(nul) = memchr(0, line) {
+        line = &line[..nul];
+    }
+    let consumed = newline + 1;
+    let tokens = Tokens::new(line);
+    match command(&tokens, buf, consumed, limits) {
+        Command::Now(request) => Parsed::Done { request, consumed },
+        Command::Parsed(parsed) => parsed,
+    }
 }
+
+/// What to do with a buffer that holds no complete line yet.
+fn unfinished_line(buf: &[u8]) -> Parsed<'_> {
+    if buf.len() <= MAX_LINE_WITHOUT_NEWLINE {
+        return Parsed::Incomplete { need: 0 };
+    }
+    // Only a multi-get may be this long; memcached closes anything else.
+    let spaces = buf.iter().take_while(|&&b| b == b' ').count();
+    let rest = &buf[spaces..];
+    let is_get = rest.starts_with(b"get ") || rest.starts_with(b"gets ");
+    if spaces > 100 || !is_get || buf.len() > MAX_GET_LINE {
+        Parsed::Close
+    } else {
+        Parsed::Incomplete { need: 0 }
+    }
+}
+
+enum Command<'a> {
+    /// A request that is its line alone.
+    Now(Request<'a>),
+    /// A request with a data block, or the end of the connection.
+    Parsed(Parsed<'a>),
+}
+
+fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) -> Command<'a> {
+    use Command::Now;
+    // `n` counts words plus memcached's terminal empty token.
+    let n = t.count + 1;
+    let name = t.get(0);
+    if n < 2 || name.len() < 2 {
+        return Now(Request::Reply(ERROR));
+    }
+    let want = |ok: bool, request: Request<'a>| Now(if ok { request } else { Request::Reply(ERROR) });
+    let mode = match name {
+        b"set" => Some(StoreMode::Set),
+        b"add" => Some(StoreMode::Add),
+        b"replace" => Some(StoreMode::Replace),
+        b"append" => Some(StoreMode::Append),
+        b"prepend" => Some(StoreMode::Prepend),
+        b"cas" => Some(StoreMode::Cas),
+        _ => None,
+    };
+    if let Some(mode) = mode {
+        let ok = if mode == StoreMode::Cas { n == 7 || n == 8 } else { n == 6 || n == 7 };
+        if !ok {
+            return Now(Request::Reply(ERROR));
+        }
+        return storage(mode, t, buf, line_len, limits);
+    }
+    match name {
+        b"get" | b"bget" => want(n >= 3, get(t, 1, false, None)),
+        b"gets" => want(n >= 3, get(t, 1, true, None)),
+        b"gat" | b"gats" if n >= 3 => Now(gat(t, name == b"gats")),
+        b"delete" => want((3..=5).contains(&n), delete(t)),
+        b"incr" | b"decr" => want(n == 4 || n == 5, arith(t, name == b"incr")),
+        b"touch" => want(n == 4 || n == 5, touch(t)),
+        b"flush_all" => want((2..=4).contains(&n), flush_all(t)),
+        b"cache_memlimit" => want(n == 3 || n == 4, cache_memlimit(t)),
+        b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
+        b"stats" => Now(stats(t)),
+        b"version" => Now(Request::Version),
+        b"quit" => Now(Request::Quit),
+        b"shutdown" => Now(match (t.count, t.get(1)) {
+            (1, _) => Request::Shutdown { graceful: false, valid: true },
+            (2, b"graceful") => Request::Shutdown { graceful: true, valid: true },
+            _ => Request::Shutdown { graceful: false, valid: false },
+        }),
+        b"mn" => Now(Request::Reply(b"MN\r\n")),
+        _ if t.get(t.count - 1).starts_with(b"HTTP/") => Command::Parsed(Parsed::Close),
+        _ => Now(Request::Reply(ERROR)),
+    }
+}
+
+/// set/add/replace/append/prepend/cas: the line, then a data block of the declared size.
+fn storage<'a>(
+    mode: StoreMode,
+    t: &Tokens<'a>,
+    buf: &'a [u8],
+    line_len: usize,
+    limits: &Limits,
+) -> Command<'a> {
+    let noreply = t.noreply();
+    let fail = |reply| Command::Now(Request::Reply(silenced(noreply, reply)));
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return fail(BAD_FORMAT);
+    }
+    let (Some(flags), Some(exptime), Some(vlen)) =
+        (strtoul(t.get(2)), strtol(t.get(3)), strtol(t.get(4)))
+    else {
+        return fail(BAD_FORMAT);
+    };
+    let cas_unique = if mode == StoreMode::Cas {
+        match strtoul(t.get(5)) {
+            Some(cas) => cas,
+            None => return fail(BAD_FORMAT),
+        }
+    } else {
+        0
+    };
+    let vlen = vlen as i32; // memcached keeps it in an int32
+    if vlen < 0 || vlen > i32::MAX - 2 {
+        return fail(BAD_FORMAT);
+    }
+    let vlen = vlen as usize;
+    if !item_size_ok(key.len(), vlen, limits.item_size_max) {
+        let request = Request::TooLarge { mode, key, noreply };
+        return Command::Parsed(Parsed::Swallow { request, consumed: line_len, swallow: vlen + 2 });
+    }
+    let need = line_len + vlen + 2;
+    if buf.len() < need {
+        return Command::Parsed(Parsed::Incomplete { need });
+    }
+    let block = &buf[line_len..need];
+    let request = if &block[vlen..] == b"\r\n" {
+        Request::Store {
+            mode,
+            key,
+            flags: flags as u32, // memcached truncates flags to 32 bits
+            exptime: exptime as i32 as i64,
+            value: &block[..vlen],
+            cas_unique,
+            noreply,
+        }
+    } else {
+        Request::Reply(silenced(noreply, BAD_DATA_CHUNK))
+    };
+    Command::Parsed(Parsed::Done { request, consumed: need })
+}
+
+/// get/gets/gat/gats from the word at `first_key` on. One over-long key fails the whole
+/// request: memcached then sends the error alone, not the values found before it.
+fn get<'a>(t: &Tokens<'a>, first_key: usize, cas: bool, touch: Option<i64>) -> Request<'a> {
+    let keys = Keys::new(t.rest_from(first_key));
+    if keys.clone().any(|key| key.len() > KEY_MAX_LENGTH) {
+        return Request::Reply(BAD_FORMAT);
+    }
+    Request::Get { keys, cas, touch }
+}
+
+fn gat<'a>(t: &Tokens<'a>, cas: bool) -> Request<'a> {
+    match strtol(t.get(1)) {
+        Some(exptime) => get(t, 2, cas, Some(exptime as i32 as i64)),
+        None => Request::Reply(INVALID_EXPTIME),
+    }
+}
+
+fn delete<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    if t.count > 2 {
+        // `delete <key> 0`, a leftover of the old hold time, is still accepted.
+        let hold_is_zero = t.get(2) == b"0";
+        let valid = (t.count == 3 && (hold_is_zero || noreply))
+            || (t.count == 4 && hold_is_zero && noreply);
+        if !valid {
+            return Request::Reply(silenced(
+                noreply,
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+            ));
+        }
+    }
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Request::Reply(silenced(noreply, BAD_FORMAT));
+    }
+    Request::Delete { key, noreply }
+}
+
+fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Request<'a> {
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Request::Reply(silenced(noreply, BAD_FORMAT));
+    }
+    match strtoul(t.get(2)) {
+        Some(delta) => Request::Arith { incr, key, delta, noreply },
+        None => Request::Reply(silenced(noreply, INVALID_DELTA)),
+    }
+}
+
+fn touch<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Request::Reply(silenced(noreply, BAD_FORMAT));
+    }
+    match strtol(t.get(2)) {
+        Some(exptime) => Request::Touch { key, exptime: exptime as i32 as i64, noreply },
+        None => Request::Reply(silenced(noreply, INVALID_EXPTIME)),
+    }
+}
+
+fn flush_all<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    let words_without_delay = if noreply { 2 } else { 1 };
+    let delay = if t.count == words_without_delay {
+        0
+    } else {
+        match strtol(t.get(1)) {
+            Some(delay) => delay as i32 as i64,
+            None => return Request::Reply(silenced(noreply, INVALID_EXPTIME)),
+        }
+    };
+    Request::FlushAll { delay, noreply }
+}
+
+fn cache_memlimit<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    match strtoul(t.get(1)) {
+        Some(megabytes) => Request::CacheMemlimit { megabytes: megabytes as u32 as u64, noreply },
+        None => Request::Reply(silenced(noreply, ERROR)),
+    }
+}
+
+fn verbosity<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    match strtoul(t.get(1)) {
+        Some(_) => Request::Verbosity { noreply },
+        None => Request::Reply(silenced(noreply, BAD_FORMAT)),
+    }
+}
+
+fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
+    if t.count == 1 {
+        return Request::Stats(StatsKind::General);
+    }
+    let kind = match t.get(1) {
+        b"reset" => StatsKind::Reset,
+        b"detail" => {
+            let usage = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+            return Request::Reply(match (t.count, t.get(2)) {
+                (c, _) if c < 3 => usage,
+                (_, b"on" | b"off") => OK,
+                (_, b"dump") => super::reply::END,
+                _ => usage,
+            });
+        }
+        b"settings" => StatsKind::Settings,
+        b"items" => StatsKind::Items,
+        b"slabs" => StatsKind::Slabs,
+        b"sizes" => StatsKind::Sizes,
+        b"conns" => StatsKind::Conns,
+        b"shards" => StatsKind::Shards,
+        _ => return Request::Reply(ERROR),
+    };
+    Request::Stats(kind)
+}
+
+/// An error line, or nothing when the request said `noreply`.
+fn silenced(noreply: bool, reply: &'static [u8]) -> &'static [u8] {
+    if noreply {
+        b""
+    } else {
+        reply
+    }
+}
+
+/// A command line split on spaces as memcached's `tokenize_command` splits it: at most
+/// `MAX_TOKENS - 1` words; past that the rest of the line stays unsplit.
+struct Tokens<'a> {
+    line: &'a [u8],
+    words: [(u32, u32); MAX_TOKENS - 1],
+    count: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        let mut words = [(0u32, 0u32); MAX_TOKENS - 1];
+        let mut count = 0;
+        let mut start = 0;
+        for (i, &b) in line.iter().enumerate() {
+            if b == b' ' {
+                if start != i {
+                    words[count] = (start as u32, i as u32);
+                    count += 1;
+                    if count == MAX_TOKENS - 1 {
+                        return Tokens { line, words, count };
+                    }
+                }
+                start = i + 1;
+            }
+        }
+        if start != line.len() {
+            words[count] = (start as u32, line.len() as u32);
+            count += 1;
+        }
+        Tokens { line, words, count }
+    }
+
+    /// Word `i`, or an empty slice past the last word.
+    fn get(&self, i: usize) -> &'a [u8] {
+        if i < self.count {
+            let (start, end) = self.words[i];
+            &self.line[start as usize..end as usize]
+        } else {
+            b""
+        }
+    }
+
+    /// The line from word `i` to its end, unsplit.
+    fn rest_from(&self, i: usize) -> &'a [u8] {
+        if i < self.count {
+            &self.line[self.words[i].0 as usize..]
+        } else {
+            b""
+        }
+    }
+
+    /// memcached's `set_noreply_maybe`: the last word is `noreply`.
+    fn noreply(&self) -> bool {
+        self.count > 0 && self.get(self.count - 1) == b"noreply"
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+/// C's isspace in the "C" locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// Leading whitespace, a sign, and decimal digits, as strtol/strtoull read them. Returns
+/// (negative, magnitude or None on overflow, the rest) or None without digits.
+fn c_number(s: &[u8]) -> Option<(bool, Option<u64>, &[u8])> {
+    let s = &s[s.iter().take_while(|&&b| is_c_space(b)).count()..];
+    let (negative, s) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let magnitude = s[..digits]
+        .iter()
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add((d - b'0') as u64));
+    Some((negative, magnitude, &s[digits..]))
+}
+
+/// memcached's `safe_strtoull` (and `safe_strtoul`, whose callers truncate): the number
+/// must end the token or be followed by whitespace; a negative number is refused unless
+/// it wraps to a value that looks non-negative as a signed long, exactly as C does.
+pub(crate) fn strtoul(token: &[u8]) -> Option<u64> {
+    let (negative, magnitude, rest) = c_number(token)?;
+    if !(rest.is_empty() || is_c_space(rest[0])) {
+        return None;
+    }
+    let magnitude = magnitude?;
+    let value = if negative { magnitude.wrapping_neg() } else { magnitude };
+    if (value as i64) < 0 && negative {
+        return None;
+    }
+    Some(value)
+}
+
+/// memcached's `safe_strtol`: a signed long; callers truncate it to 32 bits as memcached
+/// stores it in an `int32_t`.
+pub(crate) fn strtol(token: &[u8]) -> Option<i64> {
+    let (negative, magnitude, rest) = c_number(token)?;
+    if !(rest.is_empty() || is_c_space(rest[0])) {
+        return None;
+    }
+    let magnitude = magnitude?;
+    if negative {
+        if magnitude > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+#[cfg(test)]
+#[path = "text_tests.rs"]
+mod tests;

@@ -1,1 +1,312 @@
-//! Executors, listeners, connections, forwarding between cores, stats.
+//! The server: one glommio executor per core, each pinned, listening, and owning one
+//! shard of the cache; requests for another core's keys are forwarded to it.
+
+mod clock;
+mod connection;
+mod core;
+mod forward;
+mod listener;
+mod settings;
+pub mod stats;
+pub mod systemd;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use self::core::{Core, Router, Shared, MEMCACHED_VERSION};
+use self::forward::{Forwarder, ToOrigin, ToOwner};
+use self::stats::{ExecutorStats, ProcessFacts};
+use crate::config::Config;
+use crate::protocol::Limits;
+use crate::store::{Shard, StoreConfig};
+
+/// memcached's exit status when it cannot listen (`EX_OSERR`).
+const EX_OSERR: i32 = 71;
+/// How long a stopping server waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the server until it is told to stop; returns the process exit status.
+pub fn run(config: Config) -> i32 {
+    let threads = config.threads;
+    let shared = Arc::new(Shared {
+        clock: clock::Clock::start(),
+        stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
+        connections: AtomicUsize::new(0),
+        listeners: AtomicUsize::new(0),
+        shutdown: AtomicBool::new(false),
+        route_seeds: random_seeds(),
+        config,
+    });
+    if let Err(e) = install_signal_handlers(&shared) {
+        eprintln!("failed to install signal handlers: {e}");
+        return EX_OSERR;
+    }
+    for option in &shared.config.ignored {
+        if shared.config.verbosity > 0 {
+            eprintln!("ignoring extended option {option}: not applicable to memcached-rs");
+        }
+    }
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
+    let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut executors = Vec::new();
+    for i in 0..threads {
+        let (executor_shared, requests, replies, ready) =
+            (shared.clone(), requests.clone(), replies.clone(), ready_tx.clone());
+        let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+        let builder = LocalExecutorBuilder::new(Placement::Unbound).name(&format!("memcached-rs-{i}"));
+        let spawned = builder.spawn(move || async move {
+            if let Some(cpu) = cpu {
+                core_affinity::set_for_current(cpu);
+            }
+            executor_main(executor_shared, requests, replies, ready).await
+        });
+        match spawned {
+            Ok(handle) => executors.push(handle),
+            Err(e) => {
+                eprintln!("failed to start executor {i}: {e}");
+                shared.shutdown.store(true, Ordering::Relaxed);
+                return EX_OSERR;
+            }
+        }
+    }
+    drop(ready_tx);
+    for _ in 0..threads {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                eprintln!("{message}");
+                request_shutdown(&shared);
+                std::process::exit(EX_OSERR);
+            }
+            Err(_) => break,
+        }
+    }
+    if shared.config.verbosity > 0 {
+        eprintln!("memcached-rs {} ready: {threads} executors", env!("CARGO_PKG_VERSION"));
+    }
+    notify(systemd::READY);
+    for handle in executors {
+        let _ = handle.join();
+    }
+    0
+}
+
+/// Tells systemd (Type=notify) where we are; a no-op outside systemd.
+fn notify(state: &str) {
+    if let Err(e) = systemd::notify(state) {
+        eprintln!("sd_notify({state}): {e}");
+    }
+}
+
+/// One executor: bind, join the mesh, serve until shutdown, then drain.
+async fn executor_main(
+    shared: Arc<Shared>,
+    requests: MeshBuilder<ToOwner, glommio::channels::channel_mesh::Full>,
+    replies: MeshBuilder<ToOrigin, glommio::channels::channel_mesh::Full>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    let threads = shared.config.threads;
+    let (request_tx, request_rx) = requests.join().await.expect("mesh join");
+    let (reply_tx, reply_rx) = replies.join().await.expect("mesh join");
+    let id = request_tx.peer_id();
+    let config = &shared.config;
+    let shard = Shard::new(StoreConfig {
+        memory_limit: config.memory_limit / threads,
+        item_size_max: config.item_size_max,
+        evict: config.evict,
+        shard_id: id as u32,
+        shard_count: threads as u32,
+    });
+    let forwarder = Rc::new(Forwarder::new(id, threads));
+    let core = Rc::new(Core {
+        id,
+        router: Router::new(threads, shared.route_seeds),
+        shard: shard.into(),
+        forwarder: forwarder.clone(),
+        limits: Limits { item_size_max: config.item_size_max },
+        flush_at: Default::default(),
+        shared: shared.clone(),
+    });
+    core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
+    core.publish();
+
+    // Listen first, so a failure reaches the user before anything else starts.
+    let mut bound = Vec::new();
+    let addresses = match listener::tcp_addresses(config) {
+        Ok(addresses) => addresses,
+        Err(message) => return send_ready(&ready, Err(message)),
+    };
+    for addr in addresses {
+        match listener::bind_tcp(addr, config.backlog) {
+            Ok(l) => bound.push(l),
+            Err(e) => {
+                let message = format!("failed to listen on TCP port {}: {e}", addr.port());
+                return send_ready(&ready, Err(message));
+            }
+        }
+    }
+    let unix = if id == 0 {
+        match listener::bind_unix(config) {
+            Ok(unix) => unix,
+            Err(e) => return send_ready(&ready, Err(format!("failed to listen on UNIX socket: {e}"))),
+        }
+    } else {
+        None
+    };
+    if id == 0 {
+        shared.listeners.store(bound.len() + unix.is_some() as usize, Ordering::Relaxed);
+    }
+
+    let (request_tx, request_rx) = (Rc::new(request_tx), Rc::new(request_rx));
+    let (reply_tx, reply_rx) = (Rc::new(reply_tx), Rc::new(reply_rx));
+    let mut tasks = Vec::new();
+    for peer in (0..threads).filter(|&p| p != id) {
+        tasks.push(glommio::spawn_local(forwarder.clone().flush_loop(peer, request_tx.clone())));
+        tasks.push(glommio::spawn_local(forwarder.clone().reply_loop(peer, reply_rx.clone())));
+        let owner = core.clone();
+        let serve = forward::serve_peer(peer, request_rx.clone(), reply_tx.clone(), move |batch, out| {
+            owner.run_batch(batch, out)
+        });
+        tasks.push(glommio::spawn_local(serve));
+    }
+    let mut accepting = Vec::new();
+    for l in bound {
+        accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
+    }
+    if let Some(l) = unix {
+        accepting.push(glommio::spawn_local(listener::accept_unix(core.clone(), l)));
+    }
+    send_ready(&ready, Ok(()));
+
+    let mut last_housekeeping = Instant::now();
+    while !shared.shutting_down() {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            last_housekeeping = Instant::now();
+            core.housekeeping();
+        }
+    }
+    // Stop accepting, then let the requests in flight on every core finish: a core
+    // still forwarding needs its peers to answer.
+    drop(accepting);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while Instant::now() < deadline && shared.stats.iter().any(|s| s.busy_connections.get() > 0) {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    drop(tasks);
+}
+
+fn send_ready(ready: &mpsc::Sender<Result<(), String>>, result: Result<(), String>) {
+    let _ = ready.send(result);
+}
+
+/// Stops every executor: they stop accepting, finish what is in flight and exit.
+pub(crate) fn request_shutdown(shared: &Shared) {
+    if !shared.shutdown.swap(true, Ordering::Relaxed) {
+        notify(systemd::STOPPING);
+    }
+}
+
+fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
+    let shared = shared.clone();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            if shared.config.verbosity > 0 {
+                eprintln!("Signal handled: {signal}. Shutting down.");
+            }
+            request_shutdown(&shared);
+        }
+    })?;
+    Ok(())
+}
+
+/// Random seeds for the key → core hash, from the OS's randomness via std.
+fn random_seeds() -> [u64; 4] {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    [0u64, 1, 2, 3].map(|i| state.hash_one(i))
+}
+
+pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
+    // SAFETY: getrusage only writes the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ProcessFacts {
+        pid: std::process::id(),
+        uptime: shared.clock.uptime(),
+        time: shared.clock.unix_now().max(0) as u64,
+        version: MEMCACHED_VERSION,
+        threads: shared.config.threads,
+        max_connections: shared.config.max_connections,
+        listeners: shared.listeners.load(Ordering::Relaxed) as u64,
+        rusage_user: seconds(usage.ru_utime),
+        rusage_system: seconds(usage.ru_stime),
+    }
+}
+
+/// Detaches (-d) and writes the pid file (-P) as memcached does, then runs.
+pub fn start(config: Config) -> i32 {
+    if config.daemonize {
+        // SAFETY: no other thread exists yet; the child continues alone.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!("failed to daemon() in order to daemonize");
+                return EX_OSERR;
+            }
+            0 => unsafe {
+                libc::setsid();
+            },
+            _ => return 0,
+        }
+    }
+    if let Some(path) = &config.pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!("Could not open the pid file {} for writing: {e}", path.display());
+        }
+    }
+    if let Err(message) = raise_fd_limit(&config) {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
+    let pidfile = config.pidfile.clone();
+    let status = run(config);
+    if let Some(path) = pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    status
+}
+
+/// Makes room for `-c` connections plus the server's own descriptors (listeners, rings,
+/// eventfds), raising the soft limit, and the hard one when allowed, as memcached does.
+fn raise_fd_limit(config: &Config) -> Result<(), String> {
+    let wanted = (config.max_connections + 64 + 16 * config.threads) as libc::rlim_t;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return Ok(());
+        }
+        let raised = libc::rlimit { rlim_cur: wanted, rlim_max: limit.rlim_max.max(wanted) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return Ok(());
+        }
+        let soft_only = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft_only) == 0 && soft_only.rlim_cur >= wanted {
+            return Ok(());
+        }
+    }
+    Err("failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.".into())
+}

@@ -6,6 +6,23 @@
 //!
 //! API CONTRACT (the server is written against exactly this; the implementation is
 //! being built separately).
+//!
+//! Implementation (Segcache-like, see `store-measurements.md` for why):
+//! - `item`: records packed back to back in segments: an 11-byte header for a
+//!   small item without flags/exptime (mask, key length, value length, CAS), then key
+//!   and value. No allocation per item.
+//! - `index`: open addressing over `u64` entries (hash tag, segment, offset),
+//!   linear probing, any size (grows 1.25x at 85% load), counted in the memory limit.
+//! - `segment`: 1 MiB (or `-I`-sized) segments, allocated lazily within the budget.
+//! - `eviction`: FIFO over segments with CLOCK second chances, whole-segment reuse of
+//!   expired/dead segments first, in-place compaction, the background reclaim walk.
+//! - `arith`: incr/decr as memcached's `do_add_delta`.
+//!
+//! Memory held (`allocated` in stats: segments + index) stays within `memory_limit`,
+//! including while the index is rebuilt, with one exception: a shard always keeps two
+//! segments and the index for what they hold, even when the limit is smaller. Beside
+//! that, outside the count: a few words per segment, and a scratch buffer for
+//! append/prepend/incr/touch (kept at most 64 KiB, transiently up to `-I`).
 
 pub use crate::protocol::StoreMode;
 
@@ -78,21 +95,111 @@ pub fn item_size_ok(key_len: usize, value_len: usize, item_size_max: usize) -> b
     56 + key_len + 1 + value_len + 2 <= item_size_max
 }
 
-pub struct Shard {}
+mod arith;
+mod eviction;
+mod index;
+mod item;
+mod segment;
+mod stats;
+#[cfg(test)]
+mod tests;
 
-#[allow(unused_variables)]
+use index::{Index, Loc};
+use item::{Header, NewRecord, ACCESSED, DEAD, FETCHED};
+use segment::Pool;
+
+pub use arith::safe_strtoull;
+
+/// Segments are at least this big; bigger when `-I` needs it.
+pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
+/// Segments are at most this big (memcached's `-I` tops out at 1 GiB too); offsets in
+/// the index and in segments are u32.
+pub const MAX_SEGMENT_SIZE: usize = 1 << 30;
+/// The scratch buffer for append/prepend/incr/touch is trimmed back to this after use.
+const SCRATCH_KEEP: usize = 64 << 10;
+
+/// Shard counters kept as memcached keeps them.
+#[derive(Default)]
+struct Counters {
+    total_items: u64,
+    bytes: u64,
+    evictions: u64,
+    reclaimed: u64,
+    expired_unfetched: u64,
+    evicted_unfetched: u64,
+    get_expired: u64,
+    get_flushed: u64,
+}
+
+/// Where the background reclaim walk stands.
+#[derive(Default)]
+struct Cursor {
+    seg: usize,
+    off: u32,
+    generation: u32,
+}
+
+/// One shard: items packed into segments, a compact index over them, FIFO eviction of
+/// segments with CLOCK-style second chances for items read since they were written.
+///
+/// Memory held is `segments * segment_size + index`, kept within `memory_limit`, except
+/// that a shard always keeps at least two segments and the index needed for them.
+pub struct Shard {
+    config: StoreConfig,
+    hasher: ahash::RandomState,
+    index: Index,
+    pool: Pool,
+    seq: u64,
+    c: Counters,
+    scratch: Vec<u8>,
+    cursor: Cursor,
+    /// When `-M` last walked every segment for expired items before refusing a store.
+    full_reclaim_at: Option<u32>,
+}
+
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
-        todo!()
+        let mut seg_size = MIN_SEGMENT_SIZE.max(config.item_size_max.next_power_of_two());
+        while config.memory_limit / seg_size > index::MAX_SEGMENTS && seg_size < MAX_SEGMENT_SIZE {
+            seg_size *= 2;
+        }
+        Self::with_segment_size(config, seg_size)
     }
+
+    /// A shard with a chosen segment size (a power of two, >= what `item_size_max`
+    /// needs): small segments let tests exercise eviction with little memory.
+    pub fn with_segment_size(config: StoreConfig, seg_size: usize) -> Shard {
+        let seg_size = seg_size
+            .next_power_of_two()
+            .max(config.item_size_max.next_power_of_two())
+            .clamp(256, MAX_SEGMENT_SIZE);
+        Shard {
+            config,
+            hasher: ahash::RandomState::new(),
+            index: Index::new(seg_size.trailing_zeros()),
+            pool: Pool::new(seg_size),
+            seq: 0,
+            c: Counters::default(),
+            scratch: Vec::new(),
+            cursor: Cursor::default(),
+            full_reclaim_at: None,
+        }
+    }
+
     /// A live item; counts as an access for eviction.
     pub fn get(&mut self, key: &[u8], now: u32) -> Option<ItemRef<'_>> {
-        todo!()
+        let hash = self.hash(key);
+        let (_, loc, h) = self.find_live(key, hash, now)?;
+        Some(self.item_at(loc, h))
     }
+
     /// gat: a live item, with its expiry changed to `exptime`.
     pub fn get_and_touch(&mut self, key: &[u8], exptime: u32, now: u32) -> Option<ItemRef<'_>> {
-        todo!()
+        let loc = self.touch_item(key, exptime, now)?;
+        let h = self.header(loc);
+        Some(self.item_at(loc, h))
     }
+
     #[allow(clippy::too_many_arguments)]
     pub fn store(
         &mut self,
@@ -104,32 +211,378 @@ impl Shard {
         cas_unique: u64,
         now: u32,
     ) -> StoreOutcome {
-        todo!()
+        let max = self.config.item_size_max;
+        if key.is_empty() || key.len() > 250 {
+            return StoreOutcome::NotStored;
+        }
+        let hash = self.hash(key);
+        if !item_size_ok(key.len(), value.len(), max) {
+            // memcached drops the old value of a `set` it could not store.
+            if mode == StoreMode::Set {
+                self.delete(key, now);
+            }
+            return StoreOutcome::TooLarge;
+        }
+        let existing = self.find_live(key, hash, now);
+        match (mode, existing) {
+            (StoreMode::Add, Some((_, loc, _))) => {
+                self.mark(loc, ACCESSED);
+                return StoreOutcome::NotStored;
+            }
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                return StoreOutcome::NotStored
+            }
+            (StoreMode::Cas, None) => return StoreOutcome::NotFound,
+            (StoreMode::Cas, Some((_, _, h))) if h.cas != cas_unique => {
+                return StoreOutcome::Exists
+            }
+            _ => {}
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        let (flags, exptime, value) = match (mode, existing) {
+            (StoreMode::Append | StoreMode::Prepend, Some((_, loc, h))) => {
+                if !item_size_ok(key.len(), h.value_len + value.len(), max) {
+                    self.scratch = buf;
+                    return StoreOutcome::TooLarge;
+                }
+                let old = self.value_at(loc, h);
+                buf.clear();
+                if mode == StoreMode::Append {
+                    buf.extend_from_slice(old);
+                    buf.extend_from_slice(value);
+                } else {
+                    buf.extend_from_slice(value);
+                    buf.extend_from_slice(old);
+                }
+                (h.flags, h.exptime, &buf[..])
+            }
+            _ => (flags, exptime, value),
+        };
+        let outcome = if exptime != 0 && exptime <= now {
+            // Stored and at once gone: only the old version has to go.
+            if let Some((slot, loc, h)) = existing {
+                self.unlink(slot, loc, h);
+            }
+            self.c.total_items += 1;
+            StoreOutcome::Stored
+        } else {
+            let cas = self.next_cas();
+            match self.write_item(key, hash, value, flags, exptime, cas, 0, now) {
+                Some(_) => {
+                    self.c.total_items += 1;
+                    StoreOutcome::Stored
+                }
+                None => {
+                    if mode == StoreMode::Set {
+                        self.delete(key, now);
+                    }
+                    StoreOutcome::OutOfMemory
+                }
+            }
+        };
+        self.return_scratch(buf);
+        outcome
     }
+
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
-        todo!()
+        let hash = self.hash(key);
+        match self.find_live(key, hash, now) {
+            Some((slot, loc, h)) => {
+                self.unlink(slot, loc, h);
+                true
+            }
+            None => false,
+        }
     }
+
     pub fn touch(&mut self, key: &[u8], exptime: u32, now: u32) -> bool {
-        todo!()
+        self.touch_item(key, exptime, now).is_some()
     }
+
     pub fn incr_decr(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
-        todo!()
+        let hash = self.hash(key);
+        let Some((_, loc, h)) = self.find_live(key, hash, now) else {
+            return ArithOutcome::NotFound;
+        };
+        let Some(old) = arith::safe_strtoull(self.value_at(loc, h)) else {
+            return ArithOutcome::NonNumeric;
+        };
+        let new = arith::apply_delta(old, incr, delta);
+        let mut buf = std::mem::take(&mut self.scratch);
+        let cas = self.next_cas();
+        let outcome = if arith::render(new, h.value_len, &mut buf) {
+            // memcached's in-place update: same length, new CAS.
+            let seg = &mut self.pool.segs[loc.seg as usize];
+            let off = loc.off as usize;
+            seg.data[off + h.value_off()..off + h.total_len()].copy_from_slice(&buf);
+            seg.data[off + h.cas_off()..off + h.cas_off() + 8].copy_from_slice(&cas.to_le_bytes());
+            seg.data[off] |= ACCESSED | FETCHED;
+            ArithOutcome::Value(new)
+        } else {
+            let bits = h.mask | ACCESSED | FETCHED;
+            match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, now) {
+                Some(_) => {
+                    self.c.total_items += 1;
+                    ArithOutcome::Value(new)
+                }
+                None => ArithOutcome::OutOfMemory,
+            }
+        };
+        self.return_scratch(buf);
+        outcome
     }
-    /// flush_all: every item stored so far is gone.
+
+    /// flush_all: every item stored so far is gone. Eager: segments are emptied and kept
+    /// for reuse, the index is cleared.
     pub fn flush_all(&mut self, now: u32) {
-        todo!()
+        let _ = now; // eager: nothing is left to compare against a flush time
+        self.index.clear();
+        let pool = &mut self.pool;
+        pool.head = None;
+        pool.sealed.clear();
+        pool.free.clear();
+        for (id, seg) in pool.segs.iter_mut().enumerate() {
+            if !seg.data.is_empty() {
+                seg.reset();
+                pool.free.push(id as u32);
+            }
+        }
+        self.c.bytes = 0;
     }
+
+    /// cache_memlimit: takes effect at once; lowering it evicts (even with `-M`, as
+    /// the limit must hold) and shrinks an index grown for more items than fit now.
     pub fn set_memory_limit(&mut self, bytes: usize) {
-        todo!()
+        self.config.memory_limit = bytes;
+        self.shed_to(0, 0, true);
+        let snug = self.index.len() * 1000 / 850 + 1;
+        let roomy = snug + snug / 4;
+        if self.index.slots() > 2 * roomy {
+            self.index.resize(roomy);
+        }
     }
+
     /// Background reclaim step: drop up to `budget` expired items; returns how many.
     pub fn reclaim_expired(&mut self, now: u32, budget: usize) -> usize {
-        todo!()
+        self.reclaim_step(now, budget)
     }
+
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        StoreStats {
+            curr_items: self.index.len() as u64,
+            total_items: self.c.total_items,
+            bytes: self.c.bytes,
+            evictions: self.c.evictions,
+            reclaimed: self.c.reclaimed,
+            expired_unfetched: self.c.expired_unfetched,
+            evicted_unfetched: self.c.evicted_unfetched,
+            get_expired: self.c.get_expired,
+            get_flushed: self.c.get_flushed,
+            limit_maxbytes: self.config.memory_limit as u64,
+            allocated: (self.pool.bytes() + self.index.bytes()) as u64,
+        }
     }
+
+    /// `stats reset`: the counters memcached resets (not the gauges).
     pub fn reset_stats(&mut self) {
-        todo!()
+        let bytes = self.c.bytes;
+        self.c = Counters {
+            bytes,
+            ..Counters::default()
+        };
+    }
+
+    // ---- internals shared by the operations ----
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn next_cas(&mut self) -> u64 {
+        let cas = self
+            .seq
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1);
+        self.seq += 1;
+        cas
+    }
+
+    fn header(&self, loc: Loc) -> Header {
+        item::parse(&self.pool.segs[loc.seg as usize].data[loc.off as usize..])
+    }
+
+    fn value_at(&self, loc: Loc, h: Header) -> &[u8] {
+        let off = loc.off as usize;
+        &self.pool.segs[loc.seg as usize].data[off + h.value_off()..off + h.total_len()]
+    }
+
+    fn mark(&mut self, loc: Loc, bits: u8) {
+        self.pool.segs[loc.seg as usize].data[loc.off as usize] |= bits;
+    }
+
+    /// Marks the item read and borrows it out.
+    fn item_at(&mut self, loc: Loc, h: Header) -> ItemRef<'_> {
+        self.mark(loc, ACCESSED | FETCHED);
+        ItemRef {
+            flags: h.flags,
+            cas: h.cas,
+            value: self.value_at(loc, h),
+        }
+    }
+
+    /// The index slot, location and header of `key`'s record, live or expired.
+    fn find(&self, key: &[u8], hash: u64) -> Option<(usize, Loc, Header)> {
+        let segs = &self.pool.segs;
+        let mut found = None;
+        let slot = self.index.find(hash, |loc| {
+            let rec = &segs[loc.seg as usize].data[loc.off as usize..];
+            if rec[1] as usize != key.len() {
+                return false;
+            }
+            let h = item::parse(rec);
+            let hit = &rec[h.key_off..h.value_off()] == key;
+            if hit {
+                found = Some((loc, h));
+            }
+            hit
+        })?;
+        found.map(|(loc, h)| (slot, loc, h))
+    }
+
+    /// The live record of `key`; an expired one is unlinked on the way (memcached's lazy
+    /// expiry, counted in `get_expired` as memcached's do_item_get counts it).
+    fn find_live(&mut self, key: &[u8], hash: u64, now: u32) -> Option<(usize, Loc, Header)> {
+        let (slot, loc, h) = self.find(key, hash)?;
+        if h.is_expired(now) {
+            self.unlink(slot, loc, h);
+            self.c.get_expired += 1;
+            return None;
+        }
+        Some((slot, loc, h))
+    }
+
+    /// Drops the record at `loc` (indexed at `slot`) from the cache.
+    fn unlink(&mut self, slot: usize, loc: Loc, h: Header) {
+        self.index.remove_at(slot);
+        self.mark_dead(loc, h);
+    }
+
+    /// Marks a record dead and gives its segment back as soon as nothing in it lives.
+    fn mark_dead(&mut self, loc: Loc, h: Header) {
+        let len = h.total_len();
+        let seg = &mut self.pool.segs[loc.seg as usize];
+        seg.data[loc.off as usize] |= DEAD;
+        seg.live_bytes -= len as u32;
+        seg.live_items -= 1;
+        self.c.bytes -= len as u64;
+        if seg.live_items == 0 {
+            if self.pool.head == Some(loc.seg) {
+                seg.reset();
+            } else if self.pool.sealed.contains(&loc.seg) {
+                self.pool.unseal(loc.seg);
+                self.pool.recycle(loc.seg);
+            }
+        }
+    }
+
+    /// Sets an item's exptime: in place when its record has the field, else by
+    /// rewriting the record (same CAS: touch does not change it in memcached).
+    fn touch_item(&mut self, key: &[u8], exptime: u32, now: u32) -> Option<Loc> {
+        let hash = self.hash(key);
+        let (_, loc, h) = self.find_live(key, hash, now)?;
+        if let Some(e) = h.exptime_off() {
+            let seg = &mut self.pool.segs[loc.seg as usize];
+            let at = loc.off as usize + e;
+            seg.data[at..at + 4].copy_from_slice(&exptime.to_le_bytes());
+            seg.data[loc.off as usize] |= ACCESSED | FETCHED;
+            seg.note_exptime(exptime);
+            return Some(loc);
+        }
+        if exptime == 0 {
+            self.mark(loc, ACCESSED | FETCHED);
+            return Some(loc);
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(self.value_at(loc, h));
+        let bits = h.mask | ACCESSED | FETCHED;
+        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
+        self.return_scratch(buf);
+        moved
+    }
+
+    fn return_scratch(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > SCRATCH_KEEP {
+            buf.clear();
+            buf.shrink_to(SCRATCH_KEEP);
+        }
+        self.scratch = buf;
+    }
+
+    /// Writes a record at the write head (making room first) and links it, replacing
+    /// any record of the same key. None: no room (`-M`).
+    #[allow(clippy::too_many_arguments)]
+    fn write_item(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        value: &[u8],
+        flags: u32,
+        exptime: u32,
+        cas: u64,
+        bits: u8,
+        now: u32,
+    ) -> Option<Loc> {
+        if !self.ensure_index_room(now) {
+            return None;
+        }
+        let rec = NewRecord {
+            key_len: key.len(),
+            value_len: value.len(),
+            cas,
+            flags,
+            exptime,
+            bits,
+        };
+        let len = rec.len();
+        let loc = self.alloc(len, now)?;
+        let seg = &mut self.pool.segs[loc.seg as usize];
+        let buf = &mut seg.data[loc.off as usize..loc.off as usize + len];
+        let h = rec.write_header(buf);
+        buf[h.key_off..h.value_off()].copy_from_slice(key);
+        buf[h.value_off()..].copy_from_slice(value);
+        seg.live_bytes += len as u32;
+        seg.live_items += 1;
+        seg.note_exptime(exptime);
+        self.c.bytes += len as u64;
+        match self.find(key, hash) {
+            Some((slot, old, old_h)) => {
+                self.mark_dead(old, old_h);
+                self.index.set_loc(slot, loc);
+            }
+            None => self.index.insert(hash, loc),
+        }
+        Some(loc)
+    }
+
+    /// Space for a `len`-byte record at the write head.
+    fn alloc(&mut self, len: usize, now: u32) -> Option<Loc> {
+        if len > self.pool.seg_size {
+            return None; // only with an `-I` beyond MAX_SEGMENT_SIZE
+        }
+        loop {
+            if let Some(h) = self.pool.head {
+                let seg = &mut self.pool.segs[h as usize];
+                if seg.write_off as usize + len <= self.pool.seg_size {
+                    let off = seg.write_off;
+                    seg.write_off += len as u32;
+                    return Some(Loc { seg: h, off });
+                }
+                self.pool.head = None;
+                self.pool.sealed.push_back(h);
+            }
+            let s = self.make_room(len, now)?;
+            self.pool.head = Some(s);
+        }
     }
 }

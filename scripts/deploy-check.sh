@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# The deployment test: everything under deploy/ and the scripts that ship it.
+# Exits non-zero on the first failure; ends with "N passed, 0 failed".
+#
+#   scripts/deploy-check.sh
+# Environment:
+#   DEPLOY_CHECK_SERVER=PATH  server for the live checks (healthcheck, cluster.sh);
+#                             default /usr/bin/memcached, e.g. target/release/memcached-rs
+#   DEPLOY_CHECK_DEB=1        also `cargo deb` (release build, slow), check the .deb and
+#                             apt-get install/remove/purge it under the live systemd
+#   DEPLOY_CHECK_SYSTEMD=0    skip the live systemd test (deploy/test/systemd-live.sh)
+#   DEPLOY_CHECK_SYSTEMD_SERVER=PATH  server for it (default: the probe; e.g.
+#                             target/release/memcached-rs once it speaks sd_notify)
+#
+# Checks, with what this machine has (no systemd as PID 1, no Docker engine):
+#  - shell syntax (bash -n) and shellcheck of the scripts;
+#  - install.sh into a temporary root (DESTDIR), then `systemd-analyze verify --root`
+#    on both installed units (memcached-rs.service, memcached-rs@22122.service), with
+#    a negative control (no binary => verify must fail), and
+#    `systemd-analyze security --offline` under a threshold; uninstall and purge leave
+#    nothing behind;
+#  - the default file parses as an environment file and sets every variable the
+#    units use;
+#  - nutcracker accepts deploy/twemproxy/nutcracker.yml;
+#  - healthcheck.sh: 0 against a live server, 1 against a closed port;
+#  - cluster.sh end to end (3 servers + nutcracker, one killed);
+#  - graceful stop mid-pipeline (deploy/test/graceful-stop.sh): passes the draining
+#    reference server, fails memcached 1.6, must pass DEPLOY_CHECK_SERVER;
+#  - live systemd: systemd 252 as PID 1 of private namespaces runs install.sh and
+#    the units for real (Type=notify, restart, SIGTERM, Restart=, instances);
+#  - docker: compose.yaml parses (docker-compose config when present, else YAML),
+#    the seccomp profile allows io_uring and the calls the server needs, the
+#    Dockerfile's COPY sources exist. The image is NOT built here (no engine).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+passed=0
+failed=0
+work=$(mktemp -d /tmp/mcrs-deploy-check.XXXXXX)
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() {
+    passed=$((passed + 1))
+    printf 'ok   %s\n' "$*"
+}
+not_ok() {
+    failed=$((failed + 1))
+    printf 'FAIL %s\n' "$*"
+    printf '%s passed, %s failed\n' "$passed" "$failed"
+    exit 1
+}
+# Installs a Debian package when a tool is missing and we may (root, apt).
+need() {
+    local tool=$1 package=$2
+    command -v "$tool" >/dev/null && return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "installing $package for $tool"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null 2>&1; } ||
+            return 1
+    else
+        return 1
+    fi
+}
+
+scripts=(scripts/install.sh scripts/healthcheck.sh scripts/cluster.sh scripts/deploy-check.sh
+    deploy/test/systemd-live.sh deploy/test/graceful-stop.sh)
+
+# --- scripts ---------------------------------------------------------------------
+for s in "${scripts[@]}" deploy/debian/postinst deploy/debian/prerm; do
+    bash -n "$s" || not_ok "syntax: $s"
+done
+ok "shell syntax of ${#scripts[@]} scripts and 2 maintainer scripts"
+if need shellcheck shellcheck; then
+    shellcheck "${scripts[@]}" || not_ok "shellcheck"
+    shellcheck -s sh deploy/debian/postinst deploy/debian/prerm || not_ok "shellcheck (sh)"
+    ok "shellcheck clean"
+else
+    echo "skip shellcheck (not installed)"
+fi
+
+# --- systemd units, through install.sh -----------------------------------------
+need systemd-analyze systemd || not_ok "systemd-analyze missing (apt-get install systemd)"
+sysroot=$work/root
+mkdir -p "$sysroot/usr/lib/systemd"
+# verify --root resolves dependencies (sysinit.target, ...) inside the root.
+stock=/usr/lib/systemd/system
+[[ -d $stock ]] || stock=/lib/systemd/system
+cp -a "$stock" "$sysroot/usr/lib/systemd/"
+# verify checks that ExecStart's binary exists and is executable, inside the root.
+stub=$work/memcached-rs-stub
+printf '#!/bin/sh\nexit 0\n' >"$stub"
+chmod +x "$stub"
+DESTDIR=$sysroot scripts/install.sh --binary "$stub" >"$work/install.log" 2>&1 ||
+    { cat "$work/install.log"; not_ok "install.sh into DESTDIR"; }
+for f in usr/bin/memcached-rs usr/lib/systemd/system/memcached-rs.service \
+    usr/lib/systemd/system/memcached-rs@.service etc/default/memcached-rs \
+    usr/share/doc/memcached-rs/README.md usr/share/memcached-rs/healthcheck.sh; do
+    [[ -e $sysroot/$f ]] || not_ok "install.sh did not install /$f"
+done
+grep -q "skipped daemon-reload" "$work/install.log" || not_ok "install.sh: no 'skipped' notice under DESTDIR"
+ok "install.sh installs binary, units, default file, docs into DESTDIR"
+
+verify() { # unit: verify must print nothing and exit 0 (it exits 0 on mere warnings)
+    local out
+    out=$(cd "$sysroot" && systemd-analyze verify --man=no --root="$sysroot" "$1" 2>&1) ||
+        { echo "$out"; return 1; }
+    [[ -z $out ]] || { echo "$out"; return 1; }
+}
+for unit in memcached-rs.service memcached-rs@22122.service; do
+    verify "$unit" || not_ok "systemd-analyze verify $unit"
+    ok "systemd-analyze verify $unit"
+done
+# Negative controls: the check must be able to fail.
+mv "$sysroot/usr/bin/memcached-rs" "$work/moved"
+if verify memcached-rs.service >/dev/null 2>&1; then not_ok "verify passes without the binary"; fi
+mv "$work/moved" "$sysroot/usr/bin/memcached-rs"
+cp "$sysroot/usr/lib/systemd/system/memcached-rs.service" "$work/unit.bak"
+echo "NoSuchSetting=1" >>"$sysroot/usr/lib/systemd/system/memcached-rs.service"
+if verify memcached-rs.service >/dev/null 2>&1; then not_ok "verify passes an unknown setting"; fi
+cp "$work/unit.bak" "$sysroot/usr/lib/systemd/system/memcached-rs.service"
+ok "verify fails without the binary and on an unknown setting (negative controls)"
+
+for unit in memcached-rs.service memcached-rs@22122.service; do
+    # Exposure 0..100 (shown as 0.0..10.0); 20 = "OK" band. The units score 14.
+    out=$(cd "$sysroot" && systemd-analyze security --offline=yes --root="$sysroot" \
+        --threshold=20 "$unit" 2>&1) || { echo "$out" | tail -5; not_ok "security exposure of $unit"; }
+    ok "systemd-analyze security $unit: $(echo "$out" | grep -o 'exposure level.*')"
+done
+for unit in memcached-rs.service memcached-rs@.service; do
+    f=$sysroot/usr/lib/systemd/system/$unit
+    grep -q '^Type=notify$' "$f" || not_ok "$unit: not Type=notify"
+    grep -qE '^SystemCallFilter=.*io_uring_setup.*io_uring_enter.*io_uring_register' "$f" ||
+        not_ok "$unit: SystemCallFilter does not name io_uring"
+    grep -q '^LimitMEMLOCK=infinity$' "$f" || not_ok "$unit: LimitMEMLOCK"
+done
+# @system-service must still hold io_uring in this systemd (it does since v244).
+if ! systemd-analyze syscall-filter @system-service 2>/dev/null | grep -q '@aio' ||
+    ! systemd-analyze syscall-filter @aio 2>/dev/null | grep -q io_uring_setup; then
+    echo "note: this systemd's @system-service lacks io_uring; the units name it explicitly"
+fi
+ok "units: Type=notify, io_uring in SystemCallFilter, LimitMEMLOCK=infinity"
+
+# The default file: KEY=value lines a shell and systemd read alike.
+env -i bash -c "set -a; . deploy/default/memcached-rs; \
+    for v in LISTEN PORT UDPPORT CACHESIZE MAXCONN; do [[ -n \${!v} ]] || exit 1; done; \
+    [[ \$LISTEN == 127.0.0.1 && \$CACHESIZE == 64 && \$MAXCONN == 1024 && \$UDPPORT == 0 ]]" ||
+    not_ok "deploy/default/memcached-rs: variables or safe defaults"
+if grep -vE '^\s*(#|$)' deploy/default/memcached-rs | grep -vqE '^[A-Z_]+=[^ ]*$'; then
+    not_ok "deploy/default/memcached-rs: a line is not KEY=value"
+fi
+for v in LISTEN UDPPORT CACHESIZE MAXCONN OPTIONS; do
+    grep -q "\${$v}\|\$$v" deploy/systemd/memcached-rs.service || not_ok "unit does not use $v"
+done
+ok "default file: loopback, -m 64, -c 1024, -U 0; every variable used by the units"
+
+DESTDIR=$sysroot scripts/install.sh --uninstall >/dev/null || not_ok "uninstall"
+left=$(
+    cd "$sysroot"
+    find usr/bin usr/share/doc usr/share/memcached-rs etc -name '*memcached-rs*' 2>/dev/null |
+        grep -v '^etc/default/memcached-rs$' || true
+)
+left+=$(ls "$sysroot"/usr/lib/systemd/system/memcached-rs* 2>/dev/null || true)
+[[ -z $left ]] || not_ok "uninstall left: $left"
+[[ -e $sysroot/etc/default/memcached-rs ]] || not_ok "uninstall removed the config without --purge"
+DESTDIR=$sysroot scripts/install.sh --uninstall --purge >/dev/null || not_ok "purge"
+[[ ! -e $sysroot/etc/default/memcached-rs ]] || not_ok "purge kept the config"
+ok "install.sh --uninstall removes everything but the config; --purge removes it"
+
+# --- twemproxy -----------------------------------------------------------------
+if need nutcracker nutcracker; then
+    nutcracker -t -c deploy/twemproxy/nutcracker.yml >/dev/null 2>&1 || not_ok "nutcracker -t"
+    ok "nutcracker accepts deploy/twemproxy/nutcracker.yml"
+else
+    not_ok "nutcracker not installable"
+fi
+
+# --- live checks against a server ------------------------------------------------
+server=${DEPLOY_CHECK_SERVER:-/usr/bin/memcached}
+if [[ -x $server ]]; then
+    user_args=()
+    [[ $EUID -eq 0 ]] && user_args=(-u root)
+    port=23311
+    "$server" -l 127.0.0.1 -p "$port" -U 0 -t 1 "${user_args[@]}" >"$work/hc-server.log" 2>&1 &
+    pids+=($!)
+    up=no
+    for _ in $(seq 50); do
+        if scripts/healthcheck.sh 127.0.0.1 "$port" >/dev/null 2>&1; then up=yes; break; fi
+        sleep 0.1
+    done
+    [[ $up == yes ]] || not_ok "healthcheck.sh against $server on $port"
+    ok "healthcheck.sh: $(scripts/healthcheck.sh 127.0.0.1 "$port")"
+    if scripts/healthcheck.sh 127.0.0.1 23399 2>/dev/null; then not_ok "healthcheck passes a closed port"; fi
+    ok "healthcheck.sh exits non-zero on a closed port"
+
+    scripts/cluster.sh "$server" >"$work/cluster.log" 2>&1 ||
+        { cat "$work/cluster.log"; not_ok "cluster.sh $server"; }
+    ok "cluster.sh $server: $(grep 'after ejection: .* misses' "$work/cluster.log")"
+else
+    echo "skip live checks: no server at $server (DEPLOY_CHECK_SERVER)"
+fi
+
+# Graceful stop (SIGTERM/SIGINT mid-pipeline): the reference server must pass,
+# memcached 1.6 (which does not drain on SIGTERM) must fail, the server under test
+# must pass.
+deploy/test/graceful-stop.sh deploy/test/drain-reference.py >"$work/graceful-ref.log" 2>&1 ||
+    { cat "$work/graceful-ref.log"; not_ok "graceful-stop.sh against the reference server"; }
+ok "graceful-stop.sh passes against the draining reference server"
+if [[ -x /usr/bin/memcached ]]; then
+    if deploy/test/graceful-stop.sh /usr/bin/memcached >"$work/graceful-mc.log" 2>&1; then
+        not_ok "graceful-stop.sh passes memcached 1.6, which does not drain: the test is blind"
+    fi
+    ok "graceful-stop.sh fails memcached 1.6, which does not drain (negative control)"
+fi
+if [[ -x $server && $server != /usr/bin/memcached ]]; then
+    deploy/test/graceful-stop.sh "$server" >"$work/graceful.log" 2>&1 ||
+        { cat "$work/graceful.log"; not_ok "graceful stop of $server"; }
+    ok "graceful stop of $server: SIGTERM and SIGINT mid-pipeline, all replies, exit 0"
+fi
+
+# --- live systemd: PID 1 of private namespaces (deploy/test/systemd-live.sh) --------
+if [[ ${DEPLOY_CHECK_SYSTEMD:-1} == 1 ]]; then
+    rc=0
+    deploy/test/systemd-live.sh ${DEPLOY_CHECK_SYSTEMD_SERVER:+"$DEPLOY_CHECK_SYSTEMD_SERVER"} \
+        >"$work/systemd-live.log" 2>&1 || rc=$?
+    if [[ $rc -eq 77 ]]; then
+        echo "skip live systemd: $(tail -1 "$work/systemd-live.log")"
+    elif [[ $rc -ne 0 ]]; then
+        cat "$work/systemd-live.log"
+        not_ok "live systemd test"
+    else
+        sed -n 's/^ok   /     /p' "$work/systemd-live.log"
+        ok "live systemd test: $(grep -c '^ok ' "$work/systemd-live.log") checks under $(head -1 "$work/systemd-live.log" | grep -o 'systemd [0-9]*')"
+    fi
+else
+    echo "skip live systemd (DEPLOY_CHECK_SYSTEMD=0)"
+fi
+
+# --- docker (no engine here: static checks only) -----------------------------------
+python3 - <<'PY' || not_ok "seccomp profile"
+import json
+p = json.load(open("deploy/docker/seccomp-io_uring.json"))
+assert p["defaultAction"] == "SCMP_ACT_ERRNO", "default must refuse"
+allowed = {n for rule in p["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
+need = {"io_uring_setup", "io_uring_enter", "io_uring_register",   # all I/O
+        "sched_setaffinity", "mlock", "membarrier", "mmap", "munmap",  # glommio
+        "epoll_pwait", "eventfd2", "accept4", "setsockopt", "clone3", "execve",
+        "rt_sigaction", "futex", "capset", "setgroups", "prctl"}       # runtime
+missing = need - allowed
+assert not missing, f"not allowed: {sorted(missing)}"
+for absent in ("mount", "kexec_load", "init_module", "bpf", "ptrace", "reboot"):
+    assert absent not in allowed, f"{absent} should stay refused"
+PY
+ok "seccomp-io_uring.json: refuses by default, allows io_uring_* and what glommio needs"
+# A python with PyYAML: ours, or Debian's (python3-yaml, which yamllint brings).
+pyyaml=
+for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import yaml' 2>/dev/null; then pyyaml=$py; break; fi
+done
+if [[ -z $pyyaml ]] && need yamllint yamllint && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+    pyyaml=/usr/bin/python3
+fi
+[[ -n $pyyaml ]] || not_ok "no python with PyYAML (apt-get install python3-yaml)"
+need docker-compose docker-compose || true
+if command -v docker-compose >/dev/null; then
+    (cd deploy/docker && docker-compose -f compose.yaml config -q) || not_ok "docker-compose config"
+    ok "docker-compose config accepts compose.yaml (and reads the seccomp profile)"
+elif docker compose version >/dev/null 2>&1; then
+    docker compose -f deploy/docker/compose.yaml config -q || not_ok "docker compose config"
+    ok "docker compose config accepts compose.yaml"
+else
+    "$pyyaml" -c 'import yaml; d=yaml.safe_load(open("deploy/docker/compose.yaml")); assert len(d["services"])==3' ||
+        not_ok "compose.yaml does not parse"
+    ok "compose.yaml parses as YAML (no compose client here)"
+fi
+"$pyyaml" - <<'PY' || not_ok "compose.yaml settings"
+import yaml
+d = yaml.safe_load(open("deploy/docker/compose.yaml"))
+ports = []
+for name, s in d["services"].items():
+    assert "seccomp=seccomp-io_uring.json" in s["security_opt"], name
+    assert s["ulimits"]["memlock"] == -1, name
+    assert s["stop_signal"] == "SIGTERM", name
+    ports += [p.split(":")[1] for p in s["ports"]]
+    assert all(p.startswith("127.0.0.1:") for p in s["ports"]), f"{name} published beyond loopback"
+assert sorted(ports) == ["11211", "11212", "11213"], ports
+PY
+ok "compose.yaml: 3 instances on loopback 11211-11213, io_uring seccomp, memlock, SIGTERM"
+while read -r src; do
+    [[ $src == . || -e $src ]] || not_ok "Dockerfile COPY source $src missing"
+done < <(awk '/^COPY/ && !/--from/ {print $(NF-1)}' deploy/docker/Dockerfile)
+grep -q '^FROM .* AS build$' deploy/docker/Dockerfile || not_ok "Dockerfile: no build stage"
+grep -q 'COPY --from=build' deploy/docker/Dockerfile || not_ok "Dockerfile: not multi-stage"
+[[ -d vendor/glommio/liburing/src ]] || not_ok "GLOMMIO_LIBURING_DIR target missing"
+ok "Dockerfile: multi-stage, COPY sources exist (image not built: no engine here)"
+
+# --- .deb (slow: release build) ----------------------------------------------------
+if [[ ${DEPLOY_CHECK_DEB:-} == 1 ]]; then
+    if ! command -v cargo-deb >/dev/null; then
+        cargo install cargo-deb --locked >"$work/cargo-deb.log" 2>&1 ||
+            { tail "$work/cargo-deb.log"; not_ok "cargo install cargo-deb"; }
+    fi
+    touch "$work/deb.log.start"
+    cargo deb >"$work/deb.log" 2>&1 || { tail -20 "$work/deb.log"; not_ok "cargo deb"; }
+    deb=$(find target/debian -name 'memcached-rs_*.deb' -newer "$work/deb.log.start" | head -1)
+    [[ -n $deb ]] || not_ok "cargo deb wrote no new .deb"
+    listing=$(dpkg-deb -c "$deb")
+    for f in ./usr/bin/memcached-rs ./usr/lib/systemd/system/memcached-rs.service \
+        ./usr/lib/systemd/system/memcached-rs@.service ./etc/default/memcached-rs \
+        ./usr/share/doc/memcached-rs/README.md ./usr/share/memcached-rs/healthcheck.sh; do
+        grep -q " $f\$" <<<"$listing" || not_ok "$deb lacks $f"
+    done
+    dpkg-deb -f "$deb" Depends | grep -q libc6 || not_ok "$deb: no Depends"
+    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/default/memcached-rs ||
+        not_ok "$deb: /etc/default/memcached-rs is not a conffile"
+    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q 'deb-systemd-helper enable memcached-rs.service' ||
+        not_ok "$deb: postinst does not enable the unit"
+    # The packaged units verify too, against the packaged binary.
+    debroot=$work/debroot
+    mkdir -p "$debroot/usr/lib/systemd"
+    cp -a "$stock" "$debroot/usr/lib/systemd/"
+    dpkg-deb -x "$deb" "$debroot"
+    for unit in memcached-rs.service memcached-rs@11211.service; do
+        if ! out=$(cd "$debroot" && systemd-analyze verify --man=no --root="$debroot" "$unit" 2>&1) ||
+            [[ -n $out ]]; then
+            echo "$out"
+            not_ok "verify packaged $unit"
+        fi
+    done
+    ok "$deb: files, conffile, systemd scripts; packaged units verify"
+    if [[ ${DEPLOY_CHECK_SYSTEMD:-1} == 1 ]]; then
+        rc=0
+        deploy/test/systemd-live.sh --deb "$deb" ${DEPLOY_CHECK_SYSTEMD_SERVER:+"$DEPLOY_CHECK_SYSTEMD_SERVER"} \
+            >"$work/systemd-live-deb.log" 2>&1 || rc=$?
+        if [[ $rc -eq 77 ]]; then
+            echo "skip live .deb test: $(tail -1 "$work/systemd-live-deb.log")"
+        elif [[ $rc -ne 0 ]]; then
+            cat "$work/systemd-live-deb.log"
+            not_ok "live .deb test"
+        else
+            sed -n 's/^ok   /     /p' "$work/systemd-live-deb.log"
+            ok "live .deb test under systemd: apt-get install, serve, remove, purge"
+        fi
+    fi
+else
+    echo "skip .deb build (DEPLOY_CHECK_DEB=1 to run cargo deb)"
+fi
+
+printf '%s passed, %s failed\n' "$passed" "$failed"

@@ -1,0 +1,327 @@
+//! One client connection: read what arrived, run every complete request in it, send
+//! the replies in request order with one write.
+//!
+//! Requests for keys this core owns run at once and their replies go straight into the
+//! output buffer. Requests for keys another core owns are forwarded, and the position
+//! their reply belongs at is remembered (a hole); once every forwarded reply of the
+//! round is back, the holes are filled in and the whole round goes out in one write.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::core::{Core, MEMCACHED_VERSION};
+use super::forward::{ConnInfo, Mailbox, OpKind};
+use super::stats::{write_general, write_shards, ProcessFacts};
+use super::{process_facts, settings};
+use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
+
+/// Reads start with this much room; a large value grows the buffer to fit it.
+const READ_BUFFER: usize = 16 * 1024;
+/// Past this much output in one round, send what we have before going on.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// What a connection does after a request.
+#[derive(PartialEq, Eq)]
+enum Next {
+    Continue,
+    Close,
+}
+
+pub struct Connection<S> {
+    stream: S,
+    core: Rc<Core>,
+    id: u32,
+    mailbox: Rc<Mailbox>,
+    input: Input,
+    output: Output,
+}
+
+/// The read buffer: unparsed bytes are `buf[start..end]`.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of a refused data block still to discard.
+    swallow: usize,
+}
+
+/// This round's replies, with holes for forwarded ones.
+struct Output {
+    buf: BytesMut,
+    /// (position in `buf`, mailbox slot) of each forwarded reply, in request order.
+    holes: Vec<(usize, u32)>,
+    spliced: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, core: Rc<Core>, info: ConnInfo) -> Self {
+        info.last_cmd.set(core.now());
+        let (id, mailbox) = core.forwarder.register(info);
+        Connection {
+            stream,
+            core,
+            id,
+            mailbox,
+            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0 },
+            output: Output { buf: BytesMut::with_capacity(READ_BUFFER), holes: Vec::new(), spliced: BytesMut::new() },
+        }
+    }
+
+    /// Serves the connection until the client leaves, an error, or shutdown.
+    pub async fn serve(mut self) {
+        let _ = self.serve_inner().await;
+        self.core.forwarder.unregister(self.id);
+    }
+
+    async fn serve_inner(&mut self) -> std::io::Result<()> {
+        let core = self.core.clone();
+        loop {
+            if self.input.end == self.input.buf.len() {
+                self.input.make_room(0);
+            }
+            let read = self.stream.read(&mut self.input.buf[self.input.end..]).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            let stats = core.stats();
+            stats.busy_connections.incr();
+            stats.commands.bytes_read.add(read as u64);
+            self.input.end += read;
+            self.mailbox.info.last_cmd.set(self.core.now());
+            let next = self.run_round().await;
+            let flushed = self.flush().await;
+            self.core.publish();
+            stats.busy_connections.decr();
+            flushed?;
+            if next == Next::Close || self.core.shared.shutting_down() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs every complete request in the input.
+    async fn run_round(&mut self) -> Next {
+        loop {
+            let input = &mut self.input;
+            if input.swallow > 0 {
+                let n = input.swallow.min(input.end - input.start);
+                input.swallow -= n;
+                input.start += n;
+                if input.swallow > 0 {
+                    input.compact();
+                    return Next::Continue;
+                }
+            }
+            let parsed = protocol::parse(&input.buf[input.start..input.end], &self.core.limits);
+            let (request, consumed, swallow) = match parsed {
+                Parsed::Incomplete { need } => {
+                    input.make_room(need);
+                    return Next::Continue;
+                }
+                Parsed::Close => return Next::Close,
+                Parsed::Done { request, consumed } => (request, consumed, 0),
+                Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
+            };
+            let raw = &input.buf[input.start..input.start + consumed];
+            let next = run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw);
+            self.input.start += consumed;
+            self.input.swallow = swallow;
+            if next == Next::Close {
+                return Next::Close;
+            }
+            if self.output.buf.len() >= FLUSH_AT && self.flush().await.is_err() {
+                return Next::Close;
+            }
+        }
+    }
+
+    /// Waits for forwarded replies, fills the holes and writes the round out.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let out = &mut self.output;
+        if !out.holes.is_empty() {
+            self.mailbox.all_delivered().await;
+            out.spliced.clear();
+            let mut at = 0;
+            for &(position, slot) in &out.holes {
+                out.spliced.extend_from_slice(&out.buf[at..position]);
+                self.mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
+                at = position;
+            }
+            out.spliced.extend_from_slice(&out.buf[at..]);
+            std::mem::swap(&mut out.buf, &mut out.spliced);
+            out.holes.clear();
+            self.mailbox.clear();
+        }
+        if out.buf.is_empty() {
+            return Ok(());
+        }
+        self.core.stats().commands.bytes_written.add(out.buf.len() as u64);
+        let result = self.stream.write_all(&out.buf).await;
+        out.buf.clear();
+        result
+    }
+}
+
+impl Input {
+    /// Makes room to read: moves unparsed bytes to the front, and grows the buffer when
+    /// a request needs more than it holds (a large value, a long multi-get line).
+    fn make_room(&mut self, need: usize) {
+        self.compact();
+        let want = need.max(self.end + 1);
+        if want > self.buf.len() {
+            self.buf.resize(want.next_power_of_two(), 0);
+        } else if self.end == 0 && self.buf.len() > 4 * READ_BUFFER {
+            // Done with a large request: give the memory back.
+            self.buf.truncate(READ_BUFFER);
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+impl Output {
+    /// Remembers that a forwarded reply goes here; returns its mailbox slot.
+    fn hole(&mut self, mailbox: &Mailbox) -> u32 {
+        let slot = self.holes.len() as u32;
+        self.holes.push((self.buf.len(), slot));
+        mailbox.expect_one();
+        slot
+    }
+}
+
+/// Runs one request: here if this core owns it, else forwarded to its owner.
+fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: Request, raw: &[u8]) -> Next {
+    // Runs `kind` on `owner`, here or there, replying in place.
+    let mut on = |owner: usize, kind: OpKind, bytes: &[u8], out: &mut Output| {
+        if owner == core.id {
+            core.run_op(kind, bytes, &mut out.buf);
+        } else {
+            let slot = out.hole(mailbox);
+            core.stats().commands.forwarded.incr();
+            core.forwarder.send(owner, conn, slot, kind, |b| b.extend_from_slice(bytes));
+        }
+    };
+    let cores = core.shared.config.threads;
+    match request {
+        Request::Get { keys, cas, touch } => {
+            for key in keys {
+                let owner = core.router.owner(key);
+                if owner == core.id {
+                    core.get_one(key, cas, touch, &mut out.buf);
+                } else {
+                    on(owner, OpKind::GetKey { cas, touch }, key, out);
+                }
+            }
+            out.buf.extend_from_slice(reply::END);
+        }
+        Request::Store { key, .. } | Request::Delete { key, .. } | Request::Arith { key, .. } | Request::Touch { key, .. } => {
+            let owner = core.router.owner(key);
+            if owner == core.id {
+                core.run_keyed(&request, &mut out.buf);
+            } else {
+                on(owner, OpKind::Raw, raw, out);
+            }
+        }
+        Request::TooLarge { mode, key, noreply } => {
+            // memcached unlinks the old value when a set is refused, so no stale value stays.
+            if mode == StoreMode::Set {
+                on(core.router.owner(key), OpKind::Unlink, key, out);
+            }
+            if !noreply {
+                out.buf.extend_from_slice(reply::TOO_LARGE);
+            }
+        }
+        Request::FlushAll { delay, noreply } => {
+            if !core.shared.config.flush_enabled {
+                if !noreply {
+                    out.buf.extend_from_slice(b"CLIENT_ERROR flush_all not allowed\r\n");
+                }
+                return Next::Continue;
+            }
+            core.stats().commands.cmd_flush.incr();
+            for owner in 0..cores {
+                on(owner, OpKind::Flush { delay }, b"", out);
+            }
+            if !noreply {
+                out.buf.extend_from_slice(reply::OK);
+            }
+        }
+        Request::CacheMemlimit { megabytes, noreply } => {
+            let line: &[u8] = if megabytes < 8 {
+                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+            } else if megabytes > 1_000_000_000 {
+                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+            } else {
+                let bytes = megabytes * 1024 * 1024 / cores as u64;
+                for owner in 0..cores {
+                    on(owner, OpKind::MemoryLimit { bytes }, b"", out);
+                }
+                reply::OK
+            };
+            if !noreply {
+                out.buf.extend_from_slice(line);
+            }
+        }
+        Request::Stats(kind) => stats(core, kind, out, &mut on),
+        Request::Version => {
+            out.buf.extend_from_slice(b"VERSION ");
+            out.buf.extend_from_slice(MEMCACHED_VERSION.as_bytes());
+            out.buf.extend_from_slice(b"\r\n");
+        }
+        Request::Verbosity { noreply } => {
+            if !noreply {
+                out.buf.extend_from_slice(reply::OK);
+            }
+        }
+        Request::Quit => return Next::Close,
+        Request::Shutdown { graceful: _, valid } => {
+            if !core.shared.config.enable_shutdown {
+                out.buf.extend_from_slice(reply::SHUTDOWN_DISABLED);
+            } else if !valid {
+                out.buf.extend_from_slice(b"CLIENT_ERROR invalid shutdown mode\r\n");
+            } else {
+                super::request_shutdown(&core.shared);
+                return Next::Close;
+            }
+        }
+        Request::Reply(line) => out.buf.extend_from_slice(line),
+    }
+    Next::Continue
+}
+
+fn stats(core: &Core, kind: StatsKind, out: &mut Output, on: &mut impl FnMut(usize, OpKind, &[u8], &mut Output)) {
+    let shared = &core.shared;
+    match kind {
+        StatsKind::General => {
+            let facts: ProcessFacts = process_facts(shared);
+            write_general(&mut out.buf, &facts, &shared.stats);
+        }
+        StatsKind::Settings => settings::write_settings(&mut out.buf, &shared.config),
+        StatsKind::Shards => write_shards(&mut out.buf, &shared.stats),
+        StatsKind::Items => settings::write_items(&mut out.buf, &shared.stats),
+        StatsKind::Slabs => settings::write_slabs(&mut out.buf, &shared.stats),
+        StatsKind::Sizes => out.buf.extend_from_slice(b"STAT sizes_status disabled\r\n"),
+        StatsKind::Conns => {
+            for owner in 0..shared.config.threads {
+                on(owner, OpKind::ListConns, b"", out);
+            }
+        }
+        StatsKind::Reset => {
+            for owner in 0..shared.config.threads {
+                on(owner, OpKind::ResetStats, b"", out);
+            }
+            out.buf.extend_from_slice(reply::RESET);
+            return;
+        }
+    }
+    out.buf.extend_from_slice(reply::END);
+}

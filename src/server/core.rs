@@ -1,0 +1,236 @@
+//! What one executor owns (its shard, its counters, its forwarder) and what the whole
+//! process shares (configuration, clock, connection count, shutdown), and the code that
+//! runs requests against the local shard.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::clock::Clock;
+use super::forward::{Batch, Forwarder, OpKind};
+use super::stats::ExecutorStats;
+use crate::config::Config;
+use crate::protocol::{self, reply, Limits, Parsed, Request, StoreMode};
+use crate::store::{ArithOutcome, Shard, StoreOutcome};
+
+/// The memcached version we answer `version` with: the one whose replies we match.
+pub const MEMCACHED_VERSION: &str = "1.6.18";
+
+/// Process-wide state. Touched on accept, close, `stats` and shutdown; never per request.
+pub struct Shared {
+    pub config: Config,
+    pub clock: Clock,
+    pub stats: Box<[ExecutorStats]>,
+    pub connections: AtomicUsize,
+    pub listeners: AtomicUsize,
+    pub shutdown: AtomicBool,
+    /// Seeds for the key → core hash, the same on every core, random per process so a
+    /// client cannot choose keys that all land on one core.
+    pub route_seeds: [u64; 4],
+}
+
+impl Shared {
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// Which core owns a key.
+pub struct Router {
+    cores: usize,
+    hasher: ahash::RandomState,
+}
+
+impl Router {
+    pub fn new(cores: usize, seeds: [u64; 4]) -> Router {
+        Router { cores, hasher: ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]) }
+    }
+
+    #[inline]
+    pub fn owner(&self, key: &[u8]) -> usize {
+        if self.cores == 1 {
+            return 0;
+        }
+        // Multiply-shift: an even spread without a division.
+        ((self.hasher.hash_one(key) as u128 * self.cores as u128) >> 64) as usize
+    }
+}
+
+/// One executor: its shard and what its connections share.
+pub struct Core {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub shard: RefCell<Shard>,
+    pub router: Router,
+    pub forwarder: Rc<Forwarder>,
+    pub limits: Limits,
+    /// A delayed flush_all, due at this time on the server clock.
+    pub flush_at: Cell<Option<u32>>,
+}
+
+impl Core {
+    pub fn stats(&self) -> &ExecutorStats {
+        &self.shared.stats[self.id]
+    }
+
+    pub fn now(&self) -> u32 {
+        self.shared.clock.now()
+    }
+
+    /// Publishes the shard's figures for `stats` on any core.
+    pub fn publish(&self) {
+        self.stats().publish_shard(&self.shard.borrow().stats());
+    }
+
+    /// Runs one keyed request (storage, delete, incr/decr, touch) on this shard.
+    pub fn run_keyed(&self, request: &Request, out: &mut BytesMut) {
+        let now = self.now();
+        let c = &self.stats().commands;
+        let mut shard = self.shard.borrow_mut();
+        let (line, noreply): (&[u8], bool) = match *request {
+            Request::Store { mode, key, flags, exptime, value, cas_unique, noreply } => {
+                c.cmd_set.incr();
+                let exptime = self.shared.clock.realtime(exptime, now);
+                let outcome = shard.store(mode, key, flags, exptime, value, cas_unique, now);
+                if mode == StoreMode::Cas {
+                    match outcome {
+                        StoreOutcome::Stored => c.cas_hits.incr(),
+                        StoreOutcome::Exists => c.cas_badval.incr(),
+                        StoreOutcome::NotFound => c.cas_misses.incr(),
+                        _ => {}
+                    }
+                }
+                let line = match outcome {
+                    StoreOutcome::Stored => reply::STORED,
+                    StoreOutcome::NotStored => reply::NOT_STORED,
+                    StoreOutcome::Exists => reply::EXISTS,
+                    StoreOutcome::NotFound => reply::NOT_FOUND,
+                    // memcached: an append/prepend that would outgrow -I is NOT_STORED.
+                    StoreOutcome::TooLarge if matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
+                        reply::NOT_STORED
+                    }
+                    StoreOutcome::TooLarge => reply::TOO_LARGE,
+                    StoreOutcome::OutOfMemory => reply::OUT_OF_MEMORY,
+                };
+                (line, noreply)
+            }
+            Request::Delete { key, noreply } => {
+                let deleted = shard.delete(key, now);
+                if deleted { c.delete_hits.incr() } else { c.delete_misses.incr() }
+                (if deleted { reply::DELETED } else { reply::NOT_FOUND }, noreply)
+            }
+            Request::Arith { incr, key, delta, noreply } => {
+                let outcome = shard.incr_decr(key, incr, delta, now);
+                let (hits, misses) = if incr { (&c.incr_hits, &c.incr_misses) } else { (&c.decr_hits, &c.decr_misses) };
+                match outcome {
+                    ArithOutcome::Value(n) => {
+                        hits.incr();
+                        if !noreply {
+                            reply::number_line(out, n);
+                        }
+                        return;
+                    }
+                    ArithOutcome::NotFound => {
+                        misses.incr();
+                        (reply::NOT_FOUND, noreply)
+                    }
+                    ArithOutcome::NonNumeric => (reply::NON_NUMERIC, noreply),
+                    ArithOutcome::OutOfMemory => (b"SERVER_ERROR out of memory\r\n", noreply),
+                }
+            }
+            Request::Touch { key, exptime, noreply } => {
+                c.cmd_touch.incr();
+                let touched = shard.touch(key, self.shared.clock.realtime(exptime, now), now);
+                if touched { c.touch_hits.incr() } else { c.touch_misses.incr() }
+                (if touched { reply::TOUCHED } else { reply::NOT_FOUND }, noreply)
+            }
+            _ => return,
+        };
+        if !noreply {
+            out.extend_from_slice(line);
+        }
+    }
+
+    /// One key of get/gets/gat/gats: its VALUE lines, or nothing on a miss.
+    pub fn get_one(&self, key: &[u8], cas: bool, touch: Option<i64>, out: &mut BytesMut) {
+        let now = self.now();
+        let c = &self.stats().commands;
+        c.cmd_get.incr();
+        let mut shard = self.shard.borrow_mut();
+        let item = match touch {
+            Some(exptime) => {
+                c.cmd_touch.incr();
+                shard.get_and_touch(key, self.shared.clock.realtime(exptime, now), now)
+            }
+            None => shard.get(key, now),
+        };
+        match (item, touch) {
+            (Some(_), Some(_)) => c.touch_hits.incr(),
+            (Some(_), None) => c.get_hits.incr(),
+            (None, Some(_)) => c.touch_misses.incr(),
+            (None, None) => c.get_misses.incr(),
+        }
+        if let Some(item) = item {
+            let unique = if cas { Some(if self.shared.config.cas_enabled { item.cas } else { 0 }) } else { None };
+            reply::value(out, key, item.flags, item.value, unique);
+        }
+    }
+
+    /// Runs one op of any kind here, whether this core's own connection asked for it
+    /// or a peer forwarded it. `bytes` are the op's request bytes.
+    pub fn run_op(&self, kind: OpKind, bytes: &[u8], out: &mut BytesMut) {
+        match kind {
+            OpKind::Raw => {
+                if let Parsed::Done { request, .. } = protocol::parse(bytes, &self.limits) {
+                    self.run_keyed(&request, out);
+                }
+            }
+            OpKind::GetKey { cas, touch } => self.get_one(bytes, cas, touch, out),
+            OpKind::Unlink => {
+                let now = self.now();
+                self.shard.borrow_mut().delete(bytes, now);
+            }
+            OpKind::Flush { delay } => {
+                let now = self.now();
+                if delay > 0 {
+                    self.flush_at.set(Some(self.shared.clock.realtime(delay, now)));
+                } else {
+                    self.flush_at.set(None);
+                    self.shard.borrow_mut().flush_all(now);
+                }
+            }
+            OpKind::MemoryLimit { bytes } => self.shard.borrow_mut().set_memory_limit(bytes as usize),
+            OpKind::ResetStats => {
+                self.stats().reset();
+                self.shard.borrow_mut().reset_stats();
+            }
+            OpKind::ListConns => self.forwarder.list_conns(out, self.now()),
+        }
+    }
+
+    /// Runs a batch a peer forwarded, replying into `replies`.
+    pub fn run_batch(&self, requests: &Batch, replies: &mut Batch) {
+        self.stats().commands.served_for_peers.add(requests.ops.len() as u64);
+        for op in &requests.ops {
+            let bytes = requests.bytes_of(op);
+            replies.push(op.conn, op.slot, op.kind, |out| self.run_op(op.kind, bytes, out));
+        }
+        self.publish();
+    }
+
+    /// Once a second: a delayed flush that is due, and a bounded sweep of expired items.
+    pub fn housekeeping(&self) {
+        let now = self.now();
+        if let Some(at) = self.flush_at.get() {
+            if at <= now {
+                self.flush_at.set(None);
+                self.shard.borrow_mut().flush_all(now);
+            }
+        }
+        self.shard.borrow_mut().reclaim_expired(now, 10_000);
+        self.publish();
+    }
+}

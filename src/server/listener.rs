@@ -1,0 +1,147 @@
+//! Listening sockets and the accept loop.
+//!
+//! Every executor binds the same TCP addresses with SO_REUSEPORT, so the kernel spreads
+//! incoming connections over the cores with no hand-off between threads. A UNIX socket
+//! cannot be shared that way; executor 0 alone listens on it.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::{TcpListener, UnixListener};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::connection::Connection;
+use super::core::Core;
+use super::forward::ConnInfo;
+use crate::config::Config;
+use crate::protocol::reply::TOO_MANY_CONNECTIONS;
+
+/// The TCP addresses to listen on: `-l`'s list, or every interface (IPv4 and IPv6).
+pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
+    if config.listen.is_empty() {
+        if config.unix_socket.is_some() {
+            return Ok(Vec::new()); // memcached: -s alone turns TCP off
+        }
+        return Ok(vec![
+            SocketAddr::from(([0, 0, 0, 0], config.port)),
+            SocketAddr::from(([0u16; 8], config.port)),
+        ]);
+    }
+    let mut addresses = Vec::new();
+    for listen in &config.listen {
+        let resolved = listen
+            .to_socket_addrs()
+            .map_err(|e| format!("getaddrinfo(): {e} ({listen})"))?;
+        addresses.extend(resolved);
+    }
+    Ok(addresses)
+}
+
+/// A non-blocking listening socket with SO_REUSEPORT, bound to `addr`.
+pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// The UNIX socket, with `-a`'s permissions.
+pub fn bind_unix(config: &Config) -> std::io::Result<Option<UnixListener>> {
+    let Some(path) = &config.unix_socket else { return Ok(None) };
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.unix_mask))?;
+    Ok(Some(listener))
+}
+
+/// Takes a connection slot under `-c`, or refuses the client as memcached does.
+async fn admit<S: futures_lite::AsyncWrite + Unpin>(core: &Core, stream: &mut S) -> bool {
+    let shared = &core.shared;
+    let counters = &core.stats().commands;
+    let open = shared.connections.fetch_add(1, Ordering::Relaxed);
+    if open >= shared.config.max_connections {
+        shared.connections.fetch_sub(1, Ordering::Relaxed);
+        counters.rejected_connections.incr();
+        let _ = stream.write_all(TOO_MANY_CONNECTIONS).await;
+        return false;
+    }
+    counters.curr_connections.incr();
+    counters.total_connections.incr();
+    true
+}
+
+fn release(core: &Core) {
+    core.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    core.stats().commands.curr_connections.decr();
+}
+
+pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
+    loop {
+        let mut stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: memcached logs and goes on.
+                if core.shared.config.verbosity > 0 {
+                    eprintln!("accept(): {e}");
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            if !admit(&core, &mut stream).await {
+                return;
+            }
+            let _ = stream.set_nodelay(true);
+            let info = ConnInfo {
+                fd: stream.as_raw_fd(),
+                addr: stream.peer_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+                listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+                ..ConnInfo::default()
+            };
+            if core.shared.config.verbosity > 1 {
+                eprintln!("<{} new client connection from {}", info.fd, info.addr);
+            }
+            Connection::new(stream, core.clone(), info).serve().await;
+            release(&core);
+        })
+        .detach();
+    }
+}
+
+pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
+    loop {
+        let Ok(mut stream) = listener.accept().await else {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            if !admit(&core, &mut stream).await {
+                return;
+            }
+            let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
+            let info = ConnInfo {
+                fd: -1,
+                addr: format!("unix:{path}"),
+                listen_addr: format!("unix:{path}"),
+                ..ConnInfo::default()
+            };
+            Connection::new(stream, core.clone(), info).serve().await;
+            release(&core);
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,236 @@
+//! Making room: segment allocation within the budget, compaction and eviction of
+//! segments, growth of the index inside the memory limit, and the background reclaim
+//! of expired items.
+//!
+//! Eviction is FIFO over sealed segments with CLOCK-style second chances: the oldest
+//! segment is compacted in place, keeping (up to half a segment of) the records read
+//! since they were written, with their reference bit cleared, and evicting the rest.
+//! The compacted segment becomes the new write head, so kept records are in effect
+//! reinserted at the young end. Before any live item is evicted, a segment whose
+//! records are all dead or expired is reused whole, and a segment at least half dead
+//! is compacted without evicting anything.
+
+use super::index::{Loc, MAX_SEGMENTS};
+use super::item::{self, ACCESSED, FETCHED};
+use super::Shard;
+
+impl Shard {
+    /// Segments the budget allows beside the index (at least two).
+    fn seg_budget(&self) -> usize {
+        (self.config.memory_limit.saturating_sub(self.index.bytes()) / self.pool.seg_size)
+            .clamp(2, MAX_SEGMENTS)
+    }
+
+    /// A segment to become the write head, with room for a `len`-byte record after
+    /// whatever compaction left in it. None: no room without evicting and `-M`.
+    pub(super) fn make_room(&mut self, len: usize, now: u32) -> Option<u32> {
+        let seg_size = self.pool.seg_size;
+        let mut reclaimed_all = false;
+        for _ in 0..self.pool.segs.len() * 2 + 4 {
+            if let Some(s) = self.pool.free.pop() {
+                return Some(s);
+            }
+            if self.pool.allocated < self.seg_budget() {
+                if let Some(s) = self.pool.allocate() {
+                    return Some(s);
+                }
+            }
+            let victim = if let Some(s) = self.pool.expired_sealed(now) {
+                Some((s, None))
+            } else {
+                let emptiest = self.pool.emptiest_sealed()?;
+                let live = self.pool.segs[emptiest as usize].live_bytes as usize;
+                if live <= seg_size / 2 && live + len <= seg_size {
+                    Some((emptiest, None))
+                } else if self.config.evict {
+                    let oldest = *self.pool.sealed.front()?;
+                    Some((oldest, Some((seg_size / 2).min(seg_size - len))))
+                } else if live + len <= seg_size {
+                    Some((emptiest, None))
+                } else {
+                    None
+                }
+            };
+            match victim {
+                Some((s, retain)) => {
+                    self.pool.unseal(s);
+                    self.compact(s, retain, now);
+                    if self.pool.segs[s as usize].write_off as usize + len <= seg_size {
+                        return Some(s);
+                    }
+                    self.pool.sealed.push_back(s);
+                }
+                None if !reclaimed_all && self.full_reclaim_at != Some(now) => {
+                    // `-M`: expired items may still hide in full segments. A full walk,
+                    // so at most once per second however many stores are refused.
+                    reclaimed_all = true;
+                    self.full_reclaim_at = Some(now);
+                    self.reclaim_step(now, usize::MAX);
+                }
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// Compacts segment `s` in place. Dead records go, expired ones are reclaimed.
+    /// `retain: None` keeps every live record; `Some(limit)` keeps only records read
+    /// since they were last written or kept, up to `limit` bytes, and evicts the rest.
+    pub(super) fn compact(&mut self, s: u32, retain: Option<usize>, now: u32) {
+        let Shard {
+            pool,
+            index,
+            hasher,
+            c,
+            ..
+        } = self;
+        let seg = &mut pool.segs[s as usize];
+        let end = seg.write_off as usize;
+        let (mut r, mut w) = (0usize, 0usize);
+        let (mut live_items, mut expires_by) = (0u32, 0u32);
+        while r < end {
+            let h = item::parse(&seg.data[r..]);
+            let len = h.total_len();
+            if h.is_dead() {
+                r += len;
+                continue;
+            }
+            let hash = hasher.hash_one(&seg.data[r + h.key_off..r + h.value_off()]);
+            let here = Loc {
+                seg: s,
+                off: r as u32,
+            };
+            let Some(slot) = index.find(hash, |l| l == here) else {
+                debug_assert!(false, "live record without an index entry");
+                r += len;
+                continue;
+            };
+            let fetched = h.mask & FETCHED != 0;
+            if h.is_expired(now) {
+                index.remove_at(slot);
+                c.reclaimed += 1;
+                c.expired_unfetched += u64::from(!fetched);
+                c.bytes -= len as u64;
+            } else if retain.is_none_or(|limit| h.mask & ACCESSED != 0 && w + len <= limit) {
+                if w != r {
+                    seg.data.copy_within(r..r + len, w);
+                    index.set_loc(
+                        slot,
+                        Loc {
+                            seg: s,
+                            off: w as u32,
+                        },
+                    );
+                }
+                if retain.is_some() {
+                    seg.data[w] &= !ACCESSED;
+                }
+                w += len;
+                live_items += 1;
+                expires_by = expires_by.max(if h.exptime == 0 { u32::MAX } else { h.exptime });
+            } else {
+                index.remove_at(slot);
+                c.evictions += 1;
+                c.evicted_unfetched += u64::from(!fetched);
+                c.bytes -= len as u64;
+            }
+            r += len;
+        }
+        seg.write_off = w as u32;
+        seg.live_bytes = w as u32;
+        seg.live_items = live_items;
+        seg.expires_by = expires_by;
+        seg.generation = seg.generation.wrapping_add(1);
+    }
+
+    /// Frees segments until segments + index + `extra` bytes fit the memory limit,
+    /// keeping at least two segments. Live items are only evicted if `may_evict`.
+    pub(super) fn shed_to(&mut self, extra: usize, now: u32, may_evict: bool) -> bool {
+        loop {
+            if self.pool.bytes() + self.index.bytes() + extra <= self.config.memory_limit {
+                return true;
+            }
+            if let Some(f) = self.pool.free.pop() {
+                self.pool.release(f);
+                continue;
+            }
+            if self.pool.allocated <= 2 {
+                return false;
+            }
+            let victim = match self.pool.expired_sealed(now) {
+                Some(s) => s,
+                None if may_evict => match self.pool.sealed.front() {
+                    Some(&s) => s,
+                    None => return false,
+                },
+                None => return false,
+            };
+            self.pool.unseal(victim);
+            self.compact(victim, Some(0), now);
+            self.pool.release(victim);
+        }
+    }
+
+    /// Makes sure the index can take one more entry within the memory limit, growing
+    /// it (and shedding segments for the new table) when needed.
+    pub(super) fn ensure_index_room(&mut self, now: u32) -> bool {
+        let Some(slots) = self.index.wants_growth() else {
+            return true;
+        };
+        if self.shed_to(slots * 8, now, self.config.evict) || self.config.evict {
+            // With evict, only a tiny limit (two segments) gets here unshed: that
+            // index is part of the documented slack.
+            self.index.resize(slots);
+            return true;
+        }
+        self.index.has_hard_room()
+    }
+
+    /// One bounded step of the background walk over all segments, dropping expired
+    /// records: at most `budget` of them, looking at a bounded number of records.
+    pub(super) fn reclaim_step(&mut self, now: u32, budget: usize) -> usize {
+        let nsegs = self.pool.segs.len();
+        let max_scan = budget.saturating_mul(64).max(4096);
+        let (mut done, mut scanned, mut segs_visited) = (0usize, 0usize, 0usize);
+        while done < budget && scanned < max_scan && segs_visited <= nsegs {
+            let cur = &mut self.cursor;
+            if cur.seg >= nsegs {
+                cur.seg = 0;
+                cur.off = 0;
+                segs_visited += 1;
+                continue;
+            }
+            let seg = &self.pool.segs[cur.seg];
+            if cur.generation != seg.generation {
+                cur.generation = seg.generation;
+                cur.off = 0;
+            }
+            if cur.off >= seg.write_off || seg.live_items == 0 {
+                cur.seg += 1;
+                cur.off = 0;
+                segs_visited += 1;
+                continue;
+            }
+            let loc = Loc {
+                seg: cur.seg as u32,
+                off: cur.off,
+            };
+            let h = item::parse(&seg.data[cur.off as usize..]);
+            cur.off += h.total_len() as u32;
+            scanned += 1;
+            if h.is_dead() || !h.is_expired(now) {
+                continue;
+            }
+            let hash = self.hasher.hash_one(
+                &seg.data[loc.off as usize + h.key_off..loc.off as usize + h.value_off()],
+            );
+            if let Some(slot) = self.index.find(hash, |l| l == loc) {
+                self.unlink(slot, loc, h);
+                self.c.reclaimed += 1;
+                self.c.expired_unfetched += u64::from(h.mask & FETCHED == 0);
+                done += 1;
+            }
+        }
+        done
+    }
+}
