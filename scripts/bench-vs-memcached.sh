@@ -96,16 +96,17 @@ workload_args() {
 run_one() {
     local mode=$1 wl=$2 round=$3 name=$4 port=$5 pid=$6 gthreads=$7 gcpus=$8 conns=$9
     local json=$OUT/$mode-core-$wl-$name-$round.json
-    local before after
+    local before after load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     # shellcheck disable=SC2046
     before=$(cpu_ticks "$pid")
     "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
         $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
         --label "$name $wl ${mode}c r$round" --json -q > "$json"
     after=$(cpu_ticks "$pid")
-    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" >> "$RESULTS" <<'EOF'
+    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" "$load" >> "$RESULTS" <<'EOF'
 import json, sys
-f, mode, wl, name, rnd, b, a, tick, dur, warm = sys.argv[1:]
+f, mode, wl, name, rnd, b, a, tick, dur, warm, load = sys.argv[1:]
 r = json.load(open(f))
 secs = (float(a) - float(b)) / float(tick)
 # The server also worked during warm-up: charge it the warm-up's requests too.
@@ -115,9 +116,12 @@ print(json.dumps({
     "throughput": r["throughput"], "p50": r["latency_us"]["p50"], "p99": r["latency_us"]["p99"],
     "p999": r["latency_us"]["p999"], "errors": r["errors"],
     "cpu_us_per_req": secs * 1e6 / served if served else None,
+    # Open loop: p99 of how late requests left; large = the generator fell behind.
+    "send_lag_p99": (r.get("send_lag_us") or {}).get("p99"),
+    "load": float(load),
 }))
 EOF
-    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req" % r)' >&2
+    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req  load %(load)s" % r + ("  send lag p99 %.1f us" % r["send_lag_p99"] if r["send_lag_p99"] is not None else ""))' >&2
 }
 
 median_throughput() { # mode workload server
@@ -204,22 +208,26 @@ names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "mget10": "10-key multi-get", "set1k": "set-only 1 KiB", "open50": "open loop 50% of peak"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
-    print("| workload | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| workload | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for wl in ["p1", "p16", "mget10", "open50", "set1k"]:
         agg = {}
         for s in ["memcached", ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s]
             if not rs:
                 continue
-            agg[s] = {k: med([r[k] for r in rs if r[k] is not None]) for k in ["throughput", "p50", "p99", "p999", "cpu_us_per_req"]}
+            agg[s] = {k: med([r[k] for r in rs if r.get(k) is not None]) for k in ["throughput", "p50", "p99", "p999", "cpu_us_per_req", "load", "send_lag_p99"]}
             agg[s]["errors"] = sum(r["errors"] for r in rs)
             a = agg[s]
-            print(f"| {names[wl]} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['errors']} |")
+            lag = "" if a["send_lag_p99"] != a["send_lag_p99"] else f"{a['send_lag_p99']/1e3:.3f}"
+            print(f"| {names[wl]} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['errors']} | {a['load']:.1f} | {lag} |")
         if len(agg) == 2:
             a, b = agg["memcached"], agg[ours]
             r = lambda k: b[k] / a[k] if a[k] else float("nan")
-            print(f"| {names[wl]} | **ratio ours/memcached** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | |")
+            print(f"| {names[wl]} | **ratio ours/memcached** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | |")
+print("\nMedians over rounds. load = 1-minute load average when the runs started (2 CPUs: above ~2.5 other")
+print("processes compete for the cores and tails mean little). send lag = open loop only: p99 of how late")
+print("mcbench sent against its schedule; when it is not far below the latencies, the generator fell behind.")
 if os.path.exists(gencmp):
     g = [json.loads(l) for l in open(gencmp)]
     print("\n### One generator core driving memcached -t 1 (get:set 9:1, 50 connections, pipeline 1)\n")

@@ -263,7 +263,9 @@ pub async fn run(
                     Some(sc) => sc.next(),
                     None => now,
                 };
-                if shared.end.is_some_and(|end| due >= end) || !shared.take_quota() {
+                // Warm-up requests do not count against --requests.
+                let counted = due >= shared.measure_start;
+                if shared.end.is_some_and(|end| due >= end) || (counted && !shared.take_quota()) {
                     stopped = true;
                     break;
                 }

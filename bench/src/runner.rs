@@ -269,12 +269,10 @@ impl Job {
         let end = s
             .duration
             .map(|d| measure_start + Duration::from_secs_f64(d));
+        // Requests due after warm-up, split over threads (warm-up ones come on top).
         let quota = match s.requests {
-            // Warm-up requests come on top of the measured ones.
-            Some(n) if s.warmup == 0.0 => {
-                n / threads as u64 + u64::from((t as u64) < n % threads as u64)
-            }
-            _ => u64::MAX,
+            Some(n) => n / threads as u64 + u64::from((t as u64) < n % threads as u64),
+            None => u64::MAX,
         };
         let main = self.shared(measure_start, end, quota, s.pipeline);
         glommio::timer::sleep(start.saturating_duration_since(Instant::now())).await;
