@@ -6,6 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real memcached is the reference some tests compare against (and mcbench's end-to-end
+# test drives); libmemcached-tools, nc and python3-venv serve scripts/compat.sh.
+packages=(memcached libmemcached-tools netcat-openbsd python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+fi
+
 # One release build serves both the tests and the compatibility checks.
 cargo build --release --workspace
 cargo test --release --workspace

@@ -132,6 +132,7 @@ async fn executor_main(
         forwarder: forwarder.clone(),
         limits: Limits { item_size_max: config.item_size_max },
         flush_at: Default::default(),
+        now: std::cell::Cell::new(shared.clock.now()),
         shared: shared.clone(),
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
