@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// Write a latency-percentile plot of this run (.svg or .html).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Spin this many microseconds before an idle generator thread sleeps. Open loop
+    /// at high rates wakes the executor for every send; spinning through short gaps
+    /// avoids a sleep/wake round trip through the kernel each time, at the price of
+    /// a busy generator core.
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
     /// Name of this run in reports and plots.
     #[arg(long)]
     pub label: Option<String>,
@@ -141,6 +147,7 @@ pub struct Settings {
     pub preload: bool,
     pub rate: Option<f64>,
     pub arrival: Arrival,
+    pub spin_us: u64,
     pub label: String,
 }
 
@@ -251,7 +258,10 @@ impl RunArgs {
             (None, None) => Some(10.0),
             (d, _) => d,
         };
-        if duration.is_some_and(|d| !(d > 0.0)) || !(self.warmup >= 0.0) {
+        if duration.is_some_and(|d| d.is_nan() || d <= 0.0)
+            || self.warmup.is_nan()
+            || self.warmup < 0.0
+        {
             return Err("duration must be > 0 and warmup >= 0".into());
         }
         if self.key_prefix.bytes().any(|b| b <= b' ' || b == 0x7f) || self.key_prefix.len() > 200 {
@@ -281,6 +291,7 @@ impl RunArgs {
             warmup: self.warmup,
             preload: self.preload,
             rate: self.rate,
+            spin_us: self.spin_us,
             arrival: if self.poisson {
                 Arrival::Poisson
             } else {

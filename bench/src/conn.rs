@@ -237,15 +237,26 @@ pub async fn run(
     let mut stopped = false;
     let mut drain_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
 
+    let mut failing_since: Option<Instant> = None;
     'connect: loop {
         let mut stream = match TcpStream::connect(addr).await {
-            Ok(st) => st,
+            Ok(st) => {
+                failing_since = None;
+                st
+            }
             Err(e) => {
-                shared
-                    .stats
-                    .borrow_mut()
-                    .sample("connect", e.to_string().as_bytes());
-                if stopped || shared.end.is_some_and(|end| Instant::now() >= end) {
+                let now = Instant::now();
+                let since = *failing_since.get_or_insert(now);
+                if since == now {
+                    shared
+                        .stats
+                        .borrow_mut()
+                        .sample("connect", e.to_string().as_bytes());
+                }
+                if stopped
+                    || shared.end.is_some_and(|end| now >= end)
+                    || now.duration_since(since) >= CONNECT_GIVE_UP
+                {
                     return;
                 }
                 glommio::timer::sleep(Duration::from_millis(100)).await;

@@ -22,7 +22,7 @@ const PRELOAD_PIPELINE: usize = 32;
 enum Msg {
     Tick {
         second: u64,
-        hist: Histogram<u64>,
+        hist: Box<Histogram<u64>>,
         counts: Counters,
     },
     Done(Box<ThreadOutcome>),
@@ -97,7 +97,11 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     eprintln!("mcbench: thread {t}: could not pin to cpu {cpu}");
                 }
-                match LocalExecutorBuilder::new(Placement::Unbound).make() {
+                let mut builder = LocalExecutorBuilder::new(Placement::Unbound);
+                if settings.spin_us > 0 {
+                    builder = builder.spin_before_park(Duration::from_micros(settings.spin_us));
+                }
+                match builder.make() {
                     Ok(ex) => {
                         let job = Job {
                             t,
@@ -338,7 +342,7 @@ async fn ticker(shared: Rc<Shared>, start: Instant, tx: mpsc::Sender<Msg>) {
         if tx
             .send(Msg::Tick {
                 second,
-                hist,
+                hist: Box::new(hist),
                 counts,
             })
             .is_err()
