@@ -104,12 +104,6 @@ pub struct RunArgs {
     /// Write a latency-percentile plot of this run (.svg or .html).
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Spin this many microseconds before an idle generator thread sleeps. Open loop
-    /// at high rates wakes the executor for every send; spinning through short gaps
-    /// avoids a sleep/wake round trip through the kernel each time, at the price of
-    /// a busy generator core.
-    #[arg(long, default_value_t = 0)]
-    pub spin_us: u64,
     /// Name of this run in reports and plots.
     #[arg(long)]
     pub label: Option<String>,
@@ -147,7 +141,6 @@ pub struct Settings {
     pub preload: bool,
     pub rate: Option<f64>,
     pub arrival: Arrival,
-    pub spin_us: u64,
     pub label: String,
 }
 
@@ -291,7 +284,6 @@ impl RunArgs {
             warmup: self.warmup,
             preload: self.preload,
             rate: self.rate,
-            spin_us: self.spin_us,
             arrival: if self.poisson {
                 Arrival::Poisson
             } else {

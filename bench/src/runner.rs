@@ -97,11 +97,7 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     eprintln!("mcbench: thread {t}: could not pin to cpu {cpu}");
                 }
-                let mut builder = LocalExecutorBuilder::new(Placement::Unbound);
-                if settings.spin_us > 0 {
-                    builder = builder.spin_before_park(Duration::from_micros(settings.spin_us));
-                }
-                match builder.make() {
+                match LocalExecutorBuilder::new(Placement::Unbound).make() {
                     Ok(ex) => {
                         let job = Job {
                             t,
