@@ -22,6 +22,10 @@ use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
 const READ_BUFFER: usize = 16 * 1024;
 /// Past this much output in one round, send what we have before going on.
 const FLUSH_AT: usize = 256 * 1024;
+/// Past this many forwarded replies in one round, wait for them and send: their size is
+/// unknown until they arrive (up to -I each), so this bounds what a client that does
+/// not read can make the connection hold (gets of a large value, pipelined or multi).
+const MAX_HOLES: usize = 64;
 
 /// First byte of a binary-protocol request.
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -209,7 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // request never holds more than about FLUSH_AT of output.
                 for key in keys {
                     get_key(&self.core, self.id, &self.mailbox, &mut self.output, key, cas, touch);
-                    if self.output.buf.len() >= FLUSH_AT
+                    if self.output.is_full()
                         && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
                     {
                         return Next::Close;
@@ -225,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if next == Next::Close {
                 return Next::Close;
             }
-            if self.output.buf.len() >= FLUSH_AT && self.flush().await.is_err() {
+            if self.output.is_full() && self.flush().await.is_err() {
                 return Next::Close;
             }
         }
@@ -259,6 +263,7 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
     core.stats().commands.bytes_written.add(out.buf.len() as u64);
     let result = stream.write_all(&out.buf).await;
     out.buf.clear();
+    out.shrink();
     result
 }
 
@@ -287,6 +292,22 @@ impl Input {
 }
 
 impl Output {
+    /// Buffers grown for one large round are given back, not kept for the connection's
+    /// life (a thousand idle connections would each hold their largest round).
+    fn shrink(&mut self) {
+        if self.buf.capacity() > 4 * FLUSH_AT {
+            self.buf = BytesMut::with_capacity(READ_BUFFER);
+        }
+        if self.spliced.capacity() > 4 * FLUSH_AT {
+            self.spliced = BytesMut::new();
+        }
+    }
+
+    /// Time to send what this round has so far.
+    fn is_full(&self) -> bool {
+        self.buf.len() >= FLUSH_AT || self.holes.len() >= MAX_HOLES
+    }
+
     /// Remembers that a forwarded reply goes here; returns its mailbox slot.
     fn hole(&mut self, mailbox: &Mailbox) -> u32 {
         let slot = self.holes.len() as u32;
@@ -429,4 +450,38 @@ fn stats(core: &Core, kind: StatsKind, out: &mut Output, on: &mut impl FnMut(usi
         }
     }
     out.buf.extend_from_slice(reply::END);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output() -> Output {
+        Output { buf: BytesMut::new(), holes: Vec::new(), spliced: BytesMut::new() }
+    }
+
+    /// Forwarded replies count toward sending: without that, a client that never reads
+    /// could make a connection hold gigabytes of forwarded values (tests/robustness.rs).
+    #[test]
+    fn forwarded_replies_fill_a_round() {
+        let (mut out, mailbox) = (output(), Mailbox::default());
+        for _ in 0..MAX_HOLES - 1 {
+            out.hole(&mailbox);
+        }
+        assert!(!out.is_full());
+        out.hole(&mailbox);
+        assert!(out.is_full());
+        let mut out = output();
+        out.buf.extend_from_slice(&vec![b'v'; FLUSH_AT]);
+        assert!(out.is_full());
+    }
+
+    #[test]
+    fn large_rounds_give_their_buffers_back() {
+        let mut out = output();
+        out.buf.reserve(8 * FLUSH_AT);
+        out.spliced.reserve(8 * FLUSH_AT);
+        out.shrink();
+        assert!(out.buf.capacity() <= 4 * FLUSH_AT && out.spliced.capacity() <= 4 * FLUSH_AT);
+    }
 }

@@ -18,6 +18,9 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
 use slab::Slab;
 
+/// Buffers that grew past this (large values) are dropped after use, not kept for reuse.
+const KEEP_BYTES: usize = 1 << 20;
+
 /// What the owner is to do with a forwarded operation.
 #[derive(Clone, Copy, Debug)]
 pub enum OpKind {
@@ -153,7 +156,11 @@ impl Mailbox {
     }
 
     pub fn clear(&self) {
-        self.replies.borrow_mut().clear();
+        let mut replies = self.replies.borrow_mut();
+        replies.clear();
+        if replies.capacity() > KEEP_BYTES {
+            *replies = BytesMut::new();
+        }
         self.slots.borrow_mut().clear();
     }
 }
@@ -217,6 +224,9 @@ impl Forwarder {
     }
 
     fn recycle(&self, mut batch: Batch) {
+        if batch.bytes.capacity() > KEEP_BYTES {
+            return; // grown by large values: give the memory back
+        }
         batch.clear();
         self.spares.borrow_mut().push(batch);
     }

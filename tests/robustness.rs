@@ -1,0 +1,608 @@
+//! Hostile and broken clients against the real server binary: slow clients, floods,
+//! garbage, memory under load, hash flooding, security defaults (issue 6).
+//!
+//! Every test starts its own server on a free port and is bounded in time (each reply
+//! has a deadline in tests/common). "Unaffected" is always checked the same way: the
+//! process is alive and a fresh client can store and read back a value.
+
+mod common;
+mod robust_common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{assert_version_line, stat_num, Client, Server};
+use robust_common::{alive, peak_rss_kib, raise_nofile, rss_kib, Bare, Rng};
+
+const MIB: u64 = 1024;
+
+/// The server is alive and serves a fresh client normally.
+fn assert_serving(server: &Server, tag: &str) {
+    assert!(alive(server.pid()), "{tag}: the server process died");
+    let mut c = server.client();
+    let key = format!("probe:{tag}");
+    c.set(&key, tag.as_bytes());
+    assert_eq!(c.get(&key).as_deref(), Some(tag.as_bytes()), "{tag}: probe value");
+}
+
+/// Reads whatever arrives until EOF, a reset or `quiet` without data; returns the bytes
+/// and whether the connection was closed.
+fn drain(stream: &mut TcpStream, quiet: Duration, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    stream.set_read_timeout(Some(quiet)).ok();
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return (got, false),
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
+}
+
+// ---- slow clients ----
+
+#[test]
+fn request_dribbled_one_byte_at_a_time() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    let first = b"set dribble 5 0 11\r\nhello";
+    for &b in first {
+        c.send([b]);
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Half a value: nothing may be answered yet.
+    c.expect_silence(Duration::from_millis(100));
+    for &b in b" world\r\nget other dribble\r\nincr dribble 1\r\n".iter() {
+        c.send([b]);
+        thread::sleep(Duration::from_millis(1));
+    }
+    c.expect(b"STORED\r\nVALUE dribble 5 11\r\nhello world\r\nEND\r\n");
+    c.expect(b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    c.expect_alive();
+}
+
+#[test]
+fn client_that_never_reads_is_throttled() {
+    let server = Server::start(&["-t", "2", "-m", "64"]);
+    let mut c = server.client();
+    let value = vec![b'v'; 256 * 1024];
+    let keys: Vec<String> = (0..8).map(|i| format!("big{i}")).collect();
+    for k in &keys {
+        c.set(k, &value);
+    }
+    let base = rss_kib(server.pid());
+    // Two hogs: pipelined single-key gets, and multi-gets of the same keys (both
+    // cores' keys, so forwarded replies are in play), never reading a byte.
+    let single: Vec<u8> = keys.iter().flat_map(|k| format!("get {k}\r\n").into_bytes()).collect();
+    let multi = format!("get{}\r\n", format!(" {}", keys.join(" ")).repeat(400)).into_bytes();
+    let mut owed_bytes = 0u64;
+    let mut hogs = Vec::new();
+    for (request, replies_per_request) in [(single, 8u64), (multi, 3200)] {
+        let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("hog connects");
+        hog.set_nonblocking(true).expect("nonblocking");
+        let (mut sent, mut blocked_since) = (0u64, None::<Instant>);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Write until the server has stopped reading for a second.
+        while Instant::now() < deadline {
+            match (&hog).write(&request) {
+                Ok(n) => {
+                    sent += n as u64;
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(1) {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("hog write: {e}"),
+            }
+        }
+        assert!(blocked_since.is_some(), "the server kept reading from a client that never reads");
+        owed_bytes += sent / request.len() as u64 * replies_per_request * value.len() as u64;
+        hogs.push(hog);
+    }
+    // What the hogs are owed is far beyond any bound: the server must not hold it.
+    assert!(owed_bytes > 4 << 30, "the test must ask for gigabytes, asked {owed_bytes}");
+    // Meanwhile another client is served normally.
+    let mut other = server.client();
+    for i in 0..200 {
+        let k = format!("other{i}");
+        other.set(&k, k.as_bytes());
+        assert_eq!(other.get(&k).as_deref(), Some(k.as_bytes()));
+    }
+    let rss = rss_kib(server.pid());
+    let peak = peak_rss_kib(server.pid());
+    eprintln!("never-reading clients: owed {} MiB, RSS {base} KiB -> {rss} KiB (peak {peak} KiB)", owed_bytes >> 20);
+    assert!(rss < base + 160 * MIB, "RSS grew from {base} KiB to {rss} KiB for clients that do not read");
+    assert_serving(&server, "after-hogs");
+}
+
+#[test]
+fn client_dying_mid_value_leaves_no_partial_item() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    c.set("half:old", b"old value");
+    for (key, sent) in [("half:old", 50_000usize), ("half:new", 50_000), ("half:nocrlf", 100_000)] {
+        let mut dying = server.client();
+        dying.send(format!("set {key} 0 0 100000\r\n"));
+        dying.send(vec![b'n'; sent]);
+        drop(dying);
+    }
+    // And one that resets the connection instead of closing it.
+    let mut reset = server.client();
+    reset.send("set half:reset 0 0 1000\r\nxyz");
+    set_linger_zero(&reset.stream);
+    drop(reset);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.get("half:old").as_deref(), Some(&b"old value"[..]), "the old value must stay");
+    for key in ["half:new", "half:nocrlf", "half:reset"] {
+        assert_eq!(c.get(key), None, "{key}: a partial item is visible");
+    }
+    assert_serving(&server, "after-dying-clients");
+}
+
+/// Close with a reset (RST) rather than a FIN.
+fn set_linger_zero(stream: &TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt reads `linger` for the size given; the descriptor is open.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+// ---- floods ----
+
+#[test]
+fn hundred_thousand_pipelined_requests_in_one_write() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    let (mut request, mut want) = (Vec::new(), Vec::new());
+    for i in 0..50_000 {
+        let (key, value) = (format!("p{}", i % 3000), format!("v{i}"));
+        request.extend_from_slice(format!("set {key} {i} 0 {}\r\n{value}\r\nget {key}\r\n", value.len()).as_bytes());
+        want.extend_from_slice(format!("STORED\r\nVALUE {key} {i} {}\r\n{value}\r\nEND\r\n", value.len()).as_bytes());
+    }
+    let mut writer = c.stream.try_clone().expect("clone");
+    let sender = thread::spawn(move || writer.write_all(&request).map(|_| ()));
+    let got = c.read_n(want.len());
+    sender.join().expect("writer thread").expect("one write of 100k requests");
+    if got != want {
+        let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "replies differ at byte {at}: got {:?}, want {:?}",
+            String::from_utf8_lossy(&got[at.saturating_sub(40)..(at + 40).min(got.len())]),
+            String::from_utf8_lossy(&want[at.saturating_sub(40)..(at + 40).min(want.len())])
+        );
+    }
+    c.expect_alive();
+}
+
+#[test]
+fn get_of_ten_thousand_keys() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    let mut sets = Vec::new();
+    let (mut line, mut want) = (b"get".to_vec(), Vec::new());
+    for i in 0..10_000 {
+        let key = format!("many:{i}");
+        if i % 7 != 3 {
+            sets.extend_from_slice(format!("set {key} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+            want.extend_from_slice(format!("VALUE {key} {i} {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        }
+        line.extend_from_slice(format!(" {key}").as_bytes());
+    }
+    sets.extend_from_slice(b"mn\r\n");
+    let mut stored = Vec::new();
+    for _ in (0..10_000).filter(|i| i % 7 != 3) {
+        stored.extend_from_slice(b"STORED\r\n");
+    }
+    stored.extend_from_slice(b"MN\r\n");
+    c.send(&sets);
+    c.expect(&stored);
+    line.extend_from_slice(b"\r\n");
+    want.extend_from_slice(b"END\r\n");
+    c.send(&line);
+    let got = c.read_n(want.len());
+    assert!(got == want, "multi-get of 10,000 keys: replies differ or out of order");
+    c.expect_alive();
+}
+
+#[test]
+fn two_thousand_idle_connections() {
+    let have = raise_nofile(8192);
+    assert!(have >= 2100, "this test needs 2100 descriptors, the hard limit allows {have}");
+    let server = Server::start(&["-t", "2", "-c", "4096"]);
+    let mut idle = Vec::new();
+    for i in 0..2000 {
+        let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        idle.push(s);
+    }
+    let mut c = server.client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = c.stat_u64("curr_connections");
+        if open > 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {open} connections open after 10 s");
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Then all of them still answer.
+    for s in &mut idle {
+        s.write_all(b"version\r\n").expect("write to an idle connection");
+    }
+    for (i, s) in idle.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut line = [0u8; 16];
+        s.read_exact(&mut line).unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        assert_version_line(&line);
+    }
+    assert_serving(&server, "after-2000-connections");
+}
+
+#[test]
+fn connection_limit_refuses_the_extra_client_only() {
+    let server = Server::start(&["-t", "2", "-c", "8"]);
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        // A refused client is told at once; an admitted one hears nothing.
+        let (got, closed) = drain(&mut s, Duration::from_millis(300), Duration::from_secs(5));
+        if !got.is_empty() || closed {
+            assert_eq!(String::from_utf8_lossy(&got), "ERROR Too many open connections\r\n");
+            assert!(closed || drain(&mut s, Duration::from_secs(2), Duration::from_secs(5)).1, "refused but left open");
+            refused += 1;
+        } else {
+            open.push(s);
+        }
+    }
+    // Silent so far: admitted, or refused late (a loaded machine). Ask each.
+    let mut admitted = Vec::new();
+    for mut s in open {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let _ = s.write_all(b"version\r\n");
+        let mut line = [0u8; 16];
+        match s.read_exact(&mut line) {
+            Ok(()) if line.starts_with(b"VERSION ") => {
+                assert_version_line(&line);
+                admitted.push(s);
+            }
+            Ok(()) => {
+                assert!(line.starts_with(b"ERROR Too many o"), "unexpected {:?}", String::from_utf8_lossy(&line));
+                refused += 1;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) => refused += 1,
+            Err(e) => panic!("a connection neither answered nor was refused: {e}"),
+        }
+    }
+    assert!(refused >= 4, "-c 8: only {refused} of 12 connections refused");
+    assert!((1..=8).contains(&admitted.len()), "{} connections admitted under -c 8", admitted.len());
+    admitted[0].write_all(b"stats\r\n").expect("write");
+    let (stats, _) = drain(&mut admitted[0], Duration::from_millis(500), Duration::from_secs(5));
+    let counted = format!("STAT rejected_connections {refused}\r\n");
+    assert!(String::from_utf8_lossy(&stats).contains(&counted), "rejected_connections: want {refused}");
+    // A slot freed is a slot available again.
+    drop(admitted.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let _ = s.write_all(b"version\r\n");
+        let mut line = [0u8; 16];
+        if s.read_exact(&mut line).is_ok() && line.starts_with(b"VERSION") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot after a client left");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- garbage ----
+
+/// A client that stores and checks values in a loop while others misbehave.
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Bystander {
+    fn start(port: u16) -> Bystander {
+        let (stop, rounds) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (s, r) = (stop.clone(), rounds.clone());
+        let handle = thread::spawn(move || {
+            let mut c = Client::connect(port);
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let key = format!("bystander{}", i % 100);
+                let value = format!("value{i}");
+                c.set(&key, value.as_bytes());
+                assert_eq!(c.get(&key).as_deref(), Some(value.as_bytes()), "bystander read back");
+                r.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        });
+        Bystander { stop, rounds, handle }
+    }
+
+    /// Stops it; it must have kept working (and not panicked) all along.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let rounds = self.rounds.load(Ordering::Relaxed);
+        assert!(self.handle.join().is_ok(), "the bystander client failed");
+        assert!(rounds > 10, "the bystander made only {rounds} rounds");
+    }
+}
+
+#[test]
+fn random_garbage_leaves_server_and_other_clients_unaffected() {
+    let server = Server::start(&["-t", "2"]);
+    let bystander = Bystander::start(server.port);
+    let mut rng = Rng::new(0x6a72_6167);
+    let mut dirty = Vec::new();
+    for round in 0..16 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        s.set_write_timeout(Some(Duration::from_secs(5))).ok();
+        // Random bytes, sometimes with line ends and command words mixed in.
+        let mut garbage = rng.bytes(64 * 1024);
+        if round % 2 == 1 {
+            for _ in 0..2000 {
+                let at = rng.below(garbage.len() as u64 - 16) as usize;
+                let word: &[u8] = [&b"\r\n"[..], b"\n", b"get ", b"set k 0 0 ", b"noreply", b" 4294967295 "]
+                    [rng.below(6) as usize];
+                garbage[at..at + word.len()].copy_from_slice(word);
+            }
+        }
+        let _ = s.write_all(&garbage);
+        dirty.push(s);
+    }
+    for s in &mut dirty {
+        let _ = drain(s, Duration::from_millis(50), Duration::from_secs(2));
+    }
+    assert_serving(&server, "after-garbage");
+    bystander.finish();
+}
+
+#[test]
+fn binary_header_nul_bytes_long_lines_and_huge_lengths() {
+    let server = Server::start(&["-t", "2"]);
+    let bystander = Bystander::start(server.port);
+    let base = rss_kib(server.pid());
+
+    // NUL ends the line, as C strings do in memcached.
+    let mut c = server.client();
+    c.roundtrip(b"get a\0b\r\n", b"END\r\n");
+    c.roundtrip(b"\0\0\0\0\r\n", b"ERROR\r\n");
+    c.roundtrip(b"set n\0ul 0 0 1\r\nx\r\n", b"ERROR\r\nERROR\r\n");
+    c.expect_alive();
+
+    // A line over 2048 bytes without a newline: closed (as memcached does)...
+    let mut long = server.client();
+    long.send_lossy(vec![b'a'; 5000]);
+    long.expect_closed();
+    // ...but a long multi-get line is a request.
+    let mut c = server.client();
+    c.roundtrip(format!("get {}\r\n", "k ".repeat(2000)), b"END\r\n");
+    // Over-long keys are an error, not a crash.
+    c.roundtrip(format!("get {}\r\n", "k".repeat(3000)), b"CLIENT_ERROR bad command line format\r\n");
+
+    // Huge declared lengths: refused up front, nothing allocated for them.
+    let mut huge = server.client();
+    huge.roundtrip(b"set k 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    huge.roundtrip(b"set k 0 0 99999999999999999999\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    huge.roundtrip(b"set k 0 0 2000000000\r\n", b"SERVER_ERROR object too large for cache\r\n");
+    // The connection now swallows the 2 GB it announced: send some of it.
+    huge.send(vec![b'z'; 8 << 20]);
+    let mut other = server.client();
+    other.roundtrip(b"get k\r\n", b"END\r\n");
+
+    // A binary-protocol request: the server must not crash or hang others. Whatever
+    // it does with the connection (answer, close, wait for a line), record it.
+    let mut bin = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    bin.write_all(b"\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a")
+        .expect("write binary header");
+    let (got, closed) = drain(&mut bin, Duration::from_secs(1), Duration::from_secs(3));
+    eprintln!("binary GET header: {} bytes back, closed: {closed}", got.len());
+
+    let rss = rss_kib(server.pid());
+    assert!(rss < base + 64 * MIB, "RSS {base} KiB -> {rss} KiB after huge declared lengths");
+    assert_serving(&server, "after-bad-input");
+    bystander.finish();
+}
+
+// ---- memory ----
+
+#[test]
+fn memory_stays_within_m_under_a_gigabyte_of_writes() {
+    let server = Server::start(&["-t", "2", "-m", "64", "-I", "1m"]);
+    let pid = server.pid();
+    let base = rss_kib(pid);
+    let total: u64 = 1 << 30;
+    let pattern: Arc<Vec<u8>> = Arc::new((0..(1 << 20) + 2048).map(|i| (i % 251) as u8).collect());
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let pattern = pattern.clone();
+        let mut c = server.client();
+        writers.push(thread::spawn(move || {
+            let mut rng = Rng::new(0x5eed + w);
+            let (mut written, mut requests, mut batch) = (0u64, 0u64, Vec::new());
+            let mut reader = c.stream.try_clone().expect("clone");
+            // Replies are read on another thread so the pipeline never stalls.
+            let (tx, rx) = std::sync::mpsc::channel::<u64>();
+            let counter = thread::spawn(move || {
+                let mut replies = Vec::new();
+                let mut buf = vec![0u8; 1 << 16];
+                let mut expected = 0u64;
+                let mut done = false;
+                loop {
+                    while let Ok(n) = rx.try_recv() {
+                        if n == u64::MAX {
+                            done = true;
+                        } else {
+                            expected += n;
+                        }
+                    }
+                    let lines = replies.len() as u64 / 8;
+                    if done && lines >= expected {
+                        return replies;
+                    }
+                    reader.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                    match reader.read(&mut buf) {
+                        Ok(0) | Err(_) => return replies,
+                        Ok(n) => replies.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+            while written < total / 2 {
+                let size = match rng.below(100) {
+                    0..=69 => 10 + rng.below(4096),
+                    70..=94 => 4096 + rng.below(100_000),
+                    _ => 100_000 + rng.below((1 << 20) - 100_000 - 400),
+                } as usize;
+                let key = format!("mem:{w}:{}", rng.below(50_000));
+                let start = rng.below(1024) as usize;
+                batch.extend_from_slice(format!("set {key} 0 0 {size}\r\n").as_bytes());
+                batch.extend_from_slice(&pattern[start..start + size - 400.min(size)]);
+                batch.extend(std::iter::repeat_n(b'x', 400.min(size)));
+                batch.extend_from_slice(b"\r\n");
+                written += size as u64;
+                requests += 1;
+                if batch.len() > 1 << 20 {
+                    c.send(&batch);
+                    batch.clear();
+                }
+            }
+            c.send(&batch);
+            tx.send(requests).ok();
+            tx.send(u64::MAX).ok();
+            let replies = counter.join().expect("reader");
+            (requests, replies)
+        }));
+    }
+    let mut peak_seen = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        peak_seen = peak_seen.max(rss_kib(pid));
+        thread::sleep(Duration::from_millis(50));
+    }
+    for w in writers {
+        let (requests, replies) = w.join().expect("writer");
+        let stored = replies.windows(8).filter(|w| w == b"STORED\r\n").count() as u64;
+        assert_eq!(replies.len() as u64, requests * 8, "every set answered");
+        assert_eq!(stored, requests, "every set STORED");
+    }
+    let mut c = server.client();
+    let stats = c.stats("");
+    let (bytes, limit) = (stat_num(&stats, "bytes"), stat_num(&stats, "limit_maxbytes"));
+    assert!(stat_num(&stats, "evictions") > 0, "1 GB into 64 MB must evict");
+    assert!(bytes <= limit, "bytes {bytes} > limit_maxbytes {limit}");
+    let peak = peak_rss_kib(pid).max(peak_seen);
+    eprintln!("-m 64, 1 GiB written: RSS {base} KiB at start, peak {peak} KiB, now {} KiB", rss_kib(pid));
+    // 64 MiB of cache, plus the index, the buffers of a few connections holding values
+    // up to 1 MiB, and the allocator's slack.
+    assert!(peak < base + 64 * MIB + 64 * MIB, "peak RSS {peak} KiB over -m 64 + 64 MiB (start {base} KiB)");
+    assert_serving(&server, "after-1gb");
+}
+
+// ---- keys across cores ----
+
+/// 32-bit FNV-1a: a naive, unseeded hash a client can compute.
+fn fnv1a(key: &[u8]) -> u32 {
+    key.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
+fn shard_items(c: &mut Client) -> (u64, u64) {
+    let s = c.stats("shards");
+    (stat_num(&s, "shard0:items"), stat_num(&s, "shard1:items"))
+}
+
+#[test]
+fn keys_spread_across_cores_with_a_seeded_hash() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    // 1000 sequential keys, and 1000 keys that a naive `fnv1a(key) % 2` would all send
+    // to core 0 (what a client flooding one core would choose).
+    let sequential: Vec<String> = (0..1000).map(|i| format!("key:{i}")).collect();
+    let colliding: Vec<String> =
+        (0..).map(|i| format!("flood:{i}")).filter(|k| fnv1a(k.as_bytes()) % 2 == 0).take(1000).collect();
+    for keys in [sequential, colliding] {
+        c.roundtrip(b"flush_all\r\n", b"OK\r\n");
+        let request: Vec<u8> = keys.iter().flat_map(|k| format!("set {k} 0 0 1 noreply\r\nx\r\n").into_bytes()).collect();
+        c.send(&request);
+        c.expect_alive();
+        let (a, b) = shard_items(&mut c);
+        assert_eq!(a + b, 1000, "every key stored once");
+        assert!(a >= 350 && b >= 350, "keys {}.. not spread: {a} on core 0, {b} on core 1", keys[0]);
+    }
+    // The hash is seeded per process: the same keys land differently in another one.
+    let placement = |server: &Server| -> Vec<bool> {
+        let mut c = server.client();
+        (0..64)
+            .map(|i| {
+                let before = shard_items(&mut c);
+                c.set(&format!("placed:{i}"), b"x");
+                let after = shard_items(&mut c);
+                assert_eq!(after.0 + after.1, before.0 + before.1 + 1);
+                after.0 > before.0
+            })
+            .collect()
+    };
+    let first = placement(&server);
+    let other = Server::start(&["-t", "2"]);
+    let second = placement(&other);
+    assert_ne!(first, second, "64 keys placed identically by two processes: the hash is not seeded");
+}
+
+// ---- security defaults ----
+
+#[test]
+fn udp_is_off_by_default() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut args = vec!["-t", "1"];
+    if root {
+        args.extend(["-u", "root"]);
+    }
+    let server = Bare::start(&common::server_bin(), &args);
+    let pid = server.child.id();
+    let mine = robust_common::socket_inodes(pid);
+    // The check sees the server's TCP listener, so it would see a UDP socket too.
+    let tcp = robust_common::tcp_socket_inodes();
+    assert!(mine.iter().any(|i| tcp.contains(i)), "no TCP socket of the server found in /proc/net/tcp*");
+    let udp = robust_common::udp_socket_inodes();
+    let open: Vec<_> = mine.iter().filter(|i| udp.contains(i)).collect();
+    assert!(open.is_empty(), "the server holds UDP sockets {open:?} without -U");
+}
+
+#[test]
+fn shutdown_refused_unless_enabled() {
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    c.roundtrip(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n");
+    c.roundtrip(b"shutdown graceful\r\n", b"ERROR: shutdown not enabled\r\n");
+    thread::sleep(Duration::from_millis(200));
+    assert_serving(&server, "after-refused-shutdown");
+
+    let mut enabled = Server::start(&["-t", "2", "-A"]);
+    let mut c = enabled.client();
+    c.send(b"shutdown\r\n");
+    c.expect_closed();
+    assert!(enabled.wait_exit(Duration::from_secs(10)).is_some(), "-A: shutdown did not stop the server");
+}
