@@ -4,14 +4,15 @@
 //!
 //! Eviction is FIFO over sealed segments with CLOCK-style second chances: the oldest
 //! segment is compacted in place, keeping (up to half a segment of) the records read
-//! since they were written, with their reference bit cleared, and evicting the rest.
+//! since they were written, with their 2-bit read counter counted down, and evicting
+//! the rest.
 //! The compacted segment becomes the new write head, so kept records are in effect
 //! reinserted at the young end. Before any live item is evicted, a segment whose
 //! records are all dead or expired is reused whole, and a segment at least half dead
 //! is compacted without evicting anything.
 
 use super::index::{Loc, MAX_SEGMENTS};
-use super::item::{self, ACCESSED, FETCHED};
+use super::item::{self, FETCHED};
 use super::Shard;
 
 impl Shard {
@@ -111,7 +112,7 @@ impl Shard {
                 c.reclaimed += 1;
                 c.expired_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;
-            } else if retain.is_none_or(|limit| h.mask & ACCESSED != 0 && w + len <= limit) {
+            } else if retain.is_none_or(|limit| item::reads(h.mask) > 0 && w + len <= limit) {
                 if w != r {
                     seg.data.copy_within(r..r + len, w);
                     index.set_loc(
@@ -123,7 +124,7 @@ impl Shard {
                     );
                 }
                 if retain.is_some() {
-                    seg.data[w] &= !ACCESSED;
+                    seg.data[w] = item::with_reads(seg.data[w], item::reads(h.mask) - 1);
                 }
                 w += len;
                 live_items += 1;

@@ -105,7 +105,7 @@ mod stats;
 mod tests;
 
 use index::{Index, Loc};
-use item::{Header, NewRecord, ACCESSED, DEAD, FETCHED};
+use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use arith::safe_strtoull;
@@ -226,7 +226,7 @@ impl Shard {
         let existing = self.find_live(key, hash, now);
         match (mode, existing) {
             (StoreMode::Add, Some((_, loc, _))) => {
-                self.mark(loc, ACCESSED);
+                self.mark_read(loc);
                 return StoreOutcome::NotStored;
             }
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
@@ -316,10 +316,10 @@ impl Shard {
             let off = loc.off as usize;
             seg.data[off + h.value_off()..off + h.total_len()].copy_from_slice(&buf);
             seg.data[off + h.cas_off()..off + h.cas_off() + 8].copy_from_slice(&cas.to_le_bytes());
-            seg.data[off] |= ACCESSED | FETCHED;
+            seg.data[off] = item::read_once(seg.data[off]);
             ArithOutcome::Value(new)
         } else {
-            let bits = h.mask | ACCESSED | FETCHED;
+            let bits = item::read_once(h.mask);
             match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, now) {
                 Some(_) => {
                     self.c.total_items += 1;
@@ -416,13 +416,15 @@ impl Shard {
         &self.pool.segs[loc.seg as usize].data[off + h.value_off()..off + h.total_len()]
     }
 
-    fn mark(&mut self, loc: Loc, bits: u8) {
-        self.pool.segs[loc.seg as usize].data[loc.off as usize] |= bits;
+    /// Counts a read of the record at `loc` (eviction's reference counter, FETCHED).
+    fn mark_read(&mut self, loc: Loc) {
+        let m = &mut self.pool.segs[loc.seg as usize].data[loc.off as usize];
+        *m = item::read_once(*m);
     }
 
     /// Marks the item read and borrows it out.
     fn item_at(&mut self, loc: Loc, h: Header) -> ItemRef<'_> {
-        self.mark(loc, ACCESSED | FETCHED);
+        self.mark_read(loc);
         ItemRef {
             flags: h.flags,
             cas: h.cas,
@@ -494,18 +496,18 @@ impl Shard {
             let seg = &mut self.pool.segs[loc.seg as usize];
             let at = loc.off as usize + e;
             seg.data[at..at + 4].copy_from_slice(&exptime.to_le_bytes());
-            seg.data[loc.off as usize] |= ACCESSED | FETCHED;
+            seg.data[loc.off as usize] = item::read_once(seg.data[loc.off as usize]);
             seg.note_exptime(exptime);
             return Some(loc);
         }
         if exptime == 0 {
-            self.mark(loc, ACCESSED | FETCHED);
+            self.mark_read(loc);
             return Some(loc);
         }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
-        let bits = h.mask | ACCESSED | FETCHED;
+        let bits = item::read_once(h.mask);
         let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
         self.return_scratch(buf);
         moved

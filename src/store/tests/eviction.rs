@@ -298,3 +298,29 @@ fn churn_with_real_segments_keeps_everything_consistent() {
     assert!(st.evictions > 0 && st.reclaimed > 0, "{st:?}");
     s.check_invariants();
 }
+
+#[test]
+fn items_read_often_survive_a_scan_twice_the_cache() {
+    let limit = 64 << 10;
+    let cap = capacity(limit);
+    let hot = 12; // within the half segment one eviction may keep (4 KiB segments)
+    let run = |reads: usize| {
+        let mut s = small_shard(limit, true);
+        for i in 0..hot {
+            set(&mut s, &key(i), &[b'h'; 100], 1);
+        }
+        for _ in 0..reads {
+            for h in 0..hot {
+                assert!(s.get(&key(h), 1).is_some());
+            }
+        }
+        // A one-off scan of cold keys, twice the cache, with no read of the hot set.
+        for i in 0..cap * 2 {
+            set(&mut s, &key(100_000 + i), &[b's'; 100], 1);
+        }
+        s.check_invariants();
+        (0..hot).filter(|&h| s.get(&key(h), 1).is_some()).count()
+    };
+    assert_eq!(run(3), hot, "items read 3 times outlive a 2x scan");
+    assert_eq!(run(1), 0, "control: items read once are kept one pass only");
+}
