@@ -109,6 +109,7 @@ use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use arith::safe_strtoull;
+pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
 pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
@@ -584,6 +585,7 @@ impl Shard {
                 self.pool.sealed.push_back(h);
             }
             let s = self.make_room(len, now)?;
+            self.pool.segs[s as usize].started = now;
             self.pool.head = Some(s);
         }
     }
