@@ -208,6 +208,11 @@ impl Core {
                 self.shard.borrow_mut().reset_stats();
             }
             OpKind::ListConns => self.forwarder.list_conns(out, self.now()),
+            OpKind::MetaDump => super::dump::metadump(&self.shard.borrow(), &self.shared.clock, self.now(), out),
+            OpKind::CacheDump { limit, max_bytes } => {
+                let shard = self.shard.borrow();
+                super::dump::cachedump(&shard, &self.shared.clock, self.now(), limit, max_bytes as usize, out)
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod clock;
 mod connection;
 mod core;
+mod dump;
 mod forward;
 mod listener;
 mod settings;

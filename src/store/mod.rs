@@ -87,6 +87,11 @@ pub struct StoreStats {
     pub limit_maxbytes: u64,
     /// Bytes of memory the shard holds now (segments + index).
     pub allocated: u64,
+    /// Segments holding memory (memcached's slab pages, in `stats slabs`).
+    pub segments: u64,
+    /// Server time the oldest live segment was started (the LRU tail's age in
+    /// `stats items` is now minus this); None when nothing is stored.
+    pub oldest_write: Option<u32>,
 }
 
 /// memcached's test for "object too large for cache": its item header (48 bytes, 56 with
@@ -381,6 +386,8 @@ impl Shard {
             get_flushed: self.c.get_flushed,
             limit_maxbytes: self.config.memory_limit as u64,
             allocated: (self.pool.bytes() + self.index.bytes()) as u64,
+            segments: self.pool.allocated as u64,
+            oldest_write: self.oldest_write(),
         }
     }
 
