@@ -44,7 +44,7 @@ pub fn write_settings(out: &mut BytesMut, c: &Config) {
     stat(out, "slab_reassign", "no");
     stat(out, "slab_automove", 0);
     stat(out, "slab_chunk_max", c.item_size_max);
-    stat(out, "lru_crawler", "yes");
+    stat(out, "lru_crawler", yes_no(super::dump::crawler_enabled()));
     stat(out, "tail_repair_time", 0);
     stat(out, "flush_enabled", yes_no(c.flush_enabled));
     stat(out, "dump_enabled", "yes");
