@@ -1,6 +1,6 @@
-//! Memory-related behaviour through the real server: introspection memcached's tools
-//! use (`lru_crawler metadump`, `stats cachedump`, `stats slabs`/`items`), background
-//! reclaim of expired items, and `cache_memlimit` at run time. Run with -t 1 and -t 2.
+//! Memory introspection and upkeep through the real server (issue 5): what
+//! memcached's tools use (`lru_crawler metadump`, `stats cachedump`, `stats slabs` and
+//! `items`), background reclaim of expired items, and `cache_memlimit` at run time. Run with -t 1 and -t 2.
 //! Also runs against real memcached (`MC_SERVER_BIN=/usr/bin/memcached`), which is how
 //! the expected formats were checked; tests of what only ours promises skip there.
 
