@@ -29,8 +29,9 @@
 #  - live systemd: systemd 252 as PID 1 of private namespaces runs install.sh and
 #    the units for real (Type=notify, restart, SIGTERM, Restart=, instances);
 #  - docker: compose.yaml parses (docker-compose config when present, else YAML),
-#    the seccomp profile allows io_uring and the calls the server needs, the
-#    Dockerfile's COPY sources exist. The image is NOT built here (no engine).
+#    the seccomp profile allows io_uring and the calls the server needs, and loaded
+#    with libseccomp (deploy/test/seccomp-run.py) lets the server start, serve and
+#    stop; the Dockerfile's COPY sources exist. The image is NOT built (no engine).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -270,6 +271,52 @@ if [[ -z $pyyaml ]] && need yamllint yamllint && /usr/bin/python3 -c 'import yam
     pyyaml=/usr/bin/python3
 fi
 [[ -n $pyyaml ]] || not_ok "no python with PyYAML (apt-get install python3-yaml)"
+# The profile for real: the probe (io_uring_setup, sched_setaffinity, then memcached
+# serving) and the server under test run under it through libseccomp, as runc would
+# load it; without io_uring_* the same profile must refuse io_uring_setup.
+if /usr/bin/python3 -c 'import seccomp' 2>/dev/null ||
+    { [[ $EUID -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-seccomp >/dev/null 2>&1; }; then
+    CARGO_TARGET_DIR=$root/target/probe cargo build --quiet --release --locked \
+        --manifest-path deploy/test/probe/Cargo.toml || not_ok "build the probe"
+    probe=$root/target/probe/release/memcached-rs-probe
+    under_profile() { # profile port server: serve under the profile, healthy, SIGTERM -> 0
+        local profile=$1 port=$2 bin=$3 pid status=0 extra=()
+        [[ $EUID -eq 0 ]] && extra=(-u root)
+        mkdir -p "$work/seccomp-$port"
+        RUNTIME_DIRECTORY=$work/seccomp-$port deploy/test/seccomp-run.py "$profile" \
+            "$bin" -l 127.0.0.1 -p "$port" -U 0 -t 1 "${extra[@]}" >"$work/seccomp-$port/out" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        for _ in $(seq 50); do
+            HEALTHCHECK_TIMEOUT=1 scripts/healthcheck.sh 127.0.0.1 "$port" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        scripts/healthcheck.sh 127.0.0.1 "$port" >/dev/null || { cat "$work/seccomp-$port/out"; return 1; }
+        kill -TERM "$pid"
+        wait "$pid" || status=$?
+        [[ $status -eq 0 ]] || { echo "exit status $status after SIGTERM"; return 1; }
+    }
+    under_profile deploy/docker/seccomp-io_uring.json 23621 "$probe" ||
+        not_ok "probe under seccomp-io_uring.json"
+    grep -qx 'io_uring_setup: ok' "$work/seccomp-23621/probe.log" || not_ok "profile refuses io_uring_setup"
+    grep -qx 'sched_setaffinity: ok' "$work/seccomp-23621/probe.log" || not_ok "profile refuses sched_setaffinity"
+    "$pyyaml" -c 'import json, sys
+p = json.load(open(sys.argv[1]))
+for rule in p["syscalls"]:
+    rule["names"] = [n for n in rule["names"] if not n.startswith("io_uring")]
+json.dump(p, open(sys.argv[2], "w"))' deploy/docker/seccomp-io_uring.json "$work/no-io_uring.json"
+    under_profile "$work/no-io_uring.json" 23622 "$probe" || not_ok "probe under the profile minus io_uring"
+    grep -q '^io_uring_setup: error .*not permitted' "$work/seccomp-23622/probe.log" ||
+        not_ok "the profile minus io_uring_* still allows io_uring_setup: the check is blind"
+    ok "seccomp-io_uring.json loaded for real: io_uring_setup, affinity, memcached serve, SIGTERM -> 0; minus io_uring_* it is refused"
+    if [[ -x $server && $server != /usr/bin/memcached ]]; then
+        under_profile deploy/docker/seccomp-io_uring.json 23623 "$server" ||
+            not_ok "$server under seccomp-io_uring.json"
+        ok "$server serves under seccomp-io_uring.json and exits 0 on SIGTERM"
+    fi
+else
+    echo "skip loading the seccomp profile (no python3-seccomp)"
+fi
 need docker-compose docker-compose || true
 if command -v docker-compose >/dev/null; then
     (cd deploy/docker && docker-compose -f compose.yaml config -q) || not_ok "docker-compose config"

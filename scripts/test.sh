@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
 # Runs every test of memcached-rs: the unit and integration tests of the workspace
-# (the integration tests start the real server binary on free ports), then the
+# (the integration tests start the real server binary on free ports), the
 # client-compatibility checks of scripts/compat.sh (real Python clients and
-# libmemcached-tools against the real server). Installs what it needs itself.
+# libmemcached-tools against the real server), and the deployment checks of
+# scripts/deploy-check.sh. Installs what it needs itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Real memcached is the reference some tests compare against (and mcbench's end-to-end
+# test drives); libmemcached-tools, nc and python3-venv serve scripts/compat.sh.
+packages=(memcached libmemcached-tools netcat-openbsd python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+fi
 
 # One release build serves both the tests and the compatibility checks.
 cargo build --release --workspace
 cargo test --release --workspace
 
 scripts/compat.sh target/release/memcached-rs
+
+# Deployment: systemd units (systemd-analyze verify, a live run under systemd in private
+# namespaces), install/uninstall, graceful stop mid-pipeline, twemproxy cluster, Docker
+# seccomp profile, health check: all against the real server.
+DEPLOY_CHECK_SERVER=target/release/memcached-rs \
+DEPLOY_CHECK_SYSTEMD_SERVER=target/release/memcached-rs \
+    scripts/deploy-check.sh

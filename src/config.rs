@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn memcacheds_usage_errors_and_statuses() {
-        assert_eq!(fail(&["-I", "2k"]).1, EX_USAGE);
+        assert_eq!(fail(&["-m", "1", "-I", "1m"]).1, EX_USAGE);
         assert_eq!(fail(&["-I", "512"]), ("Item max size cannot be less than 1024 bytes.".into(), 64));
         assert_eq!(fail(&["-t", "0"]).1, 1);
         assert_eq!(fail(&["-o", "foo_bar"]), ("Illegal suboption \"foo_bar\"".into(), 1));

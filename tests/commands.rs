@@ -16,11 +16,16 @@ fn cas_of(c: &mut Client, key: &str) -> u64 {
     c.send(format!("gets {key}\r\n"));
     let line = String::from_utf8_lossy(&c.read_line()).into_owned();
     let parts: Vec<&str> = line.trim_end().split(' ').collect();
-    assert!(parts.len() == 5 && parts[0] == "VALUE" && parts[1] == key, "bad gets line {line:?}");
+    assert!(
+        parts.len() == 5 && parts[0] == "VALUE" && parts[1] == key,
+        "bad gets line {line:?}"
+    );
     let len: usize = parts[3].parse().expect("length");
     c.read_n(len + 2);
     c.expect(b"END\r\n");
-    parts[4].parse().unwrap_or_else(|_| panic!("cas unique not a u64: {line:?}"))
+    parts[4]
+        .parse()
+        .unwrap_or_else(|_| panic!("cas unique not a u64: {line:?}"))
 }
 
 fn set_get(threads: &str) {
@@ -32,8 +37,8 @@ fn set_get(threads: &str) {
     c.roundtrip("set k1 4294967295 0 0\r\n\r\n", "STORED\r\n");
     c.roundtrip("get k1\r\n", "VALUE k1 4294967295 0\r\n\r\nEND\r\n");
     // Binary-safe values: \r\n, NUL and high bytes inside the data block.
-    c.roundtrip(b"set bin 0 0 6\r\na\r\n\0\xff\n\r\n".to_vec(), "STORED\r\n");
-    c.roundtrip("get bin\r\n", b"VALUE bin 0 6\r\na\r\n\0\xff\n\r\nEND\r\n".to_vec());
+    c.roundtrip(b"set bin 0 0 6\r\na\r\n\0\xff\n\r\n", "STORED\r\n");
+    c.roundtrip("get bin\r\n", b"VALUE bin 0 6\r\na\r\n\0\xff\n\r\nEND\r\n");
     c.roundtrip("get missing\r\n", "END\r\n");
     // A 250-byte key and a 500 KiB value.
     let key = "k".repeat(250);
@@ -80,12 +85,26 @@ fn cas(threads: &str) {
     for i in 0..64 {
         c.set(&format!("u{i}"), b"x");
     }
-    c.send(format!("gets {}\r\n", (0..64).map(|i| format!("u{i}")).collect::<Vec<_>>().join(" ")));
+    c.send(format!(
+        "gets {}\r\n",
+        (0..64)
+            .map(|i| format!("u{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     for i in 0..64 {
         let line = String::from_utf8_lossy(&c.read_line()).into_owned();
         let parts: Vec<&str> = line.trim_end().split(' ').collect();
-        assert_eq!(&parts[..4], &["VALUE", &format!("u{i}"), "0", "1"], "line {line:?}");
-        assert!(uniques.insert(parts[4].to_string()), "cas unique {} repeated", parts[4]);
+        assert_eq!(
+            &parts[..4],
+            &["VALUE", &format!("u{i}"), "0", "1"],
+            "line {line:?}"
+        );
+        assert!(
+            uniques.insert(parts[4].to_string()),
+            "cas unique {} repeated",
+            parts[4]
+        );
         c.expect(b"x\r\n");
     }
     c.expect(b"END\r\n");
@@ -101,7 +120,10 @@ fn multi_get_variants(threads: &str) {
     let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
     for (i, k) in keys.iter().enumerate() {
         if i % 3 != 0 {
-            c.roundtrip(format!("set {k} {i} 0 {}\r\n{k}\r\n", k.len()), "STORED\r\n");
+            c.roundtrip(
+                format!("set {k} {i} 0 {}\r\n{k}\r\n", k.len()),
+                "STORED\r\n",
+            );
         }
     }
     let mut want = Vec::new();
@@ -114,14 +136,26 @@ fn multi_get_variants(threads: &str) {
     c.roundtrip(format!("get {}\r\n", keys.join(" ")), &want);
     c.roundtrip(format!("gat 100 {}\r\n", keys.join(" ")), &want);
     // Repeated keys are answered each time.
-    c.roundtrip("get key1 key1 key0 key1\r\n", "VALUE key1 1 4\r\nkey1\r\n".repeat(3) + "END\r\n");
+    c.roundtrip(
+        "get key1 key1 key0 key1\r\n",
+        "VALUE key1 1 4\r\nkey1\r\n".repeat(3) + "END\r\n",
+    );
     // gets/gats carry the unique, the same for both.
     let u = cas_of(&mut c, "key1");
-    c.roundtrip("gats 100 key0 key1\r\n", format!("VALUE key1 1 4 {u}\r\nkey1\r\nEND\r\n"));
-    c.roundtrip("gets key1 key2\r\n", format!("VALUE key1 1 4 {u}\r\nkey1\r\nVALUE key2 2 4 {}\r\nkey2\r\nEND\r\n", {
-        let mut c2 = s.client();
-        cas_of(&mut c2, "key2")
-    }));
+    c.roundtrip(
+        "gats 100 key0 key1\r\n",
+        format!("VALUE key1 1 4 {u}\r\nkey1\r\nEND\r\n"),
+    );
+    c.roundtrip(
+        "gets key1 key2\r\n",
+        format!(
+            "VALUE key1 1 4 {u}\r\nkey1\r\nVALUE key2 2 4 {}\r\nkey2\r\nEND\r\n",
+            {
+                let mut c2 = s.client();
+                cas_of(&mut c2, "key2")
+            }
+        ),
+    );
 }
 
 fn delete(threads: &str) {
@@ -153,7 +187,10 @@ fn incr_decr(threads: &str) {
     c.roundtrip("set n 0 0 20\r\n18446744073709551614\r\n", "STORED\r\n");
     c.roundtrip("incr n 1\r\n", "18446744073709551615\r\n");
     c.roundtrip("incr n 2\r\n", "1\r\n");
-    c.roundtrip("get n\r\n", format!("VALUE n 0 20\r\n1{}\r\nEND\r\n", " ".repeat(19)));
+    c.roundtrip(
+        "get n\r\n",
+        format!("VALUE n 0 20\r\n1{}\r\nEND\r\n", " ".repeat(19)),
+    );
     c.roundtrip("incr n 18446744073709551615\r\n", "0\r\n");
     // "100" decr 1 -> "99 " (in place, space padded); growth makes a longer value.
     c.roundtrip("set p 0 0 3\r\n100\r\n", "STORED\r\n");
@@ -166,11 +203,26 @@ fn incr_decr(threads: &str) {
     c.roundtrip("get q\r\n", "VALUE q 0 3\r\n100\r\nEND\r\n");
     // Non-numeric value / delta.
     c.roundtrip("set s 0 0 3\r\nabc\r\n", "STORED\r\n");
-    c.roundtrip("incr s 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
-    c.roundtrip("decr s 1\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
-    c.roundtrip("incr p abc\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n");
-    c.roundtrip("decr p -1\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n");
-    c.roundtrip("get p s\r\n", "VALUE p 0 3\r\n100\r\nVALUE s 0 3\r\nabc\r\nEND\r\n");
+    c.roundtrip(
+        "incr s 1\r\n",
+        "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
+    c.roundtrip(
+        "decr s 1\r\n",
+        "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+    );
+    c.roundtrip(
+        "incr p abc\r\n",
+        "CLIENT_ERROR invalid numeric delta argument\r\n",
+    );
+    c.roundtrip(
+        "decr p -1\r\n",
+        "CLIENT_ERROR invalid numeric delta argument\r\n",
+    );
+    c.roundtrip(
+        "get p s\r\n",
+        "VALUE p 0 3\r\n100\r\nVALUE s 0 3\r\nabc\r\nEND\r\n",
+    );
 }
 
 fn touch_and_gat(threads: &str) {
@@ -236,15 +288,42 @@ fn noreply_everywhere(threads: &str) {
     let mut c = s.client();
     // Each noreply request is followed by a get: only the get's reply comes back.
     let cases: &[(&str, &str)] = &[
-        ("set k 1 0 1 noreply\r\na\r\n", "VALUE k 1 1\r\na\r\nEND\r\n"),
-        ("add k 0 0 1 noreply\r\nb\r\n", "VALUE k 1 1\r\na\r\nEND\r\n"),
-        ("add k2 0 0 1 noreply\r\nb\r\n", "VALUE k 1 1\r\na\r\nEND\r\n"),
-        ("replace k 2 0 1 noreply\r\nc\r\n", "VALUE k 2 1\r\nc\r\nEND\r\n"),
-        ("replace nope 2 0 1 noreply\r\nc\r\n", "VALUE k 2 1\r\nc\r\nEND\r\n"),
-        ("append k 0 0 1 noreply\r\nd\r\n", "VALUE k 2 2\r\ncd\r\nEND\r\n"),
-        ("prepend k 0 0 1 noreply\r\ne\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
-        ("cas k 0 0 1 1 noreply\r\nf\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
-        ("set n 0 0 1 noreply\r\n5\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
+        (
+            "set k 1 0 1 noreply\r\na\r\n",
+            "VALUE k 1 1\r\na\r\nEND\r\n",
+        ),
+        (
+            "add k 0 0 1 noreply\r\nb\r\n",
+            "VALUE k 1 1\r\na\r\nEND\r\n",
+        ),
+        (
+            "add k2 0 0 1 noreply\r\nb\r\n",
+            "VALUE k 1 1\r\na\r\nEND\r\n",
+        ),
+        (
+            "replace k 2 0 1 noreply\r\nc\r\n",
+            "VALUE k 2 1\r\nc\r\nEND\r\n",
+        ),
+        (
+            "replace nope 2 0 1 noreply\r\nc\r\n",
+            "VALUE k 2 1\r\nc\r\nEND\r\n",
+        ),
+        (
+            "append k 0 0 1 noreply\r\nd\r\n",
+            "VALUE k 2 2\r\ncd\r\nEND\r\n",
+        ),
+        (
+            "prepend k 0 0 1 noreply\r\ne\r\n",
+            "VALUE k 2 3\r\necd\r\nEND\r\n",
+        ),
+        (
+            "cas k 0 0 1 1 noreply\r\nf\r\n",
+            "VALUE k 2 3\r\necd\r\nEND\r\n",
+        ),
+        (
+            "set n 0 0 1 noreply\r\n5\r\n",
+            "VALUE k 2 3\r\necd\r\nEND\r\n",
+        ),
         ("incr n 10 noreply\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
         ("decr n 3 noreply\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
         ("touch k 100 noreply\r\n", "VALUE k 2 3\r\necd\r\nEND\r\n"),
@@ -255,13 +334,22 @@ fn noreply_everywhere(threads: &str) {
     for (req, reply) in cases {
         c.roundtrip(format!("{req}get k\r\n"), reply);
     }
-    c.roundtrip("get n k2\r\n", "VALUE n 0 2\r\n12\r\nVALUE k2 0 1\r\nb\r\nEND\r\n");
+    c.roundtrip(
+        "get n k2\r\n",
+        "VALUE n 0 2\r\n12\r\nVALUE k2 0 1\r\nb\r\nEND\r\n",
+    );
     // cas with the right unique, noreply.
     c.set("k", b"v");
     let u = cas_of(&mut c, "k");
-    c.roundtrip(format!("cas k 0 0 1 {u} noreply\r\nw\r\nget k\r\n"), "VALUE k 0 1\r\nw\r\nEND\r\n");
+    c.roundtrip(
+        format!("cas k 0 0 1 {u} noreply\r\nw\r\nget k\r\n"),
+        "VALUE k 0 1\r\nw\r\nEND\r\n",
+    );
     c.roundtrip("flush_all noreply\r\nget k n\r\n", "END\r\n");
-    c.roundtrip("set k 0 0 1\r\nv\r\nflush_all 0 noreply\r\nget k\r\n", "STORED\r\nEND\r\n");
+    c.roundtrip(
+        "set k 0 0 1\r\nv\r\nflush_all 0 noreply\r\nget k\r\n",
+        "STORED\r\nEND\r\n",
+    );
     c.expect_silence(Duration::from_millis(300));
 }
 
@@ -296,7 +384,12 @@ fn shutdown_with_a() {
     let mut c = s.client();
     c.send("shutdown\r\n");
     c.expect_closed();
-    let status = s.wait_exit(Duration::from_secs(10)).expect("server still running 10 s after shutdown");
-    assert!(status.success(), "memcached exits 0 after shutdown, got {status}");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server still running 10 s after shutdown");
+    assert!(
+        status.success(),
+        "memcached exits 0 after shutdown, got {status}"
+    );
     let _ = stat_num; // (used by other test files)
 }

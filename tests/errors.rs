@@ -25,12 +25,18 @@ struct Case {
 fn parse_table(text: &str) -> Vec<Case> {
     let mut cases = Vec::new();
     for block in text.split("\n\n") {
-        let lines: Vec<&str> = block.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = block
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .collect();
         let Some(first) = lines.first() else { continue };
-        let name = first.strip_prefix("case ").unwrap_or_else(|| panic!("block must start with `case`: {first:?}"));
+        let name = first
+            .strip_prefix("case ")
+            .unwrap_or_else(|| panic!("block must start with `case`: {first:?}"));
         let mut steps = Vec::new();
         let mut stays_open = None;
         let mut pending_send: Option<Vec<u8>> = None;
+        let mut ours = Vec::new();
         for l in &lines[1..] {
             let (tag, rest) = l.split_once(' ').unwrap_or((l, ""));
             let bytes = || unescape(rest).unwrap_or_else(|e| panic!("case {name}: {e} in {l:?}"));
@@ -40,16 +46,40 @@ fn parse_table(text: &str) -> Vec<Case> {
                     pending_send = Some(bytes());
                 }
                 "expect" => {
-                    let send = pending_send.take().unwrap_or_else(|| panic!("case {name}: expect without send"));
+                    let send = pending_send
+                        .take()
+                        .unwrap_or_else(|| panic!("case {name}: expect without send"));
                     steps.push((send, bytes()));
                 }
                 "conn" => stays_open = Some(rest == "open"),
+                // `ours N BYTES`: where memcached-rs knowingly differs from memcached,
+                // what it sends at step N instead (explained in the case's comment).
+                "ours" => {
+                    let (step, reply) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let step: usize = step.parse().unwrap_or_else(|_| panic!("case {name}: bad ours step"));
+                    let reply = unescape(reply).unwrap_or_else(|e| panic!("case {name}: {e}"));
+                    ours.push((step, reply));
+                }
                 _ => panic!("case {name}: unknown line {l:?}"),
             }
         }
-        assert!(pending_send.is_none(), "case {name}: last send has no recorded expect (run scripts/record-cases.py)");
-        let stays_open = stays_open.unwrap_or_else(|| panic!("case {name}: no recorded `conn` line"));
-        cases.push(Case { name: name.to_string(), steps, stays_open });
+        assert!(
+            pending_send.is_none(),
+            "case {name}: last send has no recorded expect (run scripts/record-cases.py)"
+        );
+        let stays_open =
+            stays_open.unwrap_or_else(|| panic!("case {name}: no recorded `conn` line"));
+        if !common::is_reference() {
+            for (step, reply) in ours {
+                assert!(step < steps.len(), "case {name}: ours step {step} out of range");
+                steps[step].1 = reply;
+            }
+        }
+        cases.push(Case {
+            name: name.to_string(),
+            steps,
+            stays_open,
+        });
     }
     cases
 }
@@ -89,13 +119,27 @@ fn run_table(threads: &str) {
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let sent = case.steps.iter().map(|(s, _)| escape(s)).collect::<Vec<_>>().join(" | ");
-            failures.push(format!("case {} (sent {}):\n    {}", case.name, &sent[..sent.len().min(200)], msg.replace('\n', "\n    ")));
+            let sent = case
+                .steps
+                .iter()
+                .map(|(s, _)| escape(s))
+                .collect::<Vec<_>>()
+                .join(" | ");
+            failures.push(format!(
+                "case {} (sent {}):\n    {}",
+                case.name,
+                &sent[..sent.len().min(200)],
+                msg.replace('\n', "\n    ")
+            ));
         }
     }
     assert!(ran > 0, "no case matched MC_CASE");
     if !failures.is_empty() {
-        panic!("{} of {ran} error cases differ from memcached (-t {threads}):\n{}", failures.len(), failures.join("\n"));
+        panic!(
+            "{} of {ran} error cases differ from memcached (-t {threads}):\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
     eprintln!("{ran} error cases match memcached (-t {threads})");
 }

@@ -11,19 +11,39 @@ fn lines_of(c: &mut Client, group: &str) -> Vec<String> {
     c.send(format!("stats {group}\r\n"));
     let body = c.read_to_end_marker();
     let text = String::from_utf8_lossy(&body).into_owned();
-    let lines: Vec<String> = text.split("\r\n").filter(|l| !l.is_empty()).map(str::to_string).collect();
-    assert_eq!(lines.last().map(String::as_str), Some("END"), "stats {group} must end with END");
+    let lines: Vec<String> = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("END"),
+        "stats {group} must end with END"
+    );
     lines[..lines.len() - 1].to_vec()
 }
 
 /// A fixed sequence of commands; every counter below follows from it (the numbers
 /// are what memcached reports for exactly this sequence).
 fn run_sequence(c: &mut Client) {
-    c.roundtrip("set a 0 0 1\r\n1\r\nset b 0 0 2\r\n22\r\n", "STORED\r\nSTORED\r\n");
-    c.roundtrip("get a b c\r\n", "VALUE a 0 1\r\n1\r\nVALUE b 0 2\r\n22\r\nEND\r\n");
+    c.roundtrip(
+        "set a 0 0 1\r\n1\r\nset b 0 0 2\r\n22\r\n",
+        "STORED\r\nSTORED\r\n",
+    );
+    c.roundtrip(
+        "get a b c\r\n",
+        "VALUE a 0 1\r\n1\r\nVALUE b 0 2\r\n22\r\nEND\r\n",
+    );
     c.roundtrip("get c\r\n", "END\r\n");
-    c.roundtrip("incr a 5\r\nincr zz 1\r\ndecr a 1\r\ndecr zz 1\r\n", "6\r\nNOT_FOUND\r\n5\r\nNOT_FOUND\r\n");
-    c.roundtrip("touch b 100\r\ntouch zz 100\r\n", "TOUCHED\r\nNOT_FOUND\r\n");
+    c.roundtrip(
+        "incr a 5\r\nincr zz 1\r\ndecr a 1\r\ndecr zz 1\r\n",
+        "6\r\nNOT_FOUND\r\n5\r\nNOT_FOUND\r\n",
+    );
+    c.roundtrip(
+        "touch b 100\r\ntouch zz 100\r\n",
+        "TOUCHED\r\nNOT_FOUND\r\n",
+    );
     c.roundtrip("add c 0 0 1\r\nc\r\n", "STORED\r\n");
     c.roundtrip("delete c\r\ndelete c\r\n", "DELETED\r\nNOT_FOUND\r\n");
     c.roundtrip("cas zz 0 0 1 1\r\nx\r\n", "NOT_FOUND\r\n");
@@ -33,21 +53,40 @@ fn run_sequence(c: &mut Client) {
 fn general_stats(threads: &str) {
     let s = Server::start(&["-t", threads, "-m", "32", "-c", "500"]);
     let mut c = s.client();
+    // The harness' readiness probe must be gone before counting connections.
+    c.wait_for_stat("curr_connections", 1);
     let before = c.stats("");
     run_sequence(&mut c);
     let st = c.stats("");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
 
     assert_eq!(stat_num(&st, "pid"), u64::from(s.pid()));
     assert!(stat_num(&st, "uptime") < 60, "uptime {}", st["uptime"]);
     let time = stat_num(&st, "time");
     assert!(time.abs_diff(now) <= 3, "stats time {time} vs now {now}");
-    assert!(st["version"].starts_with("1.6."), "version {}", st["version"]);
+    assert!(
+        st["version"].starts_with("1.6."),
+        "version {}",
+        st["version"]
+    );
     assert_eq!(stat_num(&st, "max_connections"), 500);
-    assert_eq!(stat_num(&st, "curr_connections"), 1, "only this client is connected");
-    assert!(stat_num(&st, "total_connections") >= 2, "this client and the harness' probe");
+    assert_eq!(
+        stat_num(&st, "curr_connections"),
+        1,
+        "only this client is connected"
+    );
+    assert!(
+        stat_num(&st, "total_connections") >= 2,
+        "this client and the harness' probe"
+    );
     assert_eq!(stat_num(&st, "rejected_connections"), 0);
-    assert_eq!(stat_num(&st, "threads"), threads.parse::<u64>().unwrap_or(0));
+    assert_eq!(
+        stat_num(&st, "threads"),
+        threads.parse::<u64>().unwrap_or(0)
+    );
     assert_eq!(stat_num(&st, "limit_maxbytes"), 32 * 1024 * 1024);
 
     // Counters, from run_sequence.
@@ -83,7 +122,11 @@ fn general_stats(threads: &str) {
             wrong.push(format!("{name}: expected {v}, got {got}"));
         }
     }
-    assert!(wrong.is_empty(), "counters after the fixed sequence:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "counters after the fixed sequence:\n{}",
+        wrong.join("\n")
+    );
 
     // bytes: the two items' memory, positive and well below the limit.
     let bytes = stat_num(&st, "bytes");
@@ -94,7 +137,15 @@ fn general_stats(threads: &str) {
         let v: f64 = st[f].parse().unwrap_or(-1.0);
         assert!(v >= 0.0, "{f} {}", st[f]);
     }
-    for f in ["pointer_size", "connection_structures", "accepting_conns", "store_too_large", "store_no_memory", "expired_unfetched", "evicted_unfetched"] {
+    for f in [
+        "pointer_size",
+        "connection_structures",
+        "accepting_conns",
+        "store_too_large",
+        "store_no_memory",
+        "expired_unfetched",
+        "evicted_unfetched",
+    ] {
         stat_num(&st, f);
     }
 }
@@ -123,8 +174,16 @@ fn settings(threads: &str) {
     drop(s);
     let s = Server::start(&["-t", threads, "-M", "-A"]);
     let st = s.client().stats("settings");
-    assert_eq!(st.get("evictions").map(String::as_str), Some("off"), "-M turns evictions off");
-    assert_eq!(st.get("shutdown_command").map(String::as_str), Some("yes"), "-A");
+    assert_eq!(
+        st.get("evictions").map(String::as_str),
+        Some("off"),
+        "-M turns evictions off"
+    );
+    assert_eq!(
+        st.get("shutdown_command").map(String::as_str),
+        Some("yes"),
+        "-A"
+    );
 }
 
 fn items_slabs_conns(threads: &str) {
@@ -139,9 +198,15 @@ fn items_slabs_conns(threads: &str) {
     let mut total = 0;
     for l in &items {
         let parts: Vec<&str> = l.split(' ').collect();
-        assert!(parts.len() == 3 && parts[0] == "STAT" && parts[1].starts_with("items:"), "items line {l:?}");
+        assert!(
+            parts.len() == 3 && parts[0] == "STAT" && parts[1].starts_with("items:"),
+            "items line {l:?}"
+        );
         let f: Vec<&str> = parts[1].split(':').collect();
-        assert!(f.len() == 3 && f[1].parse::<u32>().is_ok(), "items line {l:?}");
+        assert!(
+            f.len() == 3 && f[1].parse::<u32>().is_ok(),
+            "items line {l:?}"
+        );
         if f[2] == "number" {
             total += parts[2].parse::<u64>().unwrap_or(0);
         }
@@ -158,7 +223,9 @@ fn items_slabs_conns(threads: &str) {
         let name = l.split(' ').nth(1).unwrap_or("");
         let ok = name == "active_slabs"
             || name == "total_malloced"
-            || name.split_once(':').is_some_and(|(cls, _)| cls.parse::<u32>().is_ok());
+            || name
+                .split_once(':')
+                .is_some_and(|(cls, _)| cls.parse::<u32>().is_ok());
         assert!(ok, "slabs line {l:?}");
     }
 
@@ -166,13 +233,24 @@ fn items_slabs_conns(threads: &str) {
     let local = c.stream.local_addr().map(|a| a.port()).unwrap_or(0);
     let conns = lines_of(&mut c, "conns");
     let mine = format!(":addr tcp:127.0.0.1:{local}");
-    assert!(conns.iter().any(|l| l.starts_with("STAT ") && l.ends_with(&mine)), "no {mine} in {conns:?}");
+    assert!(
+        conns
+            .iter()
+            .any(|l| l.starts_with("STAT ") && l.ends_with(&mine)),
+        "no {mine} in {conns:?}"
+    );
 
     // stats reset: counters go to 0, items stay.
     c.roundtrip("get small1 nope\r\n", "VALUE small1 0 1\r\nx\r\nEND\r\n");
     c.roundtrip("stats reset\r\n", "RESET\r\n");
     let st = c.stats("");
-    for f in ["cmd_get", "get_hits", "get_misses", "cmd_set", "total_items"] {
+    for f in [
+        "cmd_get",
+        "get_hits",
+        "get_misses",
+        "cmd_set",
+        "total_items",
+    ] {
         assert_eq!(stat_num(&st, f), 0, "{f} after stats reset");
     }
     assert_eq!(stat_num(&st, "curr_items"), 80);

@@ -45,8 +45,12 @@ async def serve(reader, writer):
     try:
         await answer(reader, writer)
     finally:
-        handlers.discard(asyncio.current_task())
         writer.close()
+        try:
+            await writer.wait_closed()  # the replies still buffered go out first
+        except OSError:
+            pass
+        handlers.discard(asyncio.current_task())
 
 
 async def answer(reader, writer):

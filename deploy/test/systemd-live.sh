@@ -45,6 +45,12 @@ if [[ ${1:-} == --inside ]]; then
     }
     prop() { systemctl show -P "$2" "$1"; }
     healthy() { HEALTHCHECK_TIMEOUT=2 "$root/scripts/healthcheck.sh" 127.0.0.1 "$1" >/dev/null 2>&1; }
+    # One `stats settings` value of the server on a port (the real server's view of
+    # the options the unit passed).
+    setting() {
+        printf 'stats settings\r\nquit\r\n' | timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; cat >&3; cat <&3" |
+            tr -d '\r' | awk -v k="$2" '$1 == "STAT" && $2 == k {print $3}'
+    }
     # The last argv the probe logged for a unit.
     argv_of() { grep '^argv:' "/run/mcrs-test/$1.log" | tail -1 | cut -d' ' -f2-; }
     wait_active() { # unit, old MainPID to differ from
@@ -65,6 +71,7 @@ if [[ ${1:-} == --inside ]]; then
         fail "host units visible inside the test systemd: stopping before anything runs"
     fi
     pass "isolated: $(wc -l <<<"$loaded") units loaded, none from the host"
+    [[ -n ${SYSTEMD_LIVE_VERBOSE:-} ]] && echo "$loaded"
 
     # Test-only drop-ins: the namespace runs no journald, so keep output in files.
     mkdir -p /run/mcrs-test
@@ -142,6 +149,9 @@ if [[ ${1:-} == --inside ]]; then
     if [[ $probe == yes ]]; then
         [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
             fail "argv without the default file: '$(argv_of memcached-rs.service)'"
+    else
+        [[ $(setting 11211 maxbytes) == $((64 << 20)) && $(setting 11211 maxconns) == 1024 &&
+            $(setting 11211 udpport) == 0 ]] || fail "defaults not applied: $(setting 11211 maxbytes)"
     fi
     mv /etc/default/memcached-rs.away /etc/default/memcached-rs
     pid=$(prop memcached-rs MainPID)
@@ -154,6 +164,10 @@ if [[ ${1:-} == --inside ]]; then
     if [[ $probe == yes ]]; then
         [[ $(argv_of memcached-rs.service) == *"-m 128 "* ]] ||
             fail "restart did not pick up CACHESIZE=128: $(argv_of memcached-rs.service)"
+    else
+        [[ $(setting 11211 maxbytes) == $((128 << 20)) ]] ||
+            fail "restart did not pick up CACHESIZE=128: maxbytes $(setting 11211 maxbytes)"
+        grep -q '^Max locked memory' "/proc/$(prop memcached-rs MainPID)/limits" || fail "no limits"
     fi
     pass "edit /etc/default/memcached-rs + systemctl restart: new process, new options, healthy"
 
@@ -184,6 +198,10 @@ if [[ ${1:-} == --inside ]]; then
             fail "22122 argv: $(argv_of memcached-rs@22122.service)"
         [[ $(argv_of memcached-rs@22123.service) == "-l 127.0.0.1 -p 22123 -U 0 -m 32 -c 1024" ]] ||
             fail "22123 argv (per-instance file): $(argv_of memcached-rs@22123.service)"
+    else
+        [[ $(setting 22122 maxbytes) == $((128 << 20)) && $(setting 22123 maxbytes) == $((32 << 20)) ]] ||
+            fail "instance options: maxbytes $(setting 22122 maxbytes) / $(setting 22123 maxbytes)"
+        [[ $(setting 22123 tcpport) == 22123 ]] || fail "22123 tcpport $(setting 22123 tcpport)"
     fi
     systemctl stop memcached-rs
     [[ -d /run/memcached-rs-22122 ]] || fail "stopping memcached-rs removed an instance's runtime dir"
@@ -348,4 +366,4 @@ done
 echo "systemd-live: $(/lib/systemd/systemd --version | head -1) as PID 1 of private namespaces;" \
     "server $server$([[ $probe == yes ]] && echo ' (probe)')"
 nsenter -t "$init_pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"
+    SYSTEMD_LIVE_VERBOSE="${SYSTEMD_LIVE_VERBOSE:-}" bash "$root/deploy/test/systemd-live.sh" --inside "$server" "$probe" "$(ulimit -Hl)" "$deb"

@@ -7,6 +7,7 @@
 //! round is back, the holes are filled in and the whole round goes out in one write.
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,6 +22,25 @@ use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
 const READ_BUFFER: usize = 16 * 1024;
 /// Past this much output in one round, send what we have before going on.
 const FLUSH_AT: usize = 256 * 1024;
+
+/// First byte of a binary-protocol request.
+const BINARY_REQUEST_MAGIC: u8 = 0x80;
+
+/// A binary-protocol error response, status 0x0081 "Unknown command", echoing the
+/// request's opcode and opaque: we speak only the text protocol.
+fn binary_not_supported(request: &[u8]) -> Vec<u8> {
+    const MESSAGE: &[u8] = b"Unknown command";
+    let mut reply = vec![0u8; 24];
+    reply[0] = 0x81;
+    reply[1] = request.get(1).copied().unwrap_or(0);
+    reply[6..8].copy_from_slice(&0x0081u16.to_be_bytes());
+    reply[8..12].copy_from_slice(&(MESSAGE.len() as u32).to_be_bytes());
+    if let Some(opaque) = request.get(12..16) {
+        reply[12..16].copy_from_slice(opaque);
+    }
+    reply.extend_from_slice(MESSAGE);
+    reply
+}
 
 /// What a connection does after a request.
 #[derive(PartialEq, Eq)]
@@ -45,6 +65,8 @@ struct Input {
     end: usize,
     /// Bytes of a refused data block still to discard.
     swallow: usize,
+    /// memcached picks the protocol from a connection's first byte.
+    seen_bytes: bool,
 }
 
 /// This round's replies, with holes for forwarded ones.
@@ -64,7 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             core,
             id,
             mailbox,
-            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0 },
+            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false },
             output: Output { buf: BytesMut::with_capacity(READ_BUFFER), holes: Vec::new(), spliced: BytesMut::new() },
         }
     }
@@ -85,20 +107,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
+            if !self.input.seen_bytes && self.input.buf[0] == BINARY_REQUEST_MAGIC {
+                // A binary-protocol client: say so in its own framing, then hang up.
+                let reply = binary_not_supported(&self.input.buf[..read]);
+                let _ = self.stream.write_all(&reply).await;
+                return Ok(());
+            }
+            self.input.seen_bytes = true;
             let stats = core.stats();
             stats.busy_connections.incr();
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
-            self.mailbox.info.last_cmd.set(self.core.now());
+            self.mailbox.info.last_cmd.set(core.tick());
             let next = self.run_round().await;
             let flushed = self.flush().await;
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
-            if next == Next::Close || self.core.shared.shutting_down() {
+            if next == Next::Close {
                 return Ok(());
             }
+            if self.core.shared.shutting_down() {
+                stats.busy_connections.incr();
+                let finished = self.finish_for_shutdown().await;
+                stats.busy_connections.decr();
+                return finished;
+            }
         }
+    }
+
+    /// Stopping: answer the requests that have already arrived, send FIN, and read
+    /// until the client closes (or a second passes) before closing. Closing a socket
+    /// with unread input makes the kernel send a reset, which destroys replies the
+    /// client has not read yet.
+    async fn finish_for_shutdown(&mut self) -> std::io::Result<()> {
+        while let Some(read) = self.read_within(Duration::from_millis(20)).await {
+            if read? == 0 {
+                return Ok(());
+            }
+            self.run_round().await;
+            self.flush().await?;
+        }
+        self.stream.close().await?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+            self.input.start = 0;
+            self.input.end = 0;
+            match self.read_within(remaining).await {
+                Some(Ok(n)) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads into the input buffer, or None if nothing came within `wait`.
+    async fn read_within(&mut self, wait: Duration) -> Option<std::io::Result<usize>> {
+        if self.input.end == self.input.buf.len() {
+            self.input.make_room(0);
+        }
+        let buf = &mut self.input.buf[self.input.end..];
+        let stream = &mut self.stream;
+        let read = async { Some(stream.read(buf).await) };
+        let timeout = async {
+            glommio::timer::sleep(wait).await;
+            None
+        };
+        let result = futures_lite::future::or(read, timeout).await;
+        if let Some(Ok(n)) = result {
+            self.input.end += n;
+        }
+        result
     }
 
     /// Runs every complete request in the input.
@@ -125,7 +204,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
             let raw = &input.buf[input.start..input.start + consumed];
-            let next = run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw);
+            let next = if let Request::Get { keys, cas, touch } = request {
+                // Values can be large and a multi-get long: send as we go, so one
+                // request never holds more than about FLUSH_AT of output.
+                for key in keys {
+                    get_key(&self.core, self.id, &self.mailbox, &mut self.output, key, cas, touch);
+                    if self.output.buf.len() >= FLUSH_AT
+                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                    {
+                        return Next::Close;
+                    }
+                }
+                self.output.buf.extend_from_slice(reply::END);
+                Next::Continue
+            } else {
+                run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw)
+            };
             self.input.start += consumed;
             self.input.swallow = swallow;
             if next == Next::Close {
@@ -139,29 +233,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Waits for forwarded replies, fills the holes and writes the round out.
     async fn flush(&mut self) -> std::io::Result<()> {
-        let out = &mut self.output;
-        if !out.holes.is_empty() {
-            self.mailbox.all_delivered().await;
-            out.spliced.clear();
-            let mut at = 0;
-            for &(position, slot) in &out.holes {
-                out.spliced.extend_from_slice(&out.buf[at..position]);
-                self.mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
-                at = position;
-            }
-            out.spliced.extend_from_slice(&out.buf[at..]);
-            std::mem::swap(&mut out.buf, &mut out.spliced);
-            out.holes.clear();
-            self.mailbox.clear();
-        }
-        if out.buf.is_empty() {
-            return Ok(());
-        }
-        self.core.stats().commands.bytes_written.add(out.buf.len() as u64);
-        let result = self.stream.write_all(&out.buf).await;
-        out.buf.clear();
-        result
+        flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await
     }
+}
+
+/// Waits for forwarded replies, fills the holes and writes `out` to `stream`.
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
+    if !out.holes.is_empty() {
+        mailbox.all_delivered().await;
+        out.spliced.clear();
+        let mut at = 0;
+        for &(position, slot) in &out.holes {
+            out.spliced.extend_from_slice(&out.buf[at..position]);
+            mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
+            at = position;
+        }
+        out.spliced.extend_from_slice(&out.buf[at..]);
+        std::mem::swap(&mut out.buf, &mut out.spliced);
+        out.holes.clear();
+        mailbox.clear();
+    }
+    if out.buf.is_empty() {
+        return Ok(());
+    }
+    core.stats().commands.bytes_written.add(out.buf.len() as u64);
+    let result = stream.write_all(&out.buf).await;
+    out.buf.clear();
+    result
 }
 
 impl Input {
@@ -198,6 +296,18 @@ impl Output {
     }
 }
 
+/// One key of a get: looked up here, or forwarded to its owner.
+fn get_key(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, key: &[u8], cas: bool, touch: Option<i64>) {
+    let owner = core.router.owner(key);
+    if owner == core.id {
+        core.get_one(key, cas, touch, &mut out.buf);
+    } else {
+        let slot = out.hole(mailbox);
+        core.stats().commands.forwarded.incr();
+        core.forwarder.send(owner, conn, slot, OpKind::GetKey { cas, touch }, |b| b.extend_from_slice(key));
+    }
+}
+
 /// Runs one request: here if this core owns it, else forwarded to its owner.
 fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: Request, raw: &[u8]) -> Next {
     // Runs `kind` on `owner`, here or there, replying in place.
@@ -214,12 +324,7 @@ fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, requ
     match request {
         Request::Get { keys, cas, touch } => {
             for key in keys {
-                let owner = core.router.owner(key);
-                if owner == core.id {
-                    core.get_one(key, cas, touch, &mut out.buf);
-                } else {
-                    on(owner, OpKind::GetKey { cas, touch }, key, out);
-                }
+                get_key(core, conn, mailbox, out, key, cas, touch);
             }
             out.buf.extend_from_slice(reply::END);
         }

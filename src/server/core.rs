@@ -73,6 +73,8 @@ pub struct Core {
     pub limits: Limits,
     /// A delayed flush_all, due at this time on the server clock.
     pub flush_at: Cell<Option<u32>>,
+    /// The clock as of the last tick.
+    pub now: Cell<u32>,
 }
 
 impl Core {
@@ -80,8 +82,17 @@ impl Core {
         &self.shared.stats[self.id]
     }
 
+    /// The server clock as of the last [`Core::tick`]: read once per round of requests,
+    /// not once per request (memcached too keeps a clock that ticks once a second).
     pub fn now(&self) -> u32 {
-        self.shared.clock.now()
+        self.now.get()
+    }
+
+    /// Reads the clock; called at the start of every round of requests.
+    pub fn tick(&self) -> u32 {
+        let now = self.shared.clock.now();
+        self.now.set(now);
+        now
     }
 
     /// Publishes the shard's figures for `stats` on any core.
@@ -222,6 +233,7 @@ impl Core {
 
     /// Runs a batch a peer forwarded, replying into `replies`.
     pub fn run_batch(&self, requests: &Batch, replies: &mut Batch) {
+        self.tick();
         self.stats().commands.served_for_peers.add(requests.ops.len() as u64);
         for op in &requests.ops {
             let bytes = requests.bytes_of(op);
@@ -232,7 +244,7 @@ impl Core {
 
     /// Once a second: a delayed flush that is due, and a bounded sweep of expired items.
     pub fn housekeeping(&self) {
-        let now = self.now();
+        let now = self.tick();
         if let Some(at) = self.flush_at.get() {
             if at <= now {
                 self.flush_at.set(None);

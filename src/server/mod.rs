@@ -139,6 +139,7 @@ async fn executor_main(
         forwarder: forwarder.clone(),
         limits: Limits { item_size_max: config.item_size_max },
         flush_at: Default::default(),
+        now: std::cell::Cell::new(shared.clock.now()),
         shared: shared.clone(),
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
@@ -150,9 +151,16 @@ async fn executor_main(
         Ok(addresses) => addresses,
         Err(message) => return send_ready(&ready, Err(message)),
     };
+    let every_interface = config.listen.is_empty();
     for addr in addresses {
         match listener::bind_tcp(addr, config.backlog) {
             Ok(l) => bound.push(l),
+            // Listening on every interface: a host without IPv6 still serves IPv4.
+            Err(e) if every_interface && addr.is_ipv6() && !bound.is_empty() => {
+                if config.verbosity > 0 {
+                    eprintln!("not listening on {addr}: {e}");
+                }
+            }
             Err(e) => {
                 let message = format!("failed to listen on TCP port {}: {e}", addr.port());
                 return send_ready(&ready, Err(message));

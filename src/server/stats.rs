@@ -160,8 +160,8 @@ pub fn write_general(out: &mut BytesMut, p: &ProcessFacts, all: &[ExecutorStats]
     stat(out, "rusage_user", format_args!("{:.6}", p.rusage_user));
     stat(out, "rusage_system", format_args!("{:.6}", p.rusage_system));
     stat(out, "max_connections", p.max_connections);
-    // memcached counts its listening sockets as connections too.
-    stat(out, "curr_connections", c(|c| &c.curr_connections) + p.listeners);
+    // memcached counts its listening sockets in total_connections, not in curr.
+    stat(out, "curr_connections", c(|c| &c.curr_connections));
     stat(out, "total_connections", c(|c| &c.total_connections) + p.listeners);
     stat(out, "rejected_connections", c(|c| &c.rejected_connections));
     stat(out, "connection_structures", c(|c| &c.curr_connections) + p.listeners);

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +30,10 @@ pub fn server_bin() -> PathBuf {
 /// features only ours has skip themselves then.
 pub fn is_reference() -> bool {
     let bin = server_bin();
-    let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     !name.starts_with("memcached-rs")
 }
 
@@ -38,7 +42,11 @@ pub fn is_reference() -> bool {
 macro_rules! skip_on_reference {
     ($why:expr) => {
         if common::is_reference() {
-            eprintln!("SKIPPED against {}: {}", common::server_bin().display(), $why);
+            eprintln!(
+                "SKIPPED against {}: {}",
+                common::server_bin().display(),
+                $why
+            );
             return;
         }
     };
@@ -73,7 +81,8 @@ impl Server {
         for _ in 0..20 {
             let port = free_port();
             let mut cmd = Command::new(server_bin());
-            cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"]).args(extra);
+            cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
+                .args(extra);
             // SAFETY: geteuid has no preconditions and cannot fail.
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
@@ -82,6 +91,19 @@ impl Server {
             cmd.stdin(Stdio::null())
                 .stdout(if log { Stdio::inherit() } else { Stdio::null() })
                 .stderr(if log { Stdio::inherit() } else { Stdio::null() });
+            // Give the server a clean fd table (cargo leaks e.g. its jobserver pipe
+            // into tests): memcached's connection limit counts fds.
+            // SAFETY: only async-signal-safe calls (close_range/close) between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                        for fd in 3..4096 {
+                            libc::close(fd);
+                        }
+                    }
+                    Ok(())
+                });
+            }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => panic!("cannot run {}: {e}", server_bin().display()),
@@ -112,7 +134,11 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        panic!("could not start {} {:?}: {last_err}", server_bin().display(), extra);
+        panic!(
+            "could not start {} {:?}: {last_err}",
+            server_bin().display(),
+            extra
+        );
     }
 
     /// A new client connection.
@@ -126,7 +152,8 @@ impl Server {
 
     /// Resident memory of the server process, in KiB (Linux /proc).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -156,7 +183,10 @@ impl Drop for Server {
 
 /// The `pid` a server reports in `stats`, if it answers within a few seconds.
 fn stats_pid(stream: TcpStream) -> Option<u32> {
-    let mut c = Client { stream, pending: Vec::new() };
+    let mut c = Client {
+        stream,
+        pending: Vec::new(),
+    };
     c.stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     c.stream.write_all(b"stats\r\n").ok()?;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -167,7 +197,9 @@ fn stats_pid(stream: TcpStream) -> Option<u32> {
         }
     }
     let text = String::from_utf8_lossy(&c.pending).into_owned();
-    text.lines().find_map(|l| l.strip_prefix("STAT pid ")).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("STAT pid "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn free_port() -> u16 {
@@ -222,12 +254,18 @@ impl Client {
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).ok();
         stream.set_write_timeout(Some(Duration::from_secs(30))).ok();
         stream.set_nodelay(true).ok();
-        Client { stream, pending: Vec::new() }
+        Client {
+            stream,
+            pending: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         if let Err(e) = self.stream.write_all(bytes.as_ref()) {
-            panic!("send {}: {e}", escape(&bytes.as_ref()[..bytes.as_ref().len().min(200)]));
+            panic!(
+                "send {}: {e}",
+                escape(&bytes.as_ref()[..bytes.as_ref().len().min(200)])
+            );
         }
     }
 
@@ -240,7 +278,10 @@ impl Client {
     fn fill(&mut self, deadline: Instant) -> std::io::Result<usize> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(std::io::Error::new(ErrorKind::TimedOut, "reply deadline passed"));
+            return Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                "reply deadline passed",
+            ));
         }
         self.stream.set_read_timeout(Some(left)).ok();
         let mut buf = [0u8; 65536];
@@ -293,7 +334,11 @@ impl Client {
                 "reply mismatch\n  expected: {}\n  got:      {}{}",
                 escape(&want[..want.len().min(2000)]),
                 escape(&got[..got.len().min(2000)]),
-                if got.len() < want.len() { " (short: closed or timed out)" } else { "" }
+                if got.len() < want.len() {
+                    " (short: closed or timed out)"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -318,9 +363,17 @@ impl Client {
             }
             from = self.pending.len().saturating_sub(end.len());
             match self.fill(deadline) {
-                Ok(0) => panic!("closed while waiting for {}: got {}", escape(end), escape(&self.pending)),
+                Ok(0) => panic!(
+                    "closed while waiting for {}: got {}",
+                    escape(end),
+                    escape(&self.pending)
+                ),
                 Ok(_) => {}
-                Err(e) => panic!("waiting for {}: {e}; got {}", escape(end), escape(&self.pending)),
+                Err(e) => panic!(
+                    "waiting for {}: {e}; got {}",
+                    escape(end),
+                    escape(&self.pending)
+                ),
             }
         }
     }
@@ -348,12 +401,22 @@ impl Client {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
             if !self.pending.is_empty() {
-                panic!("expected the connection to close, got {}", escape(&self.pending));
+                panic!(
+                    "expected the connection to close, got {}",
+                    escape(&self.pending)
+                );
             }
             match self.fill(deadline) {
                 Ok(0) => return,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return
+                }
                 Err(e) => panic!("expected the connection to close: {e}"),
             }
         }
@@ -403,8 +466,13 @@ impl Client {
         }
         let text = String::from_utf8_lossy(&line).into_owned();
         let parts: Vec<&str> = text.trim_end().split(' ').collect();
-        assert!(parts.len() == 4 && parts[0] == "VALUE" && parts[1] == key, "bad get reply line {text:?}");
-        let len: usize = parts[3].parse().unwrap_or_else(|_| panic!("bad length in {text:?}"));
+        assert!(
+            parts.len() == 4 && parts[0] == "VALUE" && parts[1] == key,
+            "bad get reply line {text:?}"
+        );
+        let len: usize = parts[3]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad length in {text:?}"));
         let data = self.read_n(len + 2);
         assert_eq!(&data[len..], b"\r\n", "value not terminated by \\r\\n");
         self.expect(b"END\r\n");
@@ -420,6 +488,22 @@ impl Client {
         }
         let body = self.read_to_end_marker();
         parse_stats(&body)
+    }
+
+    /// Poll `stats` until `name` equals `want` (connection counts settle
+    /// asynchronously); panics after 5 s with the last value.
+    pub fn wait_for_stat(&mut self, name: &str, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.stat_u64(name);
+            if v == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("stat {name} stayed {v}, expected {want}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stat_u64(&mut self, name: &str) -> u64 {
@@ -458,9 +542,12 @@ pub fn parse_stats(body: &[u8]) -> HashMap<String, String> {
 /// `VERSION 1.6.<digits...>\r\n`
 pub fn assert_version_line(line: &[u8]) {
     let text = String::from_utf8_lossy(line);
-    let v = text.strip_prefix("VERSION 1.6.").and_then(|r| r.strip_suffix("\r\n"));
+    let v = text
+        .strip_prefix("VERSION 1.6.")
+        .and_then(|r| r.strip_suffix("\r\n"));
     match v {
-        Some(rest) if !rest.is_empty() && rest.chars().next().is_some_and(|c| c.is_ascii_digit()) => {}
+        Some(rest)
+            if !rest.is_empty() && rest.chars().next().is_some_and(|c| c.is_ascii_digit()) => {}
         _ => panic!("not a `VERSION 1.6.x` line: {text:?}"),
     }
 }
@@ -497,8 +584,12 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
             }
             Some(b'{') => {
                 let end = s[i..].find('}').ok_or("unclosed \\{")? + i;
-                let (count, text) = s[i + 2..end].split_once(':').ok_or("\\{N:text} needs a colon")?;
-                let count: usize = count.parse().map_err(|e| format!("bad repeat count {count}: {e}"))?;
+                let (count, text) = s[i + 2..end]
+                    .split_once(':')
+                    .ok_or("\\{N:text} needs a colon")?;
+                let count: usize = count
+                    .parse()
+                    .map_err(|e| format!("bad repeat count {count}: {e}"))?;
                 let unit = unescape(text)?;
                 for _ in 0..count {
                     out.extend_from_slice(&unit);

@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // memcached-rs patch: pairs with the fence the sleeping executor issues after
+        // setting `should_notify` (see `prepare_to_sleep`'s caller in uring.rs): what we
+        // queued before this point is visible to it, or we see its flag.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

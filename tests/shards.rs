@@ -1,0 +1,123 @@
+//! `stats shards` (ours only; memcached has no such group): per-core items, bytes,
+//! connections, forwarded requests and the io_uring flags in effect, so a test can
+//! show that both cores take connections and each key lives on exactly one core.
+
+mod common;
+
+use common::{Client, Server};
+use std::collections::BTreeMap;
+
+/// shard number -> field -> value, from `STAT shard<N>:<field> <value>` lines.
+fn shards(c: &mut Client) -> BTreeMap<u32, BTreeMap<String, String>> {
+    c.send(b"stats shards\r\n");
+    let body = c.read_to_end_marker();
+    let mut out: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+    for (name, value) in common::parse_stats(&body) {
+        let (shard, field) = name
+            .strip_prefix("shard")
+            .and_then(|r| r.split_once(':'))
+            .unwrap_or_else(|| panic!("not a `shard<N>:<field>` stat: {name}"));
+        let n: u32 = shard
+            .parse()
+            .unwrap_or_else(|_| panic!("bad shard number in {name}"));
+        out.entry(n).or_default().insert(field.to_string(), value);
+    }
+    out
+}
+
+fn num(m: &BTreeMap<String, String>, f: &str) -> u64 {
+    m.get(f)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("shard field {f}: {:?}", m.get(f)))
+}
+
+fn check_fields(all: &BTreeMap<u32, BTreeMap<String, String>>, threads: u32) {
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        (0..threads).collect::<Vec<_>>(),
+        "one entry per shard"
+    );
+    for (n, f) in all {
+        for field in ["items", "bytes", "curr_connections", "forwarded"] {
+            num(f, field);
+        }
+        let flags = f
+            .get("ring_flags")
+            .unwrap_or_else(|| panic!("shard{n} has no ring_flags"));
+        assert!(
+            flags.contains("COOP_TASKRUN") && flags.contains("TASKRUN_FLAG"),
+            "shard{n} ring_flags {flags}"
+        );
+    }
+}
+
+#[test]
+fn both_cores_serve_and_own_keys() {
+    skip_on_reference!("`stats shards` exists only in memcached-rs");
+    let s = Server::start(&["-t", "2"]);
+    let mut conns: Vec<Client> = (0..16).map(|_| s.client()).collect();
+    for c in conns.iter_mut() {
+        c.expect_alive();
+    }
+    let all = shards(&mut conns[0]);
+    check_fields(&all, 2);
+    for (n, f) in &all {
+        assert!(
+            num(f, "curr_connections") > 0,
+            "shard{n} took none of 16 connections: {all:?}"
+        );
+    }
+    let conn_sum: u64 = all.values().map(|f| num(f, "curr_connections")).sum();
+    assert!(
+        conn_sum >= 16,
+        "shards count {conn_sum} connections, 16 are open"
+    );
+
+    for i in 0..1000 {
+        conns[i % 16].set(&format!("owned{i}"), b"0123456789");
+    }
+    let all = shards(&mut conns[0]);
+    let items: Vec<u64> = all.values().map(|f| num(f, "items")).collect();
+    assert_eq!(
+        items.iter().sum::<u64>(),
+        1000,
+        "each key on exactly one shard: {items:?}"
+    );
+    assert!(
+        items.iter().all(|&n| n > 0),
+        "keys on both shards: {items:?}"
+    );
+    assert!(all.values().all(|f| num(f, "bytes") > 0));
+    let forwarded: u64 = all.values().map(|f| num(f, "forwarded")).sum();
+    assert!(
+        forwarded > 0,
+        "1000 sets over 16 connections forward some requests"
+    );
+    assert_eq!(
+        conns[0].stat_u64("curr_items"),
+        1000,
+        "stats sums the shards"
+    );
+    // Every key is readable from every connection.
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(
+            c.get(&format!("owned{}", i * 61 % 1000)).as_deref(),
+            Some(&b"0123456789"[..])
+        );
+    }
+}
+
+#[test]
+fn single_core_forwards_nothing() {
+    skip_on_reference!("`stats shards` exists only in memcached-rs");
+    let s = Server::start(&["-t", "1"]);
+    let mut c = s.client();
+    for i in 0..100 {
+        c.set(&format!("k{i}"), b"v");
+    }
+    let all = shards(&mut c);
+    check_fields(&all, 1);
+    assert_eq!(num(&all[&0], "items"), 100);
+    assert_eq!(num(&all[&0], "forwarded"), 0);
+    assert!(num(&all[&0], "curr_connections") >= 1);
+}
