@@ -4,6 +4,7 @@
 mod clock;
 mod connection;
 mod core;
+mod dump;
 mod forward;
 mod listener;
 mod settings;
@@ -29,6 +30,8 @@ use crate::store::{Shard, StoreConfig};
 const EX_OSERR: i32 = 71;
 /// How long a stopping server waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// glommio's DMA buffer pool per executor: its minimum (we do no file I/O).
+const IO_MEMORY: usize = 64 << 10;
 
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
@@ -60,7 +63,11 @@ pub fn run(config: Config) -> i32 {
         let (executor_shared, requests, replies, ready) =
             (shared.clone(), requests.clone(), replies.clone(), ready_tx.clone());
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        let builder = LocalExecutorBuilder::new(Placement::Unbound).name(&format!("memcached-rs-{i}"));
+        // glommio registers `io_memory` with io_uring for DMA file I/O (10 MiB by
+        // default, pinned, so resident); sockets never use it. Keep its minimum.
+        let builder = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("memcached-rs-{i}"))
+            .io_memory(IO_MEMORY);
         let spawned = builder.spawn(move || async move {
             if let Some(cpu) = cpu {
                 core_affinity::set_for_current(cpu);
