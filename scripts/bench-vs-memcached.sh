@@ -11,6 +11,7 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [10] s per run  WARMUP [1] s  MODES ["1 2"] server cores
 #   WORKLOADS ["p1 p16 mget10 open50 set1k"]  KEYS [100000]  MEM [1024] MB
+#   MODES=""     no server comparison (with GENCMP=1: only the generator comparison)
 #   QUICK=1       DURATION=3, WARMUP=0.5 (still ROUNDS rounds)
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
 #                 compares memcached with itself: the ratios show the noise)
@@ -24,7 +25,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 if [[ ${QUICK:-0} == 1 ]]; then DURATION=${QUICK_DURATION:-3}; WARMUP=0.5; fi
-MODES=${MODES:-"1 2"}
+MODES=${MODES-"1 2"}
 WORKLOADS=${WORKLOADS:-"p1 p16 mget10 open50 set1k"}
 KEYS=${KEYS:-100000}
 MEM=${MEM:-1024}
