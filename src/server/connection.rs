@@ -145,7 +145,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// with unread input makes the kernel send a reset, which destroys replies the
     /// client has not read yet.
     async fn finish_for_shutdown(&mut self) -> std::io::Result<()> {
-        while let Some(read) = self.read_within(Duration::from_millis(20)).await {
+        // A client that keeps sending could keep us answering forever: a second at most.
+        let answering_until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < answering_until {
+            let Some(read) = self.read_within(Duration::from_millis(20)).await else { break };
             if read? == 0 {
                 return Ok(());
             }

@@ -40,6 +40,21 @@ pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
     Ok(addresses)
 }
 
+/// Fails if another process already listens on `addr`, as memcached's bind would.
+///
+/// Our executors share each port through SO_REUSEPORT, and SO_REUSEPORT would just as
+/// happily let a second server (a stale instance, a typo in a unit file) share it,
+/// splitting clients between two caches. A socket bound without SO_REUSEPORT conflicts
+/// with every existing listener, so binding one first tells us the port is ours.
+pub fn check_port_free(addr: SocketAddr) -> std::io::Result<()> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into())
+}
+
 /// A non-blocking listening socket with SO_REUSEPORT, bound to `addr`.
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

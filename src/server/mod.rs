@@ -54,6 +54,10 @@ pub fn run(config: Config) -> i32 {
             eprintln!("ignoring extended option {option}: not applicable to memcached-rs");
         }
     }
+    if let Err(message) = check_ports_free(&shared.config) {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
@@ -110,6 +114,21 @@ fn notify(state: &str) {
     if let Err(e) = systemd::notify(state) {
         eprintln!("sd_notify({state}): {e}");
     }
+}
+
+/// memcached refuses to start on a port another process listens on; so do we.
+fn check_ports_free(config: &Config) -> Result<(), String> {
+    let addresses = listener::tcp_addresses(config)?;
+    let every_interface = config.listen.is_empty();
+    for (i, addr) in addresses.iter().enumerate() {
+        match listener::check_port_free(*addr) {
+            Ok(()) => {}
+            // As when binding: a host without IPv6 still serves IPv4.
+            Err(_) if every_interface && addr.is_ipv6() && i > 0 => {}
+            Err(e) => return Err(format!("failed to listen on TCP port {}: {e}", addr.port())),
+        }
+    }
+    Ok(())
 }
 
 /// One executor: bind, join the mesh, serve until shutdown, then drain.
@@ -234,7 +253,12 @@ fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
     let shared = shared.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            if shared.shutting_down() {
+                // Asked twice: the operator wants out now, whatever is in flight.
+                eprintln!("Signal handled: {signal}. Exiting now.");
+                std::process::exit(0);
+            }
             if shared.config.verbosity > 0 {
                 eprintln!("Signal handled: {signal}. Shutting down.");
             }
