@@ -251,7 +251,10 @@ impl RunArgs {
             (None, None) => Some(10.0),
             (d, _) => d,
         };
-        if duration.is_some_and(|d| !(d > 0.0)) || !(self.warmup >= 0.0) {
+        if duration.is_some_and(|d| d.is_nan() || d <= 0.0)
+            || self.warmup.is_nan()
+            || self.warmup < 0.0
+        {
             return Err("duration must be > 0 and warmup >= 0".into());
         }
         if self.key_prefix.bytes().any(|b| b <= b' ' || b == 0x7f) || self.key_prefix.len() > 200 {

@@ -237,15 +237,26 @@ pub async fn run(
     let mut stopped = false;
     let mut drain_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
 
+    let mut failing_since: Option<Instant> = None;
     'connect: loop {
         let mut stream = match TcpStream::connect(addr).await {
-            Ok(st) => st,
+            Ok(st) => {
+                failing_since = None;
+                st
+            }
             Err(e) => {
-                shared
-                    .stats
-                    .borrow_mut()
-                    .sample("connect", e.to_string().as_bytes());
-                if stopped || shared.end.is_some_and(|end| Instant::now() >= end) {
+                let now = Instant::now();
+                let since = *failing_since.get_or_insert(now);
+                if since == now {
+                    shared
+                        .stats
+                        .borrow_mut()
+                        .sample("connect", e.to_string().as_bytes());
+                }
+                if stopped
+                    || shared.end.is_some_and(|end| now >= end)
+                    || now.duration_since(since) >= CONNECT_GIVE_UP
+                {
                     return;
                 }
                 glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -263,7 +274,9 @@ pub async fn run(
                     Some(sc) => sc.next(),
                     None => now,
                 };
-                if shared.end.is_some_and(|end| due >= end) || !shared.take_quota() {
+                // Warm-up requests do not count against --requests.
+                let counted = due >= shared.measure_start;
+                if shared.end.is_some_and(|end| due >= end) || (counted && !shared.take_quota()) {
                     stopped = true;
                     break;
                 }
@@ -274,6 +287,14 @@ pub async fn run(
                 };
                 slot.kind = kind;
                 slot.due = due;
+                if sched.is_some() && due >= shared.measure_start {
+                    let lag = now.saturating_duration_since(due).as_nanos() as u64;
+                    shared
+                        .stats
+                        .borrow_mut()
+                        .send_lag
+                        .saturating_record(lag.max(1));
+                }
                 slot.prog = Progress::default();
                 write_request(&mut wbuf, &s, &pattern, slot);
                 ring.commit();

@@ -194,7 +194,7 @@ impl Checker<'_> {
                     let mut t = header.split(|&c| c == b' ');
                     let (key, flags, bytes) = (t.next(), t.next(), t.next());
                     let cas_ok =
-                        t.next().map_or(true, |c| parse_u64(c).is_some()) && t.next().is_none();
+                        t.next().is_none_or(|c| parse_u64(c).is_some()) && t.next().is_none();
                     let (Some(key), Some(flags), Some(bytes), true) = (
                         key,
                         flags.and_then(parse_u64),

@@ -150,7 +150,7 @@ fn malformed_replies_are_errors() {
         }
     ));
     // Flags that do not belong to this key and length.
-    let mut flags = format!("VALUE mcb:7 12345 10\r\n").into_bytes();
+    let mut flags = b"VALUE mcb:7 12345 10\r\n".to_vec();
     flags.extend_from_slice(p.value(7, 10).unwrap());
     flags.extend_from_slice(b"\r\nEND\r\n");
     let (s, _) = parse_all(&flags, OpKind::Get, &[7]);

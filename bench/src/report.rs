@@ -40,6 +40,9 @@ pub struct Report {
     pub latency_us: Latency,
     /// (percentile, latency in us), for plots.
     pub percentiles: Vec<(f64, f64)>,
+    /// Open loop only: lateness of sends against the schedule, us.
+    #[serde(default)]
+    pub send_lag_us: Option<Latency>,
 }
 
 fn us(ns: u64) -> f64 {
@@ -132,6 +135,7 @@ pub fn build(s: &Settings, r: &RunResult) -> Report {
         preload_errors: r.preload.error_total(),
         latency_us: latency(&r.hist),
         percentiles: curve(&r.hist),
+        send_lag_us: (s.rate.is_some() && !r.send_lag.is_empty()).then(|| latency(&r.send_lag)),
     }
 }
 
@@ -196,6 +200,12 @@ pub fn text(r: &Report) -> String {
         ms(l.max),
         ms(l.mean)
     );
+    if let Some(g) = &r.send_lag_us {
+        out += &format!(
+            "  send lag ms p50 {}  p99 {}  p99.9 {}  max {}  (how late requests left vs schedule)\n",
+            ms(g.p50), ms(g.p99), ms(g.p999), ms(g.max)
+        );
+    }
     if r.preload_requests > 0 {
         out += &format!(
             "  preload    {} sets, {} errors\n",

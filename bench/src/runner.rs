@@ -22,7 +22,7 @@ const PRELOAD_PIPELINE: usize = 32;
 enum Msg {
     Tick {
         second: u64,
-        hist: Histogram<u64>,
+        hist: Box<Histogram<u64>>,
         counts: Counters,
     },
     Done(Box<ThreadOutcome>),
@@ -51,6 +51,7 @@ pub struct RunResult {
     pub samples: Vec<String>,
     pub preload: Counters,
     pub seconds: f64,
+    pub send_lag: Histogram<u64>,
 }
 
 fn resolve(s: &Settings) -> Result<Vec<SocketAddr>, String> {
@@ -176,10 +177,12 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
         samples: Vec::new(),
         preload: Counters::default(),
         seconds: 0.0,
+        send_lag: new_histogram(),
     };
     let mut last = None;
     for o in &outcomes {
         merge_histogram(&mut r.hist, &o.stats.total);
+        merge_histogram(&mut r.send_lag, &o.stats.send_lag);
         r.counts.add(&o.stats.counts);
         r.preload.add(&o.preload);
         r.samples
@@ -266,12 +269,10 @@ impl Job {
         let end = s
             .duration
             .map(|d| measure_start + Duration::from_secs_f64(d));
+        // Requests due after warm-up, split over threads (warm-up ones come on top).
         let quota = match s.requests {
-            // Warm-up requests come on top of the measured ones.
-            Some(n) if s.warmup == 0.0 => {
-                n / threads as u64 + u64::from((t as u64) < n % threads as u64)
-            }
-            _ => u64::MAX,
+            Some(n) => n / threads as u64 + u64::from((t as u64) < n % threads as u64),
+            None => u64::MAX,
         };
         let main = self.shared(measure_start, end, quota, s.pipeline);
         glommio::timer::sleep(start.saturating_duration_since(Instant::now())).await;
@@ -337,7 +338,7 @@ async fn ticker(shared: Rc<Shared>, start: Instant, tx: mpsc::Sender<Msg>) {
         if tx
             .send(Msg::Tick {
                 second,
-                hist,
+                hist: Box::new(hist),
                 counts,
             })
             .is_err()

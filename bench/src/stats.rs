@@ -73,6 +73,9 @@ pub struct ThreadStats {
     pub interval_counts: Counters,
     /// The first few offending replies, for the report.
     pub samples: Vec<String>,
+    /// Open loop: how late each measured request left after its scheduled time. Large
+    /// values mean the generator (or its CPU) did not keep up with the schedule.
+    pub send_lag: Histogram<u64>,
 }
 
 pub const MAX_SAMPLES: usize = 8;
@@ -85,6 +88,7 @@ impl Default for ThreadStats {
             interval: new_histogram(),
             interval_counts: Counters::default(),
             samples: Vec::new(),
+            send_lag: new_histogram(),
         }
     }
 }

@@ -274,3 +274,25 @@ fn malformed_replies_are_counted_and_the_connection_recovers() {
     assert!(e["unexpected_reply"].as_u64().unwrap_or(0) >= 25, "{r}");
     assert!(r["error_samples"].to_string().contains("HELLO"), "{r}");
 }
+
+#[test]
+fn requests_count_only_after_warmup() {
+    let mc = Memcached::start();
+    let (r, ok) = mcbench(&[
+        "--servers",
+        &mc.addr(),
+        "--connections",
+        "2",
+        "--keys",
+        "100",
+        "--warmup",
+        "0.3",
+        "--requests",
+        "3000",
+    ]);
+    assert!(ok);
+    assert_eq!(r["requests"], 3000, "{r}");
+    // The server also saw the warm-up's requests.
+    let served = mc.stat("cmd_get") + mc.stat("cmd_set");
+    assert!(served > 3000, "server saw {served}");
+}

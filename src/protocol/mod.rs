@@ -44,6 +44,9 @@ pub enum StoreMode {
     Cas,
 }
 
+/// memcached's `MAX_NUMBER_OF_SLAB_CLASSES`: class ids are 1 ..= 63.
+pub const MAX_NUMBER_OF_SLAB_CLASSES: u32 = 64;
+
 /// `stats` and its sub-commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatsKind {
@@ -88,6 +91,13 @@ pub enum Request<'a> {
     /// `shutdown [graceful]`; refused unless `-A`. `valid` is false for any other
     /// argument, an error only when shutdown is enabled (memcached's order of checks).
     Shutdown { graceful: bool, valid: bool },
+    /// `lru_crawler metadump <all|hash|id[,id...]>`: `classes` has bit N set for each
+    /// slab class id N asked for (1..=63).
+    MetaDump { classes: u64 },
+    /// `lru_crawler enable|disable`.
+    LruCrawler { enable: bool },
+    /// `stats cachedump <class> <limit>` (limit 0: no limit).
+    CacheDump { class: u32, limit: u32 },
     /// A request memcached answers with a fixed line (errors, `mn`, ...). Empty when
     /// `noreply` suppresses it, as memcached's `out_string` does.
     Reply(&'static [u8]),

@@ -7,7 +7,7 @@ use super::reply::{
 };
 use super::{
     Keys, Limits, Parsed, Request, StatsKind, StoreMode, KEY_MAX_LENGTH, MAX_GET_LINE,
-    MAX_LINE_WITHOUT_NEWLINE,
+    MAX_LINE_WITHOUT_NEWLINE, MAX_NUMBER_OF_SLAB_CLASSES,
 };
 use crate::store::item_size_ok;
 
@@ -94,6 +94,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"cache_memlimit" => want(n == 3 || n == 4, cache_memlimit(t)),
         b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
         b"stats" => Now(stats(t)),
+        b"lru_crawler" => Now(lru_crawler(t)),
         b"version" => Now(Request::Version),
         b"quit" => Now(Request::Quit),
         b"shutdown" => Now(match (t.count, t.get(1)) {
@@ -277,9 +278,73 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
         b"sizes" => StatsKind::Sizes,
         b"conns" => StatsKind::Conns,
         b"shards" => StatsKind::Shards,
+        b"cachedump" => return cachedump(t),
         _ => return Request::Reply(ERROR),
     };
     Request::Stats(kind)
+}
+
+/// `stats cachedump <class> <limit>`, checked as memcached's `process_stat` does.
+fn cachedump<'a>(t: &Tokens<'a>) -> Request<'a> {
+    if t.count < 4 {
+        return Request::Reply(b"CLIENT_ERROR bad command line\r\n");
+    }
+    let (Some(class), Some(limit)) = (strtoul32(t.get(2)), strtoul32(t.get(3))) else {
+        return Request::Reply(b"CLIENT_ERROR bad command line format\r\n");
+    };
+    if class >= MAX_NUMBER_OF_SLAB_CLASSES {
+        return Request::Reply(b"CLIENT_ERROR Illegal slab id\r\n");
+    }
+    Request::CacheDump { class, limit }
+}
+
+/// `lru_crawler ...` as memcached's `process_lru_crawler_command`. We crawl for
+/// expired items every second on our own, so `crawl`, `sleep` and `tocrawl` are
+/// checked and acknowledged; `metadump` and `enable`/`disable` are real.
+fn lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
+    const BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
+    const FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
+    match (t.count, t.get(1)) {
+        (3, b"crawl") => Request::Reply(match classes(t.get(2), false) {
+            Some(_) => OK,
+            None => BADCLASS,
+        }),
+        (3, b"metadump") => match classes(t.get(2), true) {
+            Some(classes) => Request::MetaDump { classes },
+            None => Request::Reply(BADCLASS),
+        },
+        (3, b"tocrawl") => Request::Reply(if strtoul32(t.get(2)).is_some() { OK } else { FORMAT }),
+        (3, b"sleep") => Request::Reply(match strtoul32(t.get(2)) {
+            None => FORMAT,
+            Some(us) if us > 1_000_000 => b"CLIENT_ERROR sleep must be one second or less\r\n",
+            Some(_) => OK,
+        }),
+        (2, b"enable") => Request::LruCrawler { enable: true },
+        (2, b"disable") => Request::LruCrawler { enable: false },
+        _ => Request::Reply(ERROR),
+    }
+}
+
+/// A crawler's class list: `all`, (for metadump) `hash`, or ids `1,2,...` each in
+/// 1..=63, as a bit set; None is memcached's BADCLASS.
+fn classes(arg: &[u8], dump: bool) -> Option<u64> {
+    if arg == b"all" || (dump && arg == b"hash") {
+        return Some(!1);
+    }
+    let mut set = 0u64;
+    for id in arg.split(|&b| b == b',') {
+        let id = strtoul32(id)?;
+        if id == 0 || id >= MAX_NUMBER_OF_SLAB_CLASSES {
+            return None;
+        }
+        set |= 1 << id;
+    }
+    Some(set)
+}
+
+/// memcached's `safe_strtoul` into a `uint32_t` (the value is truncated).
+fn strtoul32(token: &[u8]) -> Option<u32> {
+    strtoul(token).map(|v| v as u32)
 }
 
 /// An error line, or nothing when the request said `noreply`.
@@ -413,3 +478,68 @@ pub(crate) fn strtol(token: &[u8]) -> Option<i64> {
 #[cfg(test)]
 #[path = "text_tests.rs"]
 mod tests;
+
+/// `lru_crawler` and `stats cachedump`: replies recorded from memcached 1.6.18.
+#[cfg(test)]
+mod crawler_tests {
+    use super::*;
+
+    fn req(line: &[u8]) -> Request<'_> {
+        match parse(line, &Limits { item_size_max: 1 << 20 }) {
+            Parsed::Done { request, consumed } => {
+                assert_eq!(consumed, line.len());
+                request
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lru_crawler_like_memcached() {
+        let all = Request::MetaDump { classes: !1 };
+        assert_eq!(req(b"lru_crawler metadump all\r\n"), all);
+        assert_eq!(req(b"lru_crawler metadump hash\r\n"), all);
+        assert_eq!(req(b"lru_crawler metadump 1\r\n"), Request::MetaDump { classes: 2 });
+        assert_eq!(req(b"lru_crawler metadump 1,2\r\n"), Request::MetaDump { classes: 6 });
+        assert_eq!(req(b"lru_crawler metadump 63\r\n"), Request::MetaDump { classes: 1 << 63 });
+        assert_eq!(req(b"lru_crawler enable\r\n"), Request::LruCrawler { enable: true });
+        assert_eq!(req(b"lru_crawler disable\r\n"), Request::LruCrawler { enable: false });
+        let bad = Request::Reply(b"BADCLASS invalid class id\r\n");
+        for line in [&b"lru_crawler metadump 0\r\n"[..], b"lru_crawler metadump 64\r\n", b"lru_crawler metadump -1\r\n",
+            b"lru_crawler metadump 1,x\r\n", b"lru_crawler metadump foo\r\n", b"lru_crawler crawl 99\r\n",
+            b"lru_crawler crawl x\r\n", b"lru_crawler crawl hash\r\n"] {
+            assert_eq!(req(line), bad, "{}", String::from_utf8_lossy(line));
+        }
+        let ok = Request::Reply(OK);
+        for line in [&b"lru_crawler crawl all\r\n"[..], b"lru_crawler crawl 1,2\r\n", b"lru_crawler sleep 100\r\n",
+            b"lru_crawler tocrawl 10\r\n"] {
+            assert_eq!(req(line), ok);
+        }
+        let format = Request::Reply(b"CLIENT_ERROR bad command line format\r\n");
+        assert_eq!(req(b"lru_crawler sleep x\r\n"), format);
+        assert_eq!(req(b"lru_crawler tocrawl x\r\n"), format);
+        assert_eq!(req(b"lru_crawler sleep 2000000\r\n"), Request::Reply(b"CLIENT_ERROR sleep must be one second or less\r\n"));
+        for line in [&b"lru_crawler\r\n"[..], b"lru_crawler foo\r\n", b"lru_crawler metadump\r\n", b"lru_crawler crawl\r\n",
+            b"lru_crawler sleep\r\n", b"lru_crawler metadump all noreply\r\n", b"lru_crawler mgdump all\r\n",
+            b"lru_crawler metadump all extra\r\n", b"lru_crawler enable x\r\n"] {
+            assert_eq!(req(line), Request::Reply(ERROR), "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn cachedump_like_memcached() {
+        assert_eq!(req(b"stats cachedump 1 0\r\n"), Request::CacheDump { class: 1, limit: 0 });
+        assert_eq!(req(b"stats cachedump 1 0 x\r\n"), Request::CacheDump { class: 1, limit: 0 });
+        assert_eq!(req(b"stats cachedump 0 5\r\n"), Request::CacheDump { class: 0, limit: 5 });
+        let short = Request::Reply(b"CLIENT_ERROR bad command line\r\n");
+        assert_eq!(req(b"stats cachedump\r\n"), short);
+        assert_eq!(req(b"stats cachedump 1\r\n"), short);
+        let format = Request::Reply(b"CLIENT_ERROR bad command line format\r\n");
+        for line in [&b"stats cachedump x y\r\n"[..], b"stats cachedump 1 x\r\n", b"stats cachedump -1 0\r\n", b"stats cachedump 1 -1\r\n"] {
+            assert_eq!(req(line), format);
+        }
+        let illegal = Request::Reply(b"CLIENT_ERROR Illegal slab id\r\n");
+        assert_eq!(req(b"stats cachedump 64 0\r\n"), illegal);
+        assert_eq!(req(b"stats cachedump 100 0\r\n"), illegal);
+    }
+}

@@ -15,7 +15,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::core::{Core, MEMCACHED_VERSION};
 use super::forward::{ConnInfo, Mailbox, OpKind};
 use super::stats::{write_general, write_shards, ProcessFacts};
-use super::{process_facts, settings};
+use super::{dump, process_facts, settings};
 use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
@@ -145,7 +145,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// with unread input makes the kernel send a reset, which destroys replies the
     /// client has not read yet.
     async fn finish_for_shutdown(&mut self) -> std::io::Result<()> {
-        while let Some(read) = self.read_within(Duration::from_millis(20)).await {
+        // A client that keeps sending could keep us answering forever: a second at most.
+        let answering_until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < answering_until {
+            let Some(read) = self.read_within(Duration::from_millis(20)).await else { break };
             if read? == 0 {
                 return Ok(());
             }
@@ -398,6 +401,33 @@ fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, requ
             }
         }
         Request::Stats(kind) => stats(core, kind, out, &mut on),
+        Request::MetaDump { classes } => {
+            if !dump::crawler_enabled() {
+                out.buf.extend_from_slice(b"CLIENT_ERROR lru crawler disabled\r\n");
+            } else {
+                if classes & (1 << dump::CLASS) != 0 {
+                    for owner in 0..cores {
+                        on(owner, OpKind::MetaDump, b"", out);
+                    }
+                }
+                out.buf.extend_from_slice(reply::END);
+            }
+        }
+        Request::LruCrawler { enable } => out.buf.extend_from_slice(dump::set_crawler(enable)),
+        Request::CacheDump { class, limit } => {
+            if class == dump::CLASS {
+                // Split the limit and memcached's 2 MB cap over the cores.
+                let n = cores as u32;
+                let max_bytes = (dump::CACHEDUMP_MAX_BYTES / cores) as u32;
+                for owner in 0..cores {
+                    let share = limit / n + u32::from((owner as u32) < limit % n);
+                    if limit == 0 || share > 0 {
+                        on(owner, OpKind::CacheDump { limit: share, max_bytes }, b"", out);
+                    }
+                }
+            }
+            out.buf.extend_from_slice(reply::END);
+        }
         Request::Version => {
             out.buf.extend_from_slice(b"VERSION ");
             out.buf.extend_from_slice(MEMCACHED_VERSION.as_bytes());
@@ -433,8 +463,11 @@ fn stats(core: &Core, kind: StatsKind, out: &mut Output, on: &mut impl FnMut(usi
         }
         StatsKind::Settings => settings::write_settings(&mut out.buf, &shared.config),
         StatsKind::Shards => write_shards(&mut out.buf, &shared.stats),
-        StatsKind::Items => settings::write_items(&mut out.buf, &shared.stats),
-        StatsKind::Slabs => settings::write_slabs(&mut out.buf, &shared.stats),
+        StatsKind::Items => settings::write_items(&mut out.buf, &shared.stats, core.now()),
+        StatsKind::Slabs => {
+            let page_size = core.shard.borrow().segment_size() as u64;
+            settings::write_slabs(&mut out.buf, &shared.stats, page_size)
+        }
         StatsKind::Sizes => out.buf.extend_from_slice(b"STAT sizes_status disabled\r\n"),
         StatsKind::Conns => {
             for owner in 0..shared.config.threads {

@@ -38,6 +38,10 @@ pub enum OpKind {
     ResetStats,
     /// `stats conns`: the owner lists its connections.
     ListConns,
+    /// `lru_crawler metadump`: the owner lists its items.
+    MetaDump,
+    /// `stats cachedump`: the owner lists up to `limit` items (0: all) in `max_bytes`.
+    CacheDump { limit: u32, max_bytes: u32 },
 }
 
 /// One operation of a batch: who waits for it, what to do, and its bytes (the request

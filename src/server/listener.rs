@@ -40,6 +40,21 @@ pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
     Ok(addresses)
 }
 
+/// Fails if another process already listens on `addr`, as memcached's bind would.
+///
+/// Our executors share each port through SO_REUSEPORT, and SO_REUSEPORT would just as
+/// happily let a second server (a stale instance, a typo in a unit file) share it,
+/// splitting clients between two caches. A socket bound without SO_REUSEPORT conflicts
+/// with every existing listener, so binding one first tells us the port is ours.
+pub fn check_port_free(addr: SocketAddr) -> std::io::Result<()> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into())
+}
+
 /// A non-blocking listening socket with SO_REUSEPORT, bound to `addr`.
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -86,62 +101,66 @@ fn release(core: &Core) {
     core.stats().commands.curr_connections.decr();
 }
 
+/// Serves one accepted connection, if `-c` admits it.
+async fn serve<S>(core: Rc<Core>, mut stream: S, info: ConnInfo)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
+    if !admit(&core, &mut stream).await {
+        return;
+    }
+    if core.shared.config.verbosity > 1 {
+        eprintln!("<{} new client connection from {}", info.fd, info.addr);
+    }
+    Connection::new(stream, core.clone(), info).serve().await;
+    release(&core);
+}
+
+/// Waits a little after a failed accept (out of descriptors and the like): memcached
+/// logs it and goes on.
+async fn accept_failed(core: &Core, e: std::io::Error) {
+    if core.shared.config.verbosity > 0 {
+        eprintln!("accept(): {e}");
+    }
+    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+}
+
 pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
     loop {
-        let mut stream = match listener.accept().await {
+        let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(e) => {
-                // Out of descriptors and the like: memcached logs and goes on.
-                if core.shared.config.verbosity > 0 {
-                    eprintln!("accept(): {e}");
-                }
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                accept_failed(&core, e.into()).await;
                 continue;
             }
         };
-        let core = core.clone();
-        glommio::spawn_local(async move {
-            if !admit(&core, &mut stream).await {
-                return;
-            }
-            let _ = stream.set_nodelay(true);
-            let info = ConnInfo {
-                fd: stream.as_raw_fd(),
-                addr: stream.peer_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
-                listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
-                ..ConnInfo::default()
-            };
-            if core.shared.config.verbosity > 1 {
-                eprintln!("<{} new client connection from {}", info.fd, info.addr);
-            }
-            Connection::new(stream, core.clone(), info).serve().await;
-            release(&core);
-        })
-        .detach();
+        let _ = stream.set_nodelay(true);
+        let info = ConnInfo {
+            fd: stream.as_raw_fd(),
+            addr: stream.peer_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+            listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+            ..ConnInfo::default()
+        };
+        glommio::spawn_local(serve(core.clone(), stream, info)).detach();
     }
 }
 
 pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
+    let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
     loop {
-        let Ok(mut stream) = listener.accept().await else {
-            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        let core = core.clone();
-        glommio::spawn_local(async move {
-            if !admit(&core, &mut stream).await {
-                return;
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                accept_failed(&core, e.into()).await;
+                continue;
             }
-            let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
-            let info = ConnInfo {
-                fd: -1,
-                addr: format!("unix:{path}"),
-                listen_addr: format!("unix:{path}"),
-                ..ConnInfo::default()
-            };
-            Connection::new(stream, core.clone(), info).serve().await;
-            release(&core);
-        })
-        .detach();
+        };
+        let info = ConnInfo {
+            fd: -1,
+            addr: format!("unix:{path}"),
+            listen_addr: format!("unix:{path}"),
+            ..ConnInfo::default()
+        };
+        glommio::spawn_local(serve(core.clone(), stream, info)).detach();
     }
 }

@@ -4,6 +4,7 @@
 mod clock;
 mod connection;
 mod core;
+mod dump;
 mod forward;
 mod listener;
 mod settings;
@@ -29,6 +30,8 @@ use crate::store::{Shard, StoreConfig};
 const EX_OSERR: i32 = 71;
 /// How long a stopping server waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// glommio's DMA buffer pool per executor: its minimum (we do no file I/O).
+const IO_MEMORY: usize = 64 << 10;
 
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
@@ -51,6 +54,10 @@ pub fn run(config: Config) -> i32 {
             eprintln!("ignoring extended option {option}: not applicable to memcached-rs");
         }
     }
+    if let Err(message) = check_ports_free(&shared.config) {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
@@ -60,7 +67,11 @@ pub fn run(config: Config) -> i32 {
         let (executor_shared, requests, replies, ready) =
             (shared.clone(), requests.clone(), replies.clone(), ready_tx.clone());
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        let builder = LocalExecutorBuilder::new(Placement::Unbound).name(&format!("memcached-rs-{i}"));
+        // glommio registers `io_memory` with io_uring for DMA file I/O (10 MiB by
+        // default, pinned, so resident); sockets never use it. Keep its minimum.
+        let builder = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("memcached-rs-{i}"))
+            .io_memory(IO_MEMORY);
         let spawned = builder.spawn(move || async move {
             if let Some(cpu) = cpu {
                 core_affinity::set_for_current(cpu);
@@ -105,6 +116,21 @@ fn notify(state: &str) {
     }
 }
 
+/// memcached refuses to start on a port another process listens on; so do we.
+fn check_ports_free(config: &Config) -> Result<(), String> {
+    let addresses = listener::tcp_addresses(config)?;
+    let every_interface = config.listen.is_empty();
+    for (i, addr) in addresses.iter().enumerate() {
+        match listener::check_port_free(*addr) {
+            Ok(()) => {}
+            // As when binding: a host without IPv6 still serves IPv4.
+            Err(_) if every_interface && addr.is_ipv6() && i > 0 => {}
+            Err(e) => return Err(format!("failed to listen on TCP port {}: {e}", addr.port())),
+        }
+    }
+    Ok(())
+}
+
 /// One executor: bind, join the mesh, serve until shutdown, then drain.
 async fn executor_main(
     shared: Arc<Shared>,
@@ -144,9 +170,16 @@ async fn executor_main(
         Ok(addresses) => addresses,
         Err(message) => return send_ready(&ready, Err(message)),
     };
+    let every_interface = config.listen.is_empty();
     for addr in addresses {
         match listener::bind_tcp(addr, config.backlog) {
             Ok(l) => bound.push(l),
+            // Listening on every interface: a host without IPv6 still serves IPv4.
+            Err(e) if every_interface && addr.is_ipv6() && !bound.is_empty() => {
+                if config.verbosity > 0 {
+                    eprintln!("not listening on {addr}: {e}");
+                }
+            }
             Err(e) => {
                 let message = format!("failed to listen on TCP port {}: {e}", addr.port());
                 return send_ready(&ready, Err(message));
@@ -220,7 +253,12 @@ fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
     let shared = shared.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            if shared.shutting_down() {
+                // Asked twice: the operator wants out now, whatever is in flight.
+                eprintln!("Signal handled: {signal}. Exiting now.");
+                std::process::exit(0);
+            }
             if shared.config.verbosity > 0 {
                 eprintln!("Signal handled: {signal}. Shutting down.");
             }

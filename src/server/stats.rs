@@ -76,6 +76,10 @@ counters! {
     ShardGauges {
         curr_items, total_items, bytes, evictions, reclaimed, expired_unfetched,
         evicted_unfetched, get_expired, get_flushed, limit_maxbytes, allocated,
+        /// Segments holding memory.
+        segments,
+        /// The shard's `oldest_write` + 1 (0: nothing stored).
+        oldest_write,
     }
 }
 
@@ -106,6 +110,8 @@ impl ExecutorStats {
         g.get_flushed.set(s.get_flushed);
         g.limit_maxbytes.set(s.limit_maxbytes);
         g.allocated.set(s.allocated);
+        g.segments.set(s.segments);
+        g.oldest_write.set(s.oldest_write.map_or(0, |t| u64::from(t) + 1));
     }
 
     /// `stats reset`: memcached zeroes the command counters and totals, not the gauges.

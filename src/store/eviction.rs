@@ -3,16 +3,23 @@
 //! of expired items.
 //!
 //! Eviction is FIFO over sealed segments with CLOCK-style second chances: the oldest
-//! segment is compacted in place, keeping (up to half a segment of) the records read
-//! since they were written, with their reference bit cleared, and evicting the rest.
+//! segment is compacted in place, keeping the records read since they were written
+//! (or last kept), with their 2-bit read counter counted down, and evicting the rest.
+//! A segment that stays mostly full of read records moves to the young end whole; after
+//! two of those in one allocation, at most half a segment is kept, so progress is
+//! bounded even when everything is being read.
 //! The compacted segment becomes the new write head, so kept records are in effect
 //! reinserted at the young end. Before any live item is evicted, a segment whose
 //! records are all dead or expired is reused whole, and a segment at least half dead
 //! is compacted without evicting anything.
 
 use super::index::{Loc, MAX_SEGMENTS};
-use super::item::{self, ACCESSED, FETCHED};
+use super::item::{self, FETCHED};
 use super::Shard;
+
+/// How many tail segments one `make_room` may compact keeping every read record
+/// before it falls back to keeping at most half a segment.
+const KEEP_WHOLE_TRIES: usize = 2;
 
 impl Shard {
     /// Segments the budget allows beside the index (at least two).
@@ -26,6 +33,10 @@ impl Shard {
     pub(super) fn make_room(&mut self, len: usize, now: u32) -> Option<u32> {
         let seg_size = self.pool.seg_size;
         let mut reclaimed_all = false;
+        // Tail segments compacted keeping every read record in this call; past the
+        // limit, only half a segment is kept, so a cache where everything is being
+        // read still frees room at a bounded cost.
+        let mut kept_whole = 0;
         for _ in 0..self.pool.segs.len() * 2 + 4 {
             if let Some(s) = self.pool.free.pop() {
                 return Some(s);
@@ -44,7 +55,12 @@ impl Shard {
                     Some((emptiest, None))
                 } else if self.config.evict {
                     let oldest = *self.pool.sealed.front()?;
-                    Some((oldest, Some((seg_size / 2).min(seg_size - len))))
+                    let keep = if kept_whole < KEEP_WHOLE_TRIES {
+                        seg_size
+                    } else {
+                        (seg_size / 2).min(seg_size - len)
+                    };
+                    Some((oldest, Some(keep)))
                 } else if live + len <= seg_size {
                     Some((emptiest, None))
                 } else {
@@ -55,8 +71,17 @@ impl Shard {
                 Some((s, retain)) => {
                     self.pool.unseal(s);
                     self.compact(s, retain, now);
-                    if self.pool.segs[s as usize].write_off as usize + len <= seg_size {
+                    let used = self.pool.segs[s as usize].write_off as usize;
+                    let whole = retain.is_some_and(|keep| keep > seg_size / 2);
+                    // A segment still mostly full of read records goes to the young
+                    // end as it is (its records have one read less to their credit)
+                    // rather than becoming a write head with little room.
+                    if used + len <= seg_size && !(whole && used > seg_size - seg_size / 8) {
                         return Some(s);
+                    }
+                    if whole {
+                        kept_whole += 1;
+                        self.pool.segs[s as usize].started = now;
                     }
                     self.pool.sealed.push_back(s);
                 }
@@ -111,7 +136,7 @@ impl Shard {
                 c.reclaimed += 1;
                 c.expired_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;
-            } else if retain.is_none_or(|limit| h.mask & ACCESSED != 0 && w + len <= limit) {
+            } else if retain.is_none_or(|limit| item::reads(h.mask) > 0 && w + len <= limit) {
                 if w != r {
                     seg.data.copy_within(r..r + len, w);
                     index.set_loc(
@@ -123,7 +148,7 @@ impl Shard {
                     );
                 }
                 if retain.is_some() {
-                    seg.data[w] &= !ACCESSED;
+                    seg.data[w] = item::with_reads(seg.data[w], item::reads(h.mask) - 1);
                 }
                 w += len;
                 live_items += 1;

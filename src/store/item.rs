@@ -12,8 +12,15 @@
 pub const HAS_FLAGS: u8 = 1 << 0;
 /// The record carries an `exptime` field.
 pub const HAS_EXPTIME: u8 = 1 << 1;
-/// Read since it was written or last kept by eviction: CLOCK's reference bit.
+/// Read since it was written or last kept by eviction: the low bit of a 2-bit read
+/// counter (with `ACCESSED_HI`). Eviction keeps a record whose counter is nonzero and
+/// counts it down, so an item read a few times survives a few passes of a one-off
+/// scan, as memcached's warm LRU keeps it (a 1-bit CLOCK would keep it for one pass).
 pub const ACCESSED: u8 = 1 << 2;
+/// High bit of the read counter.
+pub const ACCESSED_HI: u8 = 1 << 7;
+/// Both read-counter bits.
+pub const READS: u8 = ACCESSED | ACCESSED_HI;
 /// Ever read (memcached's ITEM_FETCHED), for `evicted_unfetched`/`expired_unfetched`.
 pub const FETCHED: u8 = 1 << 3;
 /// Superseded or deleted; the bytes stay until the segment is compacted or reused.
@@ -91,7 +98,7 @@ pub struct NewRecord {
     pub cas: u64,
     pub flags: u32,
     pub exptime: u32,
-    /// Extra mask bits (ACCESSED/FETCHED) carried over.
+    /// Extra mask bits (read counter, FETCHED) carried over.
     pub bits: u8,
 }
 
@@ -104,7 +111,7 @@ impl NewRecord {
     /// decoded header so the caller can place key and value.
     pub fn write_header(&self, buf: &mut [u8]) -> Header {
         let (code, width) = vlen_width(self.value_len);
-        let mut mask = (code << VLEN_SHIFT) | (self.bits & (ACCESSED | FETCHED));
+        let mut mask = (code << VLEN_SHIFT) | (self.bits & (READS | FETCHED));
         if self.flags != 0 {
             mask |= HAS_FLAGS;
         }
@@ -137,6 +144,28 @@ impl NewRecord {
             key_off: p,
         }
     }
+}
+
+/// The read counter (0..=3) of a record's mask.
+pub fn reads(mask: u8) -> u8 {
+    u8::from(mask & ACCESSED != 0) | (u8::from(mask & ACCESSED_HI != 0) << 1)
+}
+
+/// `mask` with its read counter set to `n` (0..=3).
+pub fn with_reads(mask: u8, n: u8) -> u8 {
+    let mut m = mask & !READS;
+    if n & 1 != 0 {
+        m |= ACCESSED;
+    }
+    if n & 2 != 0 {
+        m |= ACCESSED_HI;
+    }
+    m
+}
+
+/// `mask` after one more read: counter up (saturating at 3), FETCHED set.
+pub fn read_once(mask: u8) -> u8 {
+    with_reads(mask, (reads(mask) + 1).min(3)) | FETCHED
 }
 
 fn le32(b: &[u8]) -> u32 {
@@ -239,6 +268,23 @@ mod tests {
         assert_eq!(record_len(16, 32, 0, 0), 11 + 48);
         assert_eq!(record_len(16, 300, 5, 6), 2 + 2 + 8 + 8 + 316);
         assert!(record_len(250, 1 << 20, 1, 1) <= MAX_HEADER + 250 + (1 << 20));
+    }
+
+    #[test]
+    fn read_counter_saturates_and_keeps_other_bits() {
+        let m = HAS_FLAGS | (2 << VLEN_SHIFT);
+        assert_eq!(reads(m), 0);
+        let m1 = read_once(m);
+        assert_eq!((reads(m1), m1 & FETCHED), (1, FETCHED));
+        let m3 = read_once(read_once(read_once(read_once(m1))));
+        assert_eq!(reads(m3), 3);
+        assert_eq!(with_reads(m3, 0) & !FETCHED, m);
+        assert_eq!(reads(with_reads(m3, 2)), 2);
+        let rec = NewRecord { key_len: 1, value_len: 300, cas: 1, flags: 0, exptime: 0, bits: m3 };
+        let mut buf = vec![0u8; rec.len()];
+        let h = rec.write_header(&mut buf);
+        assert_eq!(parse(&buf), h);
+        assert_eq!((reads(h.mask), h.value_len), (3, 300));
     }
 
     #[test]

@@ -87,6 +87,11 @@ pub struct StoreStats {
     pub limit_maxbytes: u64,
     /// Bytes of memory the shard holds now (segments + index).
     pub allocated: u64,
+    /// Segments holding memory (memcached's slab pages, in `stats slabs`).
+    pub segments: u64,
+    /// Server time the oldest live segment was started (the LRU tail's age in
+    /// `stats items` is now minus this); None when nothing is stored.
+    pub oldest_write: Option<u32>,
 }
 
 /// memcached's test for "object too large for cache": its item header (48 bytes, 56 with
@@ -105,10 +110,11 @@ mod stats;
 mod tests;
 
 use index::{Index, Loc};
-use item::{Header, NewRecord, ACCESSED, DEAD, FETCHED};
+use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use arith::safe_strtoull;
+pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
 pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
@@ -226,7 +232,7 @@ impl Shard {
         let existing = self.find_live(key, hash, now);
         match (mode, existing) {
             (StoreMode::Add, Some((_, loc, _))) => {
-                self.mark(loc, ACCESSED);
+                self.mark_read(loc);
                 return StoreOutcome::NotStored;
             }
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
@@ -316,10 +322,10 @@ impl Shard {
             let off = loc.off as usize;
             seg.data[off + h.value_off()..off + h.total_len()].copy_from_slice(&buf);
             seg.data[off + h.cas_off()..off + h.cas_off() + 8].copy_from_slice(&cas.to_le_bytes());
-            seg.data[off] |= ACCESSED | FETCHED;
+            seg.data[off] = item::read_once(seg.data[off]);
             ArithOutcome::Value(new)
         } else {
-            let bits = h.mask | ACCESSED | FETCHED;
+            let bits = item::read_once(h.mask);
             match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, now) {
                 Some(_) => {
                     self.c.total_items += 1;
@@ -380,6 +386,8 @@ impl Shard {
             get_flushed: self.c.get_flushed,
             limit_maxbytes: self.config.memory_limit as u64,
             allocated: (self.pool.bytes() + self.index.bytes()) as u64,
+            segments: self.pool.allocated as u64,
+            oldest_write: self.oldest_write(),
         }
     }
 
@@ -416,13 +424,15 @@ impl Shard {
         &self.pool.segs[loc.seg as usize].data[off + h.value_off()..off + h.total_len()]
     }
 
-    fn mark(&mut self, loc: Loc, bits: u8) {
-        self.pool.segs[loc.seg as usize].data[loc.off as usize] |= bits;
+    /// Counts a read of the record at `loc` (eviction's reference counter, FETCHED).
+    fn mark_read(&mut self, loc: Loc) {
+        let m = &mut self.pool.segs[loc.seg as usize].data[loc.off as usize];
+        *m = item::read_once(*m);
     }
 
     /// Marks the item read and borrows it out.
     fn item_at(&mut self, loc: Loc, h: Header) -> ItemRef<'_> {
-        self.mark(loc, ACCESSED | FETCHED);
+        self.mark_read(loc);
         ItemRef {
             flags: h.flags,
             cas: h.cas,
@@ -494,18 +504,18 @@ impl Shard {
             let seg = &mut self.pool.segs[loc.seg as usize];
             let at = loc.off as usize + e;
             seg.data[at..at + 4].copy_from_slice(&exptime.to_le_bytes());
-            seg.data[loc.off as usize] |= ACCESSED | FETCHED;
+            seg.data[loc.off as usize] = item::read_once(seg.data[loc.off as usize]);
             seg.note_exptime(exptime);
             return Some(loc);
         }
         if exptime == 0 {
-            self.mark(loc, ACCESSED | FETCHED);
+            self.mark_read(loc);
             return Some(loc);
         }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
-        let bits = h.mask | ACCESSED | FETCHED;
+        let bits = item::read_once(h.mask);
         let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
         self.return_scratch(buf);
         moved
@@ -582,6 +592,7 @@ impl Shard {
                 self.pool.sealed.push_back(h);
             }
             let s = self.make_room(len, now)?;
+            self.pool.segs[s as usize].started = now;
             self.pool.head = Some(s);
         }
     }

@@ -21,6 +21,9 @@ pub struct Segment {
     /// Bumped whenever records move or vanish wholesale, so a reclaim cursor into the
     /// segment knows its offset is stale.
     pub generation: u32,
+    /// When it last became the write head: its records were written (or kept by
+    /// eviction) at or after this time. Items carry no time of their own.
+    pub started: u32,
 }
 
 impl Segment {
@@ -32,6 +35,7 @@ impl Segment {
             live_items: 0,
             expires_by: 0,
             generation: 0,
+            started: 0,
         }
     }
     /// Forgets every record (the caller has unlinked them).

@@ -3,6 +3,23 @@
 
 use super::{item, Shard};
 
+/// What `lru_crawler metadump` and `stats cachedump` show of one live item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemInfo<'a> {
+    pub key: &'a [u8],
+    pub value_len: usize,
+    /// 0: never expires.
+    pub exptime: u32,
+    pub cas: u64,
+    /// Read at least once since it was stored.
+    pub fetched: bool,
+    /// Bytes the record takes here (header, key and value).
+    pub size: usize,
+    /// Server time by which it was last written or kept by eviction: our stand-in for
+    /// memcached's last access time (items carry no time of their own).
+    pub written: u32,
+}
+
 impl Shard {
     /// Size of one segment (memcached's closest analogue: a slab page).
     pub fn segment_size(&self) -> usize {
@@ -16,6 +33,48 @@ impl Shard {
     pub fn index_slots(&self) -> usize {
         self.index.slots()
     }
+    /// Calls `f` for every live (unexpired) item, newest segment first, until `f`
+    /// returns false. Read-only: counts no access. For introspection, not a hot path.
+    pub fn for_each_live<'a>(&'a self, now: u32, mut f: impl FnMut(ItemInfo<'a>) -> bool) {
+        let pool = &self.pool;
+        let order = pool.head.iter().chain(pool.sealed.iter().rev());
+        for &s in order {
+            let seg = &pool.segs[s as usize];
+            let mut off = 0usize;
+            while off < seg.write_off as usize {
+                let h = item::parse(&seg.data[off..]);
+                let len = h.total_len();
+                if !h.is_dead() && !h.is_expired(now) {
+                    let info = ItemInfo {
+                        key: &seg.data[off + h.key_off..off + h.value_off()],
+                        value_len: h.value_len,
+                        exptime: h.exptime,
+                        cas: h.cas,
+                        fetched: h.mask & item::FETCHED != 0,
+                        size: len,
+                        written: seg.started,
+                    };
+                    if !f(info) {
+                        return;
+                    }
+                }
+                off += len;
+            }
+        }
+    }
+
+    /// Server time the oldest live segment started at (memcached's `age` of the LRU
+    /// tail is `now` minus this); None when nothing is stored.
+    pub fn oldest_write(&self) -> Option<u32> {
+        let pool = &self.pool;
+        pool.sealed
+            .iter()
+            .chain(pool.head.iter())
+            .map(|&s| &pool.segs[s as usize])
+            .find(|seg| seg.live_items > 0)
+            .map(|seg| seg.started)
+    }
+
     /// Live items by record size (header + key + value as stored here), in buckets of
     /// `bucket` bytes: `(bucket upper bound, count)`, ascending, non-empty buckets only.
     /// Walks every segment: for `stats sizes`, not for a hot path.
@@ -34,5 +93,48 @@ impl Shard {
             }
         }
         counts.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::tests::{config, key, set};
+    use crate::store::{Shard, StoreMode};
+
+    #[test]
+    fn for_each_live_lists_live_items_only() {
+        let mut s = Shard::new(config(8 << 20, 1 << 20, true));
+        for i in 0..1000 {
+            set(&mut s, &key(i), b"value", 3);
+        }
+        s.store(StoreMode::Set, b"ttl", 7, 50, b"abc", 0, 4);
+        s.store(StoreMode::Set, b"gone", 0, 10, b"x", 0, 4);
+        s.delete(&key(5), 4);
+        set(&mut s, &key(6), b"newer value", 4);
+        assert!(s.get(&key(7), 4).is_some());
+        let mut seen = std::collections::HashMap::new();
+        s.for_each_live(10, |i| {
+            seen.insert(i.key.to_vec(), i);
+            true
+        });
+        assert_eq!(seen.len(), 1000, "999 left of the 1000, ttl; not gone (expired at 10)");
+        assert!(!seen.contains_key(&key(5)) && !seen.contains_key(b"gone".as_slice()));
+        let ttl = seen[b"ttl".as_slice()];
+        assert_eq!((ttl.value_len, ttl.exptime, ttl.fetched), (3, 50, false));
+        assert_eq!(seen[&key(6)].value_len, 11);
+        assert!(seen[&key(7)].fetched && !seen[&key(8)].fetched);
+        assert_eq!(seen[&key(8)].written, 3);
+        assert!(seen[&key(8)].size >= 16 + 5);
+        let cas: std::collections::HashSet<u64> = seen.values().map(|i| i.cas).collect();
+        assert_eq!(cas.len(), 1000, "CAS values are distinct");
+        let mut n = 0;
+        s.for_each_live(10, |_| {
+            n += 1;
+            n < 7
+        });
+        assert_eq!(n, 7, "stops when asked");
+        assert_eq!(s.oldest_write(), Some(3));
+        s.flush_all(11);
+        assert_eq!(s.oldest_write(), None);
     }
 }
