@@ -10,12 +10,18 @@
 //! bounded even when everything is being read.
 //! The compacted segment becomes the new write head, so kept records are in effect
 //! reinserted at the young end. Before any live item is evicted, a segment whose
-//! records are all dead or expired is reused whole, and a segment at least half dead
+//! records are all dead or expired is reused whole, and a segment at least a quarter dead
 //! is compacted without evicting anything.
 
 use super::index::{Loc, MAX_SEGMENTS};
 use super::item::{self, FETCHED};
 use super::Shard;
+
+/// A sealed segment at most this full of live records (NUM/DENOM) is compacted to
+/// make room before anything is evicted: overwritten and deleted records leave dead
+/// bytes behind, and this bounds how much of the cache they can take.
+const COMPACT_NUM: usize = 3;
+const COMPACT_DENOM: usize = 4;
 
 /// How many tail segments one `make_room` may compact keeping every read record
 /// before it falls back to keeping at most half a segment.
@@ -51,7 +57,7 @@ impl Shard {
             } else {
                 let emptiest = self.pool.emptiest_sealed()?;
                 let live = self.pool.segs[emptiest as usize].live_bytes as usize;
-                if live <= seg_size / 2 && live + len <= seg_size {
+                if live <= seg_size / COMPACT_DENOM * COMPACT_NUM && live + len <= seg_size {
                     Some((emptiest, None))
                 } else if self.config.evict {
                     let oldest = *self.pool.sealed.front()?;
