@@ -116,23 +116,31 @@ fn refuses_with_capital_m(threads: &str) {
 }
 
 /// Expired items make room before any live item is evicted.
+///
+/// Sized per core: 8 MB of -m for each thread. memcached-rs splits -m over its cores
+/// and each core's shard works in 1 MiB segments, so at 4 MB a core (-m 8 -t 2) three
+/// segments and the index are all a core has, too few for the 3 MB each core must hold
+/// here before the first items expire (a capacity limit of tiny -m, not of expiry).
 fn reclaims_expired_before_evicting(threads: &str) {
-    let s = Server::start(&["-t", threads, "-m", "8"]);
+    let t: usize = threads.parse().unwrap_or(1);
+    let m = (8 * t).to_string();
+    let s = Server::start(&["-t", threads, "-m", &m]);
     let mut c = s.client();
-    // ~4 MB that expires, then ~2 MB that lives (-m 8 holds ~7000 such items).
-    assert_eq!(fill_ttl(&mut c, 0, 4000, None, 1), 0);
-    assert_eq!(fill(&mut c, 10_000, 12_000, None), 0);
+    // ~4 MB a core that expires, then ~2 MB a core that lives (-m 8 holds ~7000 such
+    // items).
+    assert_eq!(fill_ttl(&mut c, 0, 4000 * t, None, 1), 0);
+    assert_eq!(fill(&mut c, 10_000 * t, 10_000 * t + 2000 * t, None), 0);
     std::thread::sleep(std::time::Duration::from_millis(2200));
-    // Another ~2 MB: live data stays at half of -m, but only fits if the expired
-    // items are reused.
-    assert_eq!(fill(&mut c, 20_000, 22_000, None), 0);
+    // Another ~2 MB a core: live data stays at half of -m, but only fits if the
+    // expired items are reused.
+    assert_eq!(fill(&mut c, 20_000 * t, 20_000 * t + 2000 * t, None), 0);
     let st = c.stats("");
     let evictions = stat_num(&st, "evictions");
     assert_eq!(
         evictions, 0,
         "{evictions} live items evicted while expired ones sat in memory"
     );
-    for k in (10_000..12_000).chain(20_000..22_000).step_by(7) {
+    for k in (10_000 * t..10_000 * t + 2000 * t).chain(20_000 * t..20_000 * t + 2000 * t).step_by(7) {
         assert!(c.get(&format!("key{k}")).is_some(), "live key{k} lost");
     }
 }
