@@ -25,6 +25,7 @@ cargo build --release --workspace
 cargo test --release --workspace
 
 scripts/compat.sh target/release/memcached-rs
+scripts/compat-memcached-tool.sh target/release/memcached-rs
 
 # Deployment: systemd units (systemd-analyze verify, a live run under systemd in private
 # namespaces), install/uninstall, graceful stop mid-pipeline, twemproxy cluster, Docker
