@@ -278,6 +278,22 @@ fi
 server=$(realpath "$server")
 [[ -x $server ]] || { echo "systemd-live: no server at $server" >&2; exit 1; }
 
+# The namespace gets its own empty /tmp and /var/tmp, which would hide a checkout (and
+# a server binary) there, as in a CI clone under /tmp: run from a copy under /var/lib,
+# which the namespace sees through its /var overlay.
+relocated=
+case "$root/ $server" in
+/tmp/*|/var/tmp/*|*" /tmp/"*|*" /var/tmp/"*)
+    [[ -n $deb ]] && skip "a --deb run from a checkout under /tmp is not supported"
+    relocated=$(mktemp -d /var/lib/mcrs-systemd-live-src.XXXXXX)
+    tar -C "$root" --exclude=./target --exclude=./.git --exclude=./fuzz -cf - . | tar -C "$relocated" -xf -
+    mkdir -p "$relocated/target"
+    cp "$server" "$relocated/target/server-under-test"
+    root=$relocated
+    server=$relocated/target/server-under-test
+    ;;
+esac
+
 # Not under /tmp: the namespace gets its own empty /tmp.
 mkdir -p "$root/target"
 work=$(mktemp -d "$root/target/systemd-live.XXXXXX")
@@ -294,6 +310,8 @@ cleanup() {
         sleep 0.2
     done
     rm -rf "$work"
+    [[ -n $relocated ]] && rm -rf "$relocated"
+    return 0
 }
 trap cleanup EXIT
 
