@@ -139,8 +139,10 @@ async fn executor_main(
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let threads = shared.config.threads;
-    let (request_tx, request_rx) = requests.join().await.expect("mesh join");
-    let (reply_tx, reply_rx) = replies.join().await.expect("mesh join");
+    let (Ok((request_tx, request_rx)), Ok((reply_tx, reply_rx))) = (requests.join().await, replies.join().await)
+    else {
+        return send_ready(&ready, Err("failed to connect the executors' channel mesh".into()));
+    };
     let id = request_tx.peer_id();
     let config = &shared.config;
     let shard = Shard::new(StoreConfig {
