@@ -328,27 +328,24 @@ impl Output {
 
 /// One key of a get: looked up here, or forwarded to its owner.
 fn get_key(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, key: &[u8], cas: bool, touch: Option<i64>) {
-    let owner = core.router.owner(key);
+    run_on(core, conn, mailbox, out, core.router.owner(key), OpKind::GetKey { cas, touch }, key);
+}
+
+/// Runs `kind` on `owner`: here at once, or forwarded with a hole for its reply.
+fn run_on(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, owner: usize, kind: OpKind, bytes: &[u8]) {
     if owner == core.id {
-        core.get_one(key, cas, touch, &mut out.buf);
+        core.run_op(kind, bytes, &mut out.buf);
     } else {
         let slot = out.hole(mailbox);
         core.stats().commands.forwarded.incr();
-        core.forwarder.send(owner, conn, slot, OpKind::GetKey { cas, touch }, |b| b.extend_from_slice(key));
+        core.forwarder.send(owner, conn, slot, kind, |b| b.extend_from_slice(bytes));
     }
 }
 
 /// Runs one request: here if this core owns it, else forwarded to its owner.
 fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: Request, raw: &[u8]) -> Next {
-    // Runs `kind` on `owner`, here or there, replying in place.
     let mut on = |owner: usize, kind: OpKind, bytes: &[u8], out: &mut Output| {
-        if owner == core.id {
-            core.run_op(kind, bytes, &mut out.buf);
-        } else {
-            let slot = out.hole(mailbox);
-            core.stats().commands.forwarded.incr();
-            core.forwarder.send(owner, conn, slot, kind, |b| b.extend_from_slice(bytes));
-        }
+        run_on(core, conn, mailbox, out, owner, kind, bytes)
     };
     let cores = core.shared.config.threads;
     match request {

@@ -44,9 +44,9 @@ macro_rules! counters {
         pub struct $name { $($(#[$fmeta])* pub $field: Counter,)* }
 
         impl $name {
-            /// Field names and values, in declaration order.
-            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-                [$((stringify!($field), self.$field.get()),)*].into_iter()
+            /// Field names and counters, in declaration order.
+            pub fn counters(&self) -> impl Iterator<Item = (&'static str, &Counter)> + '_ {
+                [$((stringify!($field), &self.$field),)*].into_iter()
             }
         }
     };
@@ -116,15 +116,11 @@ impl ExecutorStats {
 
     /// `stats reset`: memcached zeroes the command counters and totals, not the gauges.
     pub fn reset(&self) {
-        let c = &self.commands;
-        for counter in [
-            &c.cmd_get, &c.cmd_set, &c.cmd_flush, &c.cmd_touch, &c.get_hits, &c.get_misses,
-            &c.delete_misses, &c.delete_hits, &c.incr_misses, &c.incr_hits, &c.decr_misses,
-            &c.decr_hits, &c.cas_misses, &c.cas_hits, &c.cas_badval, &c.touch_hits,
-            &c.touch_misses, &c.bytes_read, &c.bytes_written, &c.total_connections,
-            &c.rejected_connections, &c.forwarded, &c.served_for_peers,
-        ] {
-            counter.set(0);
+        // curr_connections is a gauge: the connections stay open.
+        for (name, counter) in self.commands.counters() {
+            if name != "curr_connections" {
+                counter.set(0);
+            }
         }
     }
 }
