@@ -224,6 +224,12 @@ impl Source {
         })
     }
 
+    /// memcached-rs patch: whether the operation has not completed yet (for timers the
+    /// reactor keeps armed across turns; see PATCHES.md).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.inner.borrow().wakers.result.is_none()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner
