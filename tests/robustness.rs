@@ -708,6 +708,39 @@ fn idle_connections_give_back_large_value_buffers() {
     assert_serving(&server, "after-idle-large");
 }
 
+/// Clients that announce a large value and send it slowly cost about the value each:
+/// the read buffer grows to the request's size, not to the next power of two (1 MiB
+/// for these 600 000-byte values), and is freed once the value is in.
+#[test]
+fn slow_large_values_cost_their_size() {
+    let server = Server::start(&["-t", "2", "-m", "64"]);
+    let pid = server.pid();
+    let n = 40;
+    let size = 600_000;
+    let mut slow: Vec<Client> = (0..n).map(|_| server.client()).collect();
+    let base = rss_kib(pid);
+    for (i, c) in slow.iter_mut().enumerate() {
+        c.send(format!("set slow{i} 0 0 {size}\r\n"));
+        c.send(vec![b's'; size / 2]);
+    }
+    // Every connection now waits for the rest of its value.
+    let mut other = server.client();
+    other.set("probe", b"p");
+    let rss = rss_kib(pid);
+    eprintln!("{n} half-sent {size}-byte values: RSS {base} KiB -> {rss} KiB");
+    let bound = base + n as u64 * (size as u64 / 1024 + 64) + 8 * MIB;
+    assert!(rss < bound, "RSS {rss} KiB over {bound} KiB for {n} half-sent values");
+    for (i, c) in slow.iter_mut().enumerate() {
+        c.send(vec![b's'; size - size / 2]);
+        c.send(b"\r\n");
+        c.expect(b"STORED\r\n");
+        assert_eq!(c.get(&format!("slow{i}")).map(|v| v.len()), Some(size));
+    }
+    let after = rss_kib(pid);
+    eprintln!("values stored: RSS {after} KiB");
+    assert_serving(&server, "after-slow-values");
+}
+
 // ---- keys across cores ----
 
 /// 32-bit FNV-1a: a naive, unseeded hash a client can compute.

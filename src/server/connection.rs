@@ -31,6 +31,8 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// Past this many forwarded replies in one round, wait for them and send: their size is
 /// unknown until they arrive (up to -I each), so this bounds what a client that does
 /// not read can make the connection hold (gets of a large value, pipelined or multi).
+/// After a round whose forwarded replies were large, the next round takes only as many
+/// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
 
 /// First byte of a binary-protocol request.
@@ -86,6 +88,8 @@ struct Output {
     holes: Vec<(usize, u32)>,
     /// Request bytes forwarded this round (their replies not yet back).
     forwarded: usize,
+    /// Holes this round may have: MAX_HOLES, fewer after large forwarded replies.
+    max_holes: usize,
     spliced: BytesMut,
 }
 
@@ -103,6 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 buf: BytesMut::with_capacity(READ_BUFFER),
                 holes: Vec::new(),
                 forwarded: 0,
+                max_holes: MAX_HOLES,
                 spliced: BytesMut::new(),
             },
         }
@@ -268,12 +273,16 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
     if !out.holes.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();
-        let mut at = 0;
+        let (mut at, mut replies) = (0, 0);
         for &(position, slot) in &out.holes {
             out.spliced.extend_from_slice(&out.buf[at..position]);
-            mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
+            mailbox.with_reply(slot, |reply| {
+                replies += reply.len();
+                out.spliced.extend_from_slice(reply)
+            });
             at = position;
         }
+        out.max_holes = holes_after(replies, out.holes.len());
         out.spliced.extend_from_slice(&out.buf[at..]);
         std::mem::swap(&mut out.buf, &mut out.spliced);
         out.holes.clear();
@@ -288,6 +297,12 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
     out.buf.clear();
     out.shrink();
     result
+}
+
+/// Holes the next round may have, after a round whose `holes` forwarded replies came to
+/// `replies` bytes: about FLUSH_AT of replies at that size, between 1 and MAX_HOLES.
+fn holes_after(replies: usize, holes: usize) -> usize {
+    (FLUSH_AT / (replies / holes.max(1)).max(1)).clamp(1, MAX_HOLES)
 }
 
 impl Input {
@@ -333,7 +348,7 @@ impl Output {
 
     /// Time to send what this round has so far (and wait for its forwarded replies).
     fn is_full(&self) -> bool {
-        self.buf.len() >= FLUSH_AT || self.holes.len() >= MAX_HOLES || self.forwarded >= FLUSH_AT
+        self.buf.len() >= FLUSH_AT || self.holes.len() >= self.max_holes || self.forwarded >= FLUSH_AT
     }
 
     /// Remembers that a forwarded reply goes here; returns its mailbox slot.
@@ -513,7 +528,7 @@ mod tests {
     use super::*;
 
     fn output() -> Output {
-        Output { buf: BytesMut::new(), holes: Vec::new(), forwarded: 0, spliced: BytesMut::new() }
+        Output { buf: BytesMut::new(), holes: Vec::new(), forwarded: 0, max_holes: MAX_HOLES, spliced: BytesMut::new() }
     }
 
     /// Forwarded replies count toward sending: without that, a client that never reads
@@ -529,6 +544,23 @@ mod tests {
         assert!(out.is_full());
         let mut out = output();
         out.buf.extend_from_slice(&vec![b'v'; FLUSH_AT]);
+        assert!(out.is_full());
+    }
+
+    /// After large forwarded replies, a round holds about FLUSH_AT of them, not 64
+    /// values; small replies keep the full 64.
+    #[test]
+    fn large_forwarded_replies_shorten_the_next_round() {
+        assert_eq!(holes_after(64 * 600, 64), MAX_HOLES);
+        assert_eq!(holes_after(8 << 20, 8), 1);
+        assert_eq!(holes_after(4 * 64 << 10, 4), FLUSH_AT / (64 << 10));
+        assert_eq!(holes_after(0, 0), MAX_HOLES);
+        let mut out = output();
+        out.max_holes = 2;
+        let mailbox = Mailbox::default();
+        out.hole(&mailbox);
+        assert!(!out.is_full());
+        out.hole(&mailbox);
         assert!(out.is_full());
     }
 
