@@ -12,15 +12,17 @@
 # every reply, and sometimes dies mid-request or mid-value.
 # Two of the workloads write many times -m per interval with values up to -I (1 MB):
 # one with sizes spread evenly up to it, one with 10-500 KB values.
-# Each interval prints: requests, errors, churned connections, RSS, items, evictions.
-# Fails (exit 1) on any error, a dead server, RSS above SOAK_RSS_MAX_MIB (default
+# Each interval prints: requests, errors, churned connections, RSS (now, between two
+# loads, and peak so far: VmHWM), items, evictions.
+# Fails (exit 1) on any error, a dead server, peak RSS above SOAK_RSS_MAX_MIB (default
 # -m + 10% + SOAK_SLACK_MIB, issue 5's bound), or RSS growing more than
 # SOAK_RSS_GROWTH_MIB (default 8) over what it was after the first round of the
 # workloads (the cache is full by then).
 #
 # Env: SOAK_SECONDS (600), SOAK_INTERVAL (60), SOAK_SERVER_ARGS ("-t 2 -m 64 -c 4096"),
 # SOAK_RSS_MAX_MIB (-m * 1.1 + SOAK_SLACK_MIB), SOAK_SLACK_MIB (8),
-# SOAK_RSS_GROWTH_MIB (8), SOAK_NO_BUILD=1 to use the binaries already built.
+# SOAK_RSS_GROWTH_MIB (8), SOAK_NO_BUILD=1 to use the binaries already built,
+# SOAK_SERVER (target/release/memcached-rs) to soak another build.
 # A compressed churn run (hours of turnover in minutes, an RSS sample every 30 s):
 #   SOAK_SECONDS=900 SOAK_INTERVAL=30 scripts/soak.sh
 set -euo pipefail
@@ -37,7 +39,7 @@ max_mib="${SOAK_RSS_MAX_MIB:-$(( m_mib * 11 / 10 + ${SOAK_SLACK_MIB:-8} ))}"
 if [ -z "${SOAK_NO_BUILD:-}" ]; then
     cargo build --release --bin memcached-rs -p memcached-rs -p mcbench 2>&1 | tail -1
 fi
-server=target/release/memcached-rs
+server=${SOAK_SERVER:-target/release/memcached-rs}
 bench=target/release/mcbench
 [ -x "$bench" ] || { echo "soak.sh: $bench missing (build the bench/ crate)" >&2; exit 2; }
 
@@ -139,6 +141,7 @@ python3 "$work/churn.py" "$port" "$work/churn" 2>"$work/churn.err" &
 churn_pid=$!
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
+peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
 stat() { printf 'stats\r\nquit\r\n' | timeout 5 nc -q 1 127.0.0.1 "$port" | tr -d '\r' | awk -v n="$1" '$2==n {print $3}'; }
 
 # Workloads, one per interval in turn.
@@ -151,8 +154,8 @@ workloads=(
 )
 
 echo "soak: memcached-rs $server_args on port $port, ${seconds}s, checks every ${interval}s, RSS bound ${max_mib} MiB"
-printf '%-6s %-10s %-9s %-7s %-8s %-8s %-8s %-9s %-9s %s\n' \
-    round bench_reqs req/s errors churn_c churn_op churn_er rss_kib items evictions
+printf '%-6s %-10s %-9s %-7s %-8s %-8s %-8s %-9s %-9s %-9s %s\n' \
+    round bench_reqs req/s errors churn_c churn_op churn_er rss_kib peak_kib items evictions
 start=$SECONDS
 minute=0
 baseline=
@@ -181,8 +184,9 @@ if r["errors"]:
     fi
     rss=$(rss_kib)
     items=$(stat curr_items); evictions=$(stat evictions)
-    printf '%-6s %-10s %-9s %-7s %-8s %-8s %-8s %-9s %-9s %s\n' \
-        "$minute" "$breqs" "$brate" "$berrs" "$cconns" "$cops" "$cerrs" "$rss" "$items" "$evictions"
+    peak=$(peak_kib)
+    printf '%-6s %-10s %-9s %-7s %-8s %-8s %-8s %-9s %-9s %-9s %s\n' \
+        "$minute" "$breqs" "$brate" "$berrs" "$cconns" "$cops" "$cerrs" "$rss" "$peak" "$items" "$evictions"
     if [ "$minute" -le "${#workloads[@]}" ] && [ "$rss" -gt "${baseline:-0}" ]; then baseline=$rss; fi
     if [ "$berrs" != 0 ] || [ "$cerrs" != 0 ]; then
         failed=1
@@ -191,8 +195,8 @@ if r["errors"]:
     if [ "$rss" -gt $((baseline + growth_mib * 1024)) ]; then
         echo "RSS grew from $baseline KiB to $rss KiB (bound +${growth_mib} MiB)"; failed=1
     fi
-    if [ "$rss" -gt $((max_mib * 1024)) ]; then
-        echo "RSS $rss KiB over ${max_mib} MiB"; failed=1
+    if [ "$peak" -gt $((max_mib * 1024)) ]; then
+        echo "peak RSS $peak KiB over ${max_mib} MiB"; failed=1
     fi
     if [ "$failed" != 0 ]; then
         echo "soak: FAILED in round $minute"; exit 1
