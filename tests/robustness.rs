@@ -729,7 +729,10 @@ fn slow_large_values_cost_their_size() {
     let rss = rss_kib(pid);
     eprintln!("{n} half-sent {size}-byte values: RSS {base} KiB -> {rss} KiB");
     let bound = base + n as u64 * (size as u64 / 1024 + 64) + 8 * MIB;
-    assert!(rss < bound, "RSS {rss} KiB over {bound} KiB for {n} half-sent values");
+    assert!(
+        rss < bound,
+        "RSS {rss} KiB over {bound} KiB for {n} half-sent values"
+    );
     for (i, c) in slow.iter_mut().enumerate() {
         c.send(vec![b's'; size - size / 2]);
         c.send(b"\r\n");

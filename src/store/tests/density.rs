@@ -107,7 +107,11 @@ fn mixed_sizes_up_to_the_item_limit_stay_within_the_limit() {
         written += n;
         i += 1;
         let st = s.stats();
-        assert!(st.allocated <= limit as u64, "allocated {} > {limit}", st.allocated);
+        assert!(
+            st.allocated <= limit as u64,
+            "allocated {} > {limit}",
+            st.allocated
+        );
         if written > 4 * limit && i % 64 == 0 {
             let split = memory_split(&s);
             worst = worst.min((split.0, split));
