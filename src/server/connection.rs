@@ -553,7 +553,7 @@ mod tests {
     fn large_forwarded_replies_shorten_the_next_round() {
         assert_eq!(holes_after(64 * 600, 64), MAX_HOLES);
         assert_eq!(holes_after(8 << 20, 8), 1);
-        assert_eq!(holes_after(4 * 64 << 10, 4), FLUSH_AT / (64 << 10));
+        assert_eq!(holes_after(4 * (64 << 10), 4), FLUSH_AT / (64 << 10));
         assert_eq!(holes_after(0, 0), MAX_HOLES);
         let mut out = output();
         out.max_holes = 2;
