@@ -20,11 +20,19 @@ use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
-/// Past this much output in one round, send what we have before going on.
+/// Past this much output in one round, send what we have before going on. Also bounds
+/// the request bytes (sets of large values) a connection forwards per round: each peer
+/// holds a copy of them until it has run them.
 const FLUSH_AT: usize = 256 * 1024;
+/// Buffers grown past this for a large request or round go back to READ_BUFFER once it
+/// is done, so a connection holds O(value size) only while it moves a large value and
+/// an idle one holds a few tens of KiB, however large its past values were.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// Past this many forwarded replies in one round, wait for them and send: their size is
 /// unknown until they arrive (up to -I each), so this bounds what a client that does
 /// not read can make the connection hold (gets of a large value, pipelined or multi).
+/// After a round whose forwarded replies were large, the next round takes only as many
+/// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
 
 /// First byte of a binary-protocol request.
@@ -78,6 +86,10 @@ struct Output {
     buf: BytesMut,
     /// (position in `buf`, mailbox slot) of each forwarded reply, in request order.
     holes: Vec<(usize, u32)>,
+    /// Request bytes forwarded this round (their replies not yet back).
+    forwarded: usize,
+    /// Holes this round may have: MAX_HOLES, fewer after large forwarded replies.
+    max_holes: usize,
     spliced: BytesMut,
 }
 
@@ -91,7 +103,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             id,
             mailbox,
             input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false },
-            output: Output { buf: BytesMut::with_capacity(READ_BUFFER), holes: Vec::new(), spliced: BytesMut::new() },
+            output: Output {
+                buf: BytesMut::with_capacity(READ_BUFFER),
+                holes: Vec::new(),
+                forwarded: 0,
+                max_holes: MAX_HOLES,
+                spliced: BytesMut::new(),
+            },
         }
     }
 
@@ -255,15 +273,20 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
     if !out.holes.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();
-        let mut at = 0;
+        let (mut at, mut replies) = (0, 0);
         for &(position, slot) in &out.holes {
             out.spliced.extend_from_slice(&out.buf[at..position]);
-            mailbox.with_reply(slot, |reply| out.spliced.extend_from_slice(reply));
+            mailbox.with_reply(slot, |reply| {
+                replies += reply.len();
+                out.spliced.extend_from_slice(reply)
+            });
             at = position;
         }
+        out.max_holes = holes_after(replies, out.holes.len());
         out.spliced.extend_from_slice(&out.buf[at..]);
         std::mem::swap(&mut out.buf, &mut out.spliced);
         out.holes.clear();
+        out.forwarded = 0;
         mailbox.clear();
     }
     if out.buf.is_empty() {
@@ -276,18 +299,29 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
     result
 }
 
+/// Holes the next round may have, after a round whose `holes` forwarded replies came to
+/// `replies` bytes: about FLUSH_AT of replies at that size, between 1 and MAX_HOLES.
+fn holes_after(replies: usize, holes: usize) -> usize {
+    (FLUSH_AT / (replies / holes.max(1)).max(1)).clamp(1, MAX_HOLES)
+}
+
 impl Input {
     /// Makes room to read: moves unparsed bytes to the front, and grows the buffer when
     /// a request needs more than it holds (a large value, a long multi-get line).
     fn make_room(&mut self, need: usize) {
         self.compact();
-        let want = need.max(self.end + 1);
-        if want > self.buf.len() {
-            self.buf.resize(want.next_power_of_two(), 0);
-        } else if self.end == 0 && self.buf.len() > 4 * READ_BUFFER {
+        if need > self.buf.len() {
+            // The request's size is known (a data block): exactly that, rounded to
+            // whole pages, not the next power of two (2 MiB for a 1 MB value).
+            let size = need.next_multiple_of(4096);
+            self.buf.reserve_exact(size - self.buf.len());
+            self.buf.resize(size, 0);
+        } else if self.end == self.buf.len() {
+            // A line longer than the buffer (a long multi-get): its end is unknown.
+            self.buf.resize(2 * self.buf.len(), 0);
+        } else if self.end == 0 && self.buf.len() > KEEP_BUFFER {
             // Done with a large request: give the memory back.
-            self.buf.truncate(READ_BUFFER);
-            self.buf.shrink_to_fit();
+            self.buf = vec![0; READ_BUFFER];
         }
     }
 
@@ -304,17 +338,17 @@ impl Output {
     /// Buffers grown for one large round are given back, not kept for the connection's
     /// life (a thousand idle connections would each hold their largest round).
     fn shrink(&mut self) {
-        if self.buf.capacity() > 4 * FLUSH_AT {
+        if self.buf.capacity() > KEEP_BUFFER {
             self.buf = BytesMut::with_capacity(READ_BUFFER);
         }
-        if self.spliced.capacity() > 4 * FLUSH_AT {
+        if self.spliced.capacity() > KEEP_BUFFER {
             self.spliced = BytesMut::new();
         }
     }
 
-    /// Time to send what this round has so far.
+    /// Time to send what this round has so far (and wait for its forwarded replies).
     fn is_full(&self) -> bool {
-        self.buf.len() >= FLUSH_AT || self.holes.len() >= MAX_HOLES
+        self.buf.len() >= FLUSH_AT || self.holes.len() >= self.max_holes || self.forwarded >= FLUSH_AT
     }
 
     /// Remembers that a forwarded reply goes here; returns its mailbox slot.
@@ -337,6 +371,7 @@ fn run_on(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, owner: us
         core.run_op(kind, bytes, &mut out.buf);
     } else {
         let slot = out.hole(mailbox);
+        out.forwarded += bytes.len();
         core.stats().commands.forwarded.incr();
         core.forwarder.send(owner, conn, slot, kind, |b| b.extend_from_slice(bytes));
     }
@@ -493,7 +528,7 @@ mod tests {
     use super::*;
 
     fn output() -> Output {
-        Output { buf: BytesMut::new(), holes: Vec::new(), spliced: BytesMut::new() }
+        Output { buf: BytesMut::new(), holes: Vec::new(), forwarded: 0, max_holes: MAX_HOLES, spliced: BytesMut::new() }
     }
 
     /// Forwarded replies count toward sending: without that, a client that never reads
@@ -512,12 +547,58 @@ mod tests {
         assert!(out.is_full());
     }
 
+    /// After large forwarded replies, a round holds about FLUSH_AT of them, not 64
+    /// values; small replies keep the full 64.
+    #[test]
+    fn large_forwarded_replies_shorten_the_next_round() {
+        assert_eq!(holes_after(64 * 600, 64), MAX_HOLES);
+        assert_eq!(holes_after(8 << 20, 8), 1);
+        assert_eq!(holes_after(4 * (64 << 10), 4), FLUSH_AT / (64 << 10));
+        assert_eq!(holes_after(0, 0), MAX_HOLES);
+        let mut out = output();
+        out.max_holes = 2;
+        let mailbox = Mailbox::default();
+        out.hole(&mailbox);
+        assert!(!out.is_full());
+        out.hole(&mailbox);
+        assert!(out.is_full());
+    }
+
     #[test]
     fn large_rounds_give_their_buffers_back() {
         let mut out = output();
         out.buf.reserve(8 * FLUSH_AT);
         out.spliced.reserve(8 * FLUSH_AT);
         out.shrink();
-        assert!(out.buf.capacity() <= 4 * FLUSH_AT && out.spliced.capacity() <= 4 * FLUSH_AT);
+        assert!(out.buf.capacity() <= KEEP_BUFFER && out.spliced.capacity() <= KEEP_BUFFER);
+    }
+
+    /// Forwarded sets of large values end the round too: the peer holds a copy of each
+    /// until it has run them, and their replies are small.
+    #[test]
+    fn forwarded_request_bytes_fill_a_round() {
+        let mut out = output();
+        out.forwarded = FLUSH_AT - 1;
+        assert!(!out.is_full());
+        out.forwarded = FLUSH_AT;
+        assert!(out.is_full());
+    }
+
+    /// A large value grows the read buffer to its size (not the next power of two), and
+    /// the buffer is back to READ_BUFFER once the request is done.
+    #[test]
+    fn input_grows_to_a_large_request_and_shrinks_after() {
+        let mut input = Input { buf: vec![0; READ_BUFFER], start: 0, end: READ_BUFFER, swallow: 0, seen_bytes: true };
+        let need = (1 << 20) + 100;
+        input.make_room(need);
+        assert_eq!(input.buf.len(), need.next_multiple_of(4096));
+        assert!(input.buf.capacity() < need + 8192, "capacity {}", input.buf.capacity());
+        input.start = input.end;
+        input.make_room(0);
+        assert_eq!(input.buf.len(), READ_BUFFER);
+        // A line of unknown length: the buffer doubles while it is full.
+        input.end = READ_BUFFER;
+        input.make_room(0);
+        assert_eq!(input.buf.len(), 2 * READ_BUFFER);
     }
 }

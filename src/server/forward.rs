@@ -18,8 +18,13 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
 use slab::Slab;
 
-/// Buffers that grew past this (large values) are dropped after use, not kept for reuse.
-const KEEP_BYTES: usize = 1 << 20;
+/// Emptied batches kept for reuse hold at most this much in all, so a batch grown by
+/// large values is dropped after use, and so are the extra batches of a burst (a few
+/// per peer in flight are all a steady stream needs).
+const KEEP_SPARE_BYTES: usize = 1 << 20;
+/// A connection's mailbox keeps at most this much room between rounds: an idle
+/// connection must not hold on to the large values it was once forwarded.
+const MAILBOX_KEEP_BYTES: usize = 64 << 10;
 
 /// What the owner is to do with a forwarded operation.
 #[derive(Clone, Copy, Debug)]
@@ -162,7 +167,7 @@ impl Mailbox {
     pub fn clear(&self) {
         let mut replies = self.replies.borrow_mut();
         replies.clear();
-        if replies.capacity() > KEEP_BYTES {
+        if replies.capacity() > MAILBOX_KEEP_BYTES {
             *replies = BytesMut::new();
         }
         self.slots.borrow_mut().clear();
@@ -178,6 +183,8 @@ pub struct Forwarder {
     kick: Vec<Semaphore>,
     mailboxes: RefCell<Slab<Rc<Mailbox>>>,
     spares: RefCell<Vec<Batch>>,
+    /// Byte capacity of `spares`.
+    spare_bytes: Cell<usize>,
 }
 
 impl Forwarder {
@@ -189,6 +196,7 @@ impl Forwarder {
             kick: (0..peers).map(|_| Semaphore::new(0)).collect(),
             mailboxes: RefCell::default(),
             spares: RefCell::default(),
+            spare_bytes: Cell::new(0),
         }
     }
 
@@ -224,14 +232,18 @@ impl Forwarder {
     }
 
     fn spare(&self) -> Batch {
-        self.spares.borrow_mut().pop().unwrap_or_default()
+        let batch = self.spares.borrow_mut().pop().unwrap_or_default();
+        self.spare_bytes.set(self.spare_bytes.get() - batch.bytes.capacity());
+        batch
     }
 
     fn recycle(&self, mut batch: Batch) {
-        if batch.bytes.capacity() > KEEP_BYTES {
-            return; // grown by large values: give the memory back
+        let kept = self.spare_bytes.get() + batch.bytes.capacity();
+        if kept > KEEP_SPARE_BYTES {
+            return; // give the memory back
         }
         batch.clear();
+        self.spare_bytes.set(kept);
         self.spares.borrow_mut().push(batch);
     }
 

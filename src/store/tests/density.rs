@@ -68,6 +68,80 @@ fn density_1000_byte_values() {
     check(1000, 0.23e6, 1.0);
 }
 
+/// Where a shard's memory goes: (live record bytes, dead record bytes, unused segment
+/// tails, index bytes).
+fn memory_split(s: &Shard) -> (usize, usize, usize, usize) {
+    let (mut dead, mut tails) = (0, 0);
+    for seg in s.pool.segs.iter().filter(|seg| !seg.data.is_empty()) {
+        dead += (seg.write_off - seg.live_bytes) as usize;
+        tails += s.pool.seg_size - seg.write_off as usize;
+    }
+    (s.c.bytes as usize, dead, tails, s.index.bytes())
+}
+
+/// Values from 1 B to the largest `-I 1m` allows (log-uniform, as
+/// scripts/memory-vs-memcached.sh writes them) into one shard of `-t 2 -m 64`: the
+/// shard never holds more than its limit, and most of it holds live items. A record
+/// that does not fit the write head seals it with its tail unused, and near-1 MiB
+/// records fit only an empty segment: tails are where the rest goes.
+#[test]
+fn mixed_sizes_up_to_the_item_limit_stay_within_the_limit() {
+    let limit = 32 << 20;
+    let mut s = Shard::new(config(limit, 1 << 20, true));
+    let vmax = (1 << 20) - 56 - 17 - 2;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut sizes = |max: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // 2^(20 u) for u uniform in [0, 1): log-uniform over 1 B .. 1 MiB.
+        let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
+        (2f64.powf(20.0 * u) as usize).clamp(1, max)
+    };
+    let value = vec![b'm'; vmax];
+    let (mut written, mut i) = (0usize, 0usize);
+    let mut worst = (usize::MAX, (0, 0, 0, 0));
+    while written < 20 * limit {
+        let n = sizes(vmax);
+        assert_eq!(set(&mut s, &key(i), &value[..n], 1), StoreOutcome::Stored);
+        written += n;
+        i += 1;
+        let st = s.stats();
+        assert!(
+            st.allocated <= limit as u64,
+            "allocated {} > {limit}",
+            st.allocated
+        );
+        if written > 4 * limit && i % 64 == 0 {
+            let split = memory_split(&s);
+            worst = worst.min((split.0, split));
+        }
+    }
+    s.check_invariants();
+    let (live, dead, tails, index) = memory_split(&s);
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "mixed 1 B..1 MiB in {} MiB: live {:.1} MiB, dead {:.1}, unused tails {:.1}, index {:.2}; \
+         lowest live {:.1} MiB (dead {:.1}, tails {:.1})",
+        mib(limit),
+        mib(live),
+        mib(dead),
+        mib(tails),
+        mib(index),
+        mib(worst.1 .0),
+        mib(worst.1 .1),
+        mib(worst.1 .2)
+    );
+    assert!(live + dead + tails + index <= limit);
+    // Measured: 27.3 MiB live of 32 (lowest 26.7), 3.7 MiB in unused tails, no dead.
+    assert!(
+        worst.0 >= limit * 7 / 10,
+        "live items down to {:.1} MiB of {}",
+        mib(worst.0),
+        mib(limit)
+    );
+}
+
 /// Rough speed check (run with `--release --ignored`): sets and gets per second on a
 /// full 64 MiB shard.
 #[test]
