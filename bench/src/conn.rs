@@ -29,6 +29,8 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub pattern: Arc<Pattern>,
     pub stats: RefCell<ThreadStats>,
+    /// Nothing is sent before this (connections are made before it).
+    pub start: Instant,
     /// Requests due before this are warm-up: not in the report.
     pub measure_start: Instant,
     /// No request is sent at or after this.
@@ -262,6 +264,8 @@ pub async fn run(
                 return;
             }
         };
+        // Nothing can arrive before we send: this only sleeps until the start.
+        while reg.wait(Some(shared.start)).await {}
         let (mut rpos, mut wpos) = (0usize, 0usize);
         loop {
             // Send every request that is due and has room in the pipeline.

@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 
 /// Longest the driver blocks, so that glommio timers it cannot see still run.
 const MAX_BLOCK: Duration = Duration::from_millis(2);
+/// The driver is always runnable, so glommio would leave its task queue, and look at
+/// its own rings (connects, timers, a write to a full socket), only when its preempt
+/// timer fires: 100 ms by default, which made every connect take 100 ms. Executors
+/// that run a driver are built with this instead.
+pub const GLOMMIO_PREEMPT: Duration = MAX_BLOCK;
 const EVENTS: usize = 256;
 /// Driver turns that skip epoll while a woken task has not run; then it peeks anyway.
 const MAX_SKIPS: u32 = 32;
