@@ -4,18 +4,19 @@
 //! ring's slots, the write batch and the read buffer are reused.
 
 use crate::config::Settings;
-use crate::poller::{Poller, Registration};
 use crate::reply::{Checker, ErrKind, Parsed, Progress};
 use crate::schedule::Schedule;
 use crate::stats::ThreadStats;
 use crate::workload::{value_flags, value_len, write_key, OpKind, Pattern, Workload};
-use futures_lite::AsyncWriteExt;
+use futures_lite::future::poll_fn;
+use futures_lite::{AsyncRead, AsyncWriteExt, Future};
 use glommio::net::TcpStream;
+use glommio::timer::Timer;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::rc::Rc;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// How long replies still in flight are awaited after the last request was sent.
@@ -41,8 +42,6 @@ pub struct Shared {
     pub pipeline: usize,
     /// Time of the last reply, for --requests runs.
     pub last_reply: Cell<Option<Instant>>,
-    /// This executor's read readiness (one epoll set for all its connections).
-    pub poller: Rc<Poller>,
 }
 
 impl Shared {
@@ -165,52 +164,65 @@ fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot
     }
 }
 
-/// glommio's `TcpStream` has `AsRawFd` only.
-fn fd(stream: &TcpStream) -> BorrowedFd<'_> {
-    // SAFETY: the descriptor stays open while `stream` is borrowed.
-    unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }
-}
-
-enum Read {
-    Data(usize),
-    /// The wake-up time passed first.
+enum Wait {
+    Read(std::io::Result<usize>),
     Woken,
-    /// End of stream or a socket error, as said in the error samples.
-    Closed(String),
 }
 
-/// Reads what the socket has, waiting on the executor's epoll set for it (see
-/// `poller.rs`) or until `wake`, whichever first.
-async fn read_until(
-    stream: &TcpStream,
-    reg: &Registration,
-    buf: &mut [u8],
-    wake: Option<Instant>,
-) -> Read {
-    loop {
-        if !reg.wait(wake).await {
-            return Read::Woken;
-        }
-        match rustix::net::recv(fd(stream), &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
-            Ok((_, 0)) => return Read::Closed("connection closed".into()),
-            Ok((_, n)) => {
-                if n == buf.len() {
-                    // The buffer was the limit: more may be there, and no new event
-                    // comes for bytes that had already arrived.
-                    reg.set_ready();
-                }
-                return Read::Data(n);
-            }
-            // A spurious wake (the data was read with an earlier event's turn).
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Read::Closed(format!("recv: {e}")),
-        }
+/// A non-blocking `recv` straight on the socket: None if nothing is there yet.
+///
+/// Why: glommio arms an io_uring poll for every read it does (to know early when more
+/// comes); at pipeline 1 that poll, its completion and its task work cost about as
+/// much as the `recv` itself. By the time a connection's turn comes round again its
+/// reply has usually arrived, so trying `recv` first skips the poll most of the time.
+fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is a valid, writable buffer of `buf.len()` bytes for the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return Some(Ok(n as usize));
     }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => None,
+        std::io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
+    }
+}
+
+/// Reads, or returns when `wake` passes, whichever first. glommio's reads poll for
+/// readiness and then `recv`, so giving up on one loses no data.
+async fn read_until(stream: &mut TcpStream, buf: &mut [u8], wake: Option<Instant>) -> Wait {
+    // Let the other connections send first: our reply then has time to arrive.
+    futures_lite::future::yield_now().await;
+    if let Some(r) = try_recv(stream, buf) {
+        return Wait::Read(r);
+    }
+    let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, buf) {
+            return Poll::Ready(Wait::Read(r));
+        }
+        if let Some(t) = timer.as_mut() {
+            if Pin::new(t).poll(cx).is_ready() {
+                return Poll::Ready(Wait::Woken);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Runs one connection to `addr` until its requests are sent and answered (or given up).
 pub async fn run(
-    shared: Rc<Shared>,
+    shared: std::rc::Rc<Shared>,
     addr: SocketAddr,
     mut wl: Workload,
     mut sched: Option<Schedule>,
@@ -254,18 +266,8 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
-        let reg = match shared.poller.register(fd(&stream)) {
-            Ok(r) => r,
-            Err(e) => {
-                shared
-                    .stats
-                    .borrow_mut()
-                    .sample("epoll", e.to_string().as_bytes());
-                return;
-            }
-        };
-        // Nothing can arrive before we send: this only sleeps until the start.
-        while reg.wait(Some(shared.start)).await {}
+        // Connected ahead of the start, so that the first open-loop sends are not late.
+        glommio::timer::sleep(shared.start.saturating_duration_since(Instant::now())).await;
         let (mut rpos, mut wpos) = (0usize, 0usize);
         loop {
             // Send every request that is due and has room in the pipeline.
@@ -344,16 +346,21 @@ pub async fn run(
                     rbuf.resize(rbuf.len() * 2, 0);
                 }
             }
-            let n = match read_until(&stream, &reg, &mut rbuf[wpos..], wake).await {
-                Read::Woken => continue,
-                Read::Closed(why) => {
-                    fail_in_flight(&shared, &mut ring, ErrKind::Closed, Some(&why));
+            let n = match read_until(&mut stream, &mut rbuf[wpos..], wake).await {
+                Wait::Woken => continue,
+                Wait::Read(Ok(0)) | Wait::Read(Err(_)) => {
+                    fail_in_flight(
+                        &shared,
+                        &mut ring,
+                        ErrKind::Closed,
+                        Some("connection closed"),
+                    );
                     if stopped {
                         return;
                     }
                     continue 'connect;
                 }
-                Read::Data(n) => n,
+                Wait::Read(Ok(n)) => n,
             };
             wpos += n;
             let now = Instant::now();

@@ -4,7 +4,6 @@
 use crate::config::{Settings, MAX_VALUE};
 use crate::conn::{self, Shared};
 use crate::ketama::Continuum;
-use crate::poller::{self, Poller};
 use crate::schedule::Schedule;
 use crate::stats::{merge_histogram, new_histogram, Counters, ThreadStats};
 use crate::workload::{partition_keys, Pattern, Workload};
@@ -104,13 +103,8 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                 // Open-loop sends wake from epoll_pwait2 timeouts, which the kernel may
                 // defer by the thread's timer slack (50 us by default): ask for none.
                 let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
-                let ex = LocalExecutorBuilder::new(Placement::Unbound)
-                    .preempt_timer(poller::GLOMMIO_PREEMPT)
-                    .make()
-                    .map_err(|e| format!("glommio executor: {e}"));
-                let poller = Poller::new().map_err(|e| format!("epoll: {e}"));
-                match ex.and_then(|ex| poller.map(|p| (ex, p))) {
-                    Ok((ex, poller)) => {
+                match LocalExecutorBuilder::new(Placement::Unbound).make() {
+                    Ok(ex) => {
                         let job = Job {
                             t,
                             settings,
@@ -120,12 +114,11 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                             barrier,
                             start_at,
                             tx,
-                            poller,
                         };
                         ex.run(job.run());
                     }
                     Err(e) => {
-                        let _ = tx.send(Msg::Failed(e));
+                        let _ = tx.send(Msg::Failed(format!("glommio executor: {e}")));
                     }
                 }
             })
@@ -223,7 +216,6 @@ struct Job {
     barrier: Arc<Barrier>,
     start_at: Arc<OnceLock<Instant>>,
     tx: mpsc::Sender<Msg>,
-    poller: Rc<Poller>,
 }
 
 impl Job {
@@ -245,15 +237,12 @@ impl Job {
             quota: Cell::new(quota),
             pipeline,
             last_reply: Cell::new(None),
-            poller: self.poller.clone(),
         })
     }
 
     async fn run(self) {
         let s = self.settings.clone();
         let (t, threads, conns) = (self.t, s.threads, s.connections);
-        // Detached: it dies with the executor when this future returns.
-        glommio::spawn_local(self.poller.clone().drive()).detach();
 
         // Preload: every key once, spread over all connections of all threads.
         let now = Instant::now();
