@@ -30,6 +30,8 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub pattern: Arc<Pattern>,
     pub stats: RefCell<ThreadStats>,
+    /// Nothing is sent before this (connections are made before it).
+    pub start: Instant,
     /// Requests due before this are warm-up: not in the report.
     pub measure_start: Instant,
     /// No request is sent at or after this.
@@ -264,6 +266,8 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Connected ahead of the start, so that the first open-loop sends are not late.
+        glommio::timer::sleep(shared.start.saturating_duration_since(Instant::now())).await;
         let (mut rpos, mut wpos) = (0usize, 0usize);
         loop {
             // Send every request that is due and has room in the pipeline.

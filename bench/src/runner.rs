@@ -16,6 +16,9 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Time the connections get to connect before the load starts, so that the first
+/// requests of an open-loop schedule are not late for want of a connection.
+const CONNECT_AHEAD: Duration = Duration::from_millis(50);
 /// Requests in flight per connection while preloading.
 const PRELOAD_PIPELINE: usize = 32;
 
@@ -97,6 +100,9 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     eprintln!("mcbench: thread {t}: could not pin to cpu {cpu}");
                 }
+                // Open-loop sends wake from epoll_pwait2 timeouts, which the kernel may
+                // defer by the thread's timer slack (50 us by default): ask for none.
+                let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
                 match LocalExecutorBuilder::new(Placement::Unbound).make() {
                     Ok(ex) => {
                         let job = Job {
@@ -215,6 +221,7 @@ struct Job {
 impl Job {
     fn shared(
         &self,
+        start: Instant,
         measure_start: Instant,
         end: Option<Instant>,
         quota: u64,
@@ -224,6 +231,7 @@ impl Job {
             settings: self.settings.clone(),
             pattern: self.pattern.clone(),
             stats: RefCell::new(ThreadStats::default()),
+            start,
             measure_start,
             end,
             quota: Cell::new(quota),
@@ -237,7 +245,8 @@ impl Job {
         let (t, threads, conns) = (self.t, s.threads, s.connections);
 
         // Preload: every key once, spread over all connections of all threads.
-        let pre = self.shared(Instant::now(), None, u64::MAX, PRELOAD_PIPELINE);
+        let now = Instant::now();
+        let pre = self.shared(now, now, None, u64::MAX, PRELOAD_PIPELINE);
         if s.preload {
             let mut tasks = Vec::new();
             for (sv, addr) in self.addrs.iter().enumerate() {
@@ -259,9 +268,7 @@ impl Job {
 
         // Everyone starts together, after every thread's preload.
         if self.barrier.wait().is_leader() {
-            let _ = self
-                .start_at
-                .set(Instant::now() + Duration::from_millis(10));
+            let _ = self.start_at.set(Instant::now() + CONNECT_AHEAD);
         }
         self.barrier.wait();
         let start = self.start_at.get().copied().unwrap_or_else(Instant::now);
@@ -274,11 +281,10 @@ impl Job {
             Some(n) => n / threads as u64 + u64::from((t as u64) < n % threads as u64),
             None => u64::MAX,
         };
-        let main = self.shared(measure_start, end, quota, s.pipeline);
-        glommio::timer::sleep(start.saturating_duration_since(Instant::now())).await;
-
+        let main = self.shared(start, measure_start, end, quota, s.pipeline);
         // Detached: it dies with the executor when this future returns.
         glommio::spawn_local(ticker(main.clone(), start, self.tx.clone())).detach();
+        // The connections start now, connect, and send nothing before `start`.
         let total_conns = (threads * conns * self.addrs.len()) as f64;
         let mut tasks = Vec::new();
         for (sv, addr) in self.addrs.iter().enumerate() {
