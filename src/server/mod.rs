@@ -224,6 +224,7 @@ async fn executor_main(
     let mut last_housekeeping = Instant::now();
     while !shared.shutting_down() {
         glommio::timer::sleep(Duration::from_millis(100)).await;
+        core.reclaim_tick();
         if last_housekeeping.elapsed() >= Duration::from_secs(1) {
             last_housekeeping = Instant::now();
             core.housekeeping();
