@@ -1325,6 +1325,12 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
+                // memcached-rs patch: upstream returns "nothing ran" here when the
+                // preempt flag is already set on entry, and the loop then parks the
+                // thread although task queues are runnable: only a later completion
+                // of our own wakes it (connections with unread requests stalled for
+                // seconds to minutes). Runnable queues count as work. See PATCHES.md.
+                ran |= !self.queues.borrow().active_executors.is_empty();
                 break;
             }
             if !self.run_one_task_queue() {
