@@ -32,26 +32,8 @@ RATIO=${RATIO:-1:1}
 HOT=${HOT:-20000}
 [ -x "$OURS" ] || cargo build --release --bin memcached-rs
 [ -x "$MCBENCH" ] || cargo build --release -p mcbench
-ROOT=()
-[ "$(id -u)" = 0 ] && ROOT=(-u root)
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() {
-    local bin=$1; shift
-    PORT=$(free_port)
-    "$bin" -p "$PORT" -l 127.0.0.1 -U 0 "${ROOT[@]}" -m "$MB" "$@" &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 100); do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null; then return; fi
-        sleep 0.05
-    done
-    echo "server $bin did not start" >&2; exit 1
-}
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh  # the cd above put us at the repository root
 
 SCAN=$(cat <<'EOF'
 import socket, sys
@@ -94,7 +76,7 @@ SERVERS=("memcached|$MEMCACHED|-t 1" "memcached-rs -t 1|$OURS|-t 1" "memcached-r
 for spec in "${SERVERS[@]}"; do
     IFS='|' read -r label bin targs <<<"$spec"
     # shellcheck disable=SC2086
-    start "$bin" $targs
+    start "$bin" -m "$MB" $targs
     zipf=(--servers "127.0.0.1:$PORT" --keys "$KEYS" --key-dist "zipf:$ZIPF" --value-size "$VALUE"
         --ratio "$RATIO" --requests "$REQUESTS" --connections 8 --pipeline 8 --quiet --json --label "$label")
     # A first pass brings the cache to its steady state (the preload leaves it full of
@@ -105,11 +87,11 @@ for spec in "${SERVERS[@]}"; do
     echo "  $label zipf: ${ZHIT[$label]}% hits" >&2
     stop
     # shellcheck disable=SC2086
-    start "$bin" $targs
+    start "$bin" -m "$MB" $targs
     SCAN1[$label]=$(python3 -c "$SCAN" "$PORT" "$MB" "$HOT" 0)
     stop
     # shellcheck disable=SC2086
-    start "$bin" $targs
+    start "$bin" -m "$MB" $targs
     SCAN2[$label]=$(python3 -c "$SCAN" "$PORT" "$MB" "$HOT" 1)
     stop
     echo "  $label scan: ${SCAN1[$label]} / ${SCAN2[$label]}" >&2

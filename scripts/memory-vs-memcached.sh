@@ -35,29 +35,8 @@ MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 OURS=${OURS:-target/release/memcached-rs}
 SLACK_MB=${SLACK_MB:-16}
 [ -x "$OURS" ] || cargo build --release --bin memcached-rs
-ROOT=()
-[ "$(id -u)" = 0 ] && ROOT=(-u root)
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start NAME ARGS...: starts a server on a free port; sets PORT and PID.
-start() {
-    local bin=$1; shift
-    PORT=$(free_port)
-    "$bin" -p "$PORT" -l 127.0.0.1 -U 0 "${ROOT[@]}" "$@" &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 100); do
-        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null; then return; fi
-        sleep 0.05
-    done
-    echo "server $bin did not start" >&2; exit 1
-}
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh  # the cd above put us at the repository root
 
 # The filler: one connection, pipelined `set ... noreply` in chunks, `stats` between.
 FILL=$(cat <<'EOF'
