@@ -16,7 +16,6 @@ use crate::config::Config;
 use crate::protocol::{self, reply, Limits, Parsed, Request, StoreMode};
 use crate::store::{ArithOutcome, Shard, StoreOutcome};
 
-/// Expired items the background sweep drops per slice, and its time budget per second.
 /// Expired items one reclaim slice may drop; a slice scans at most 64 records per item
 /// it may drop (4096 here, well under a millisecond even when every one misses the cache).
 const RECLAIM_SLICE: usize = 64;
