@@ -1850,32 +1850,19 @@ impl Reactor {
         // period after it was armed, a little early for this turn, which only makes a
         // task queue yield sooner. Before sleeping the latency timer is still removed,
         // so that it does not wake us. See PATCHES.md.
+        // (A timer source that is not kept is dropped here, which cancels it.)
         let keep_running = preempt_timer().is_some();
-        let latency_armed = self.latency_preemption_timeout_src.take().filter(|t| t.is_pending());
-        let latency_kept = match latency_armed {
-            Some(timer) if keep_running => {
-                self.latency_preemption_timeout_src.set(Some(timer));
-                true
-            }
-            other => {
-                drop(other);
-                false
-            }
-        };
+        let latency = self.latency_preemption_timeout_src.take().filter(|t| keep_running && t.is_pending());
+        let latency_kept = latency.is_some();
+        self.latency_preemption_timeout_src.set(latency);
 
         // The throughput timer fires after ring_depth completions on the main ring;
         // it cannot wake a sleeping ring by itself, so it stays armed until it fires.
-        let throughput_armed = self.throughput_preemption_timeout_src.take().filter(|t| t.is_pending());
-        if throughput_armed.is_some() {
-            self.throughput_preemption_timeout_src.set(throughput_armed);
-        } else {
-            self.throughput_preemption_timeout_src.replace(Some(
-                main_ring.prepare_throughput_preemption_timer(
-                    self.ring_depth() as u32,
-                    self.eventfd_src.raw(),
-                ),
-            ));
-        }
+        let throughput = self.throughput_preemption_timeout_src.take().filter(|t| t.is_pending());
+        let throughput = throughput.unwrap_or_else(|| {
+            main_ring.prepare_throughput_preemption_timer(self.ring_depth() as u32, self.eventfd_src.raw())
+        });
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
