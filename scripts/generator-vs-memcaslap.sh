@@ -11,10 +11,10 @@
 #   p16  mcbench --pipeline 16. memcaslap cannot pipeline separate requests; its only
 #        batching is -d 16 (16 gets sent as one multi-get, sets alone), run as its
 #        nearest equivalent. Its req/s then counts keys, not requests.
-# Per run: req/s, the generator's CPU time per request (utime+stime / requests) and its
-# CPU use, memcached's CPU use (1.00 = the server core is saturated: the generator drove
-# more than one memcached core can serve) and CPU time per request, and the 1-minute
-# load average.
+# Per run: req/s, the generator's CPU time per request (utime+stime / requests), the
+# capacity that implies for one generator core (1 s / CPU per request), its CPU use,
+# memcached's CPU use (1.00 = the server core is saturated: the generator drove more than
+# one memcached core can serve) and CPU time per request, and the 1-minute load average.
 #
 # memtier_benchmark is not packaged in Debian (apt-cache search memtier: nothing) nor on
 # PyPI, and nothing else can be fetched here, so it is not compared.
@@ -127,8 +127,8 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda v: statistics.median(v) if v else float("nan")
 names = {"p1": "pipeline 1", "p16": "pipelined (mcbench --pipeline 16 req/s; memcaslap -d 16 multi-get, keys/s: not like for like)"}
-print("\n| case | generator | req/s (median) | gen CPU us/req | gen CPU use | memcached CPU use | memcached CPU us/req | load | rounds |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| case | generator | req/s (median) | gen CPU us/req | gen capacity req/s | gen CPU use | memcached CPU use | memcached CPU us/req | load | rounds |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for case in dict.fromkeys(r["case"] for r in rows):
     agg = {}
     for gen in ["mcbench", "memcaslap"]:
@@ -136,13 +136,17 @@ for case in dict.fromkeys(r["case"] for r in rows):
         if not rs:
             continue
         a = agg[gen] = {k: med([r[k] for r in rs]) for k in ["rps", "gen_cpu_us_per_req", "gen_cpu_util", "server_cpu_util", "server_cpu_us_per_req", "load"]}
-        print(f"| {names.get(case, case)} | {gen} | {a['rps']:.0f} | {a['gen_cpu_us_per_req']:.2f} | {a['gen_cpu_util']:.2f} | {a['server_cpu_util']:.2f} | {a['server_cpu_us_per_req']:.2f} | {a['load']:.1f} | {len(rs)} |")
+        print(f"| {names.get(case, case)} | {gen} | {a['rps']:.0f} | {a['gen_cpu_us_per_req']:.2f} | {1e6 / a['gen_cpu_us_per_req']:.0f} | {a['gen_cpu_util']:.2f} | {a['server_cpu_util']:.2f} | {a['server_cpu_us_per_req']:.2f} | {a['load']:.1f} | {len(rs)} |")
     if len(agg) == 2:
         m, c = agg["mcbench"], agg["memcaslap"]
         # Per-round ratios too: a round's two runs saw the same machine.
         per = [a["rps"] / b["rps"] for a in rows for b in rows if a["case"] == b["case"] == case
                and a["round"] == b["round"] and a["gen"] == "mcbench" and b["gen"] == "memcaslap" and b["rps"]]
-        print(f"| {names.get(case, case)} | **ratio mcbench/memcaslap** | **{m['rps']/c['rps']:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in per)}) | {m['gen_cpu_us_per_req']/c['gen_cpu_us_per_req']:.2f}x | | | {m['server_cpu_us_per_req']/c['server_cpu_us_per_req']:.2f}x | | |")
+        print(f"| {names.get(case, case)} | **ratio mcbench/memcaslap** | **{m['rps']/c['rps']:.2f}x** (per round: {', '.join(f'{x:.2f}' for x in per)}) | {m['gen_cpu_us_per_req']/c['gen_cpu_us_per_req']:.2f}x | {c['gen_cpu_us_per_req']/m['gen_cpu_us_per_req']:.2f}x | | | {m['server_cpu_us_per_req']/c['server_cpu_us_per_req']:.2f}x | | |")
 print("\nmemcached CPU use near 1.00 means the server core was saturated (the generator was not the limit);")
 print("for memcaslap it reads low because its wall time includes its start-up: compare CPU us/req.")
+print("gen capacity = 1 s / gen CPU us per request: what one generator core would drive if the server")
+print("were not the limit. With memcached saturated, req/s follows memcached's cost per request, which")
+print("depends on the keys each generator asks for: mcbench's are uniform over the whole keyspace,")
+print("memcaslap's walk a window per connection (friendlier to memcached's caches).")
 EOF

@@ -4,17 +4,20 @@
 //! ring's slots, the write batch and the read buffer are reused.
 
 use crate::config::Settings;
+use crate::poller::{Poller, Registration};
 use crate::reply::{Checker, ErrKind, Parsed, Progress};
 use crate::schedule::Schedule;
 use crate::stats::ThreadStats;
 use crate::workload::{value_flags, value_len, write_key, OpKind, Pattern, Workload};
 use futures_lite::future::poll_fn;
-use futures_lite::{AsyncRead, AsyncWriteExt, Future};
+use futures_lite::{AsyncWriteExt, Future};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -42,6 +45,8 @@ pub struct Shared {
     pub pipeline: usize,
     /// Time of the last reply, for --requests runs.
     pub last_reply: Cell<Option<Instant>>,
+    /// This executor's read readiness: one epoll set for all its connections.
+    pub poller: Rc<Poller>,
 }
 
 impl Shared {
@@ -164,19 +169,19 @@ fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot
     }
 }
 
+/// glommio's `TcpStream` has `AsRawFd` only.
+fn fd(stream: &TcpStream) -> BorrowedFd<'_> {
+    // SAFETY: the descriptor stays open while `stream` is borrowed.
+    unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }
+}
+
 enum Wait {
     Read(std::io::Result<usize>),
     Woken,
 }
 
 /// A non-blocking `recv` straight on the socket: None if nothing is there yet.
-///
-/// Why: glommio arms an io_uring poll for every read it does (to know early when more
-/// comes); at pipeline 1 that poll, its completion and its task work cost about as
-/// much as the `recv` itself. By the time a connection's turn comes round again its
-/// reply has usually arrived, so trying `recv` first skips the poll most of the time.
 fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
-    use std::os::fd::AsRawFd;
     // SAFETY: `buf` is a valid, writable buffer of `buf.len()` bytes for the call.
     let n = unsafe {
         libc::recv(
@@ -197,18 +202,26 @@ fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>
     }
 }
 
-/// Reads, or returns when `wake` passes, whichever first. glommio's reads poll for
-/// readiness and then `recv`, so giving up on one loses no data.
-async fn read_until(stream: &mut TcpStream, buf: &mut [u8], wake: Option<Instant>) -> Wait {
-    // Let the other connections send first: our reply then has time to arrive.
-    futures_lite::future::yield_now().await;
-    if let Some(r) = try_recv(stream, buf) {
-        return Wait::Read(r);
-    }
+/// Reads what the socket has once the executor's epoll set says it may have some (see
+/// `poller.rs`), or returns when `wake` passes, whichever first.
+async fn read_until(
+    stream: &TcpStream,
+    reg: &Registration,
+    buf: &mut [u8],
+    wake: Option<Instant>,
+) -> Wait {
     let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
     poll_fn(|cx| {
-        if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, buf) {
-            return Poll::Ready(Wait::Read(r));
+        while reg.poll_ready(cx).is_ready() {
+            // Nothing there: a spurious wake (read with an earlier event), so wait again.
+            if let Some(r) = try_recv(stream, buf) {
+                if matches!(r, Ok(n) if n == buf.len()) {
+                    // The buffer was the limit: more may be there, and no new event
+                    // comes for bytes that had already arrived.
+                    reg.set_ready();
+                }
+                return Poll::Ready(Wait::Read(r));
+            }
         }
         if let Some(t) = timer.as_mut() {
             if Pin::new(t).poll(cx).is_ready() {
@@ -222,7 +235,7 @@ async fn read_until(stream: &mut TcpStream, buf: &mut [u8], wake: Option<Instant
 
 /// Runs one connection to `addr` until its requests are sent and answered (or given up).
 pub async fn run(
-    shared: std::rc::Rc<Shared>,
+    shared: Rc<Shared>,
     addr: SocketAddr,
     mut wl: Workload,
     mut sched: Option<Schedule>,
@@ -266,6 +279,18 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
+        let reg = match shared.poller.register(fd(&stream)) {
+            Ok(r) => r,
+            Err(e) => {
+                // Not expected (the epoll set takes any socket): count it, do not spin.
+                shared
+                    .stats
+                    .borrow_mut()
+                    .sample("epoll", e.to_string().as_bytes());
+                fail_in_flight(&shared, &mut ring, ErrKind::Closed, None);
+                return;
+            }
+        };
         // Connected ahead of the start, so that the first open-loop sends are not late.
         glommio::timer::sleep(shared.start.saturating_duration_since(Instant::now())).await;
         let (mut rpos, mut wpos) = (0usize, 0usize);
@@ -346,7 +371,7 @@ pub async fn run(
                     rbuf.resize(rbuf.len() * 2, 0);
                 }
             }
-            let n = match read_until(&mut stream, &mut rbuf[wpos..], wake).await {
+            let n = match read_until(&stream, &reg, &mut rbuf[wpos..], wake).await {
                 Wait::Woken => continue,
                 Wait::Read(Ok(0)) | Wait::Read(Err(_)) => {
                     fail_in_flight(

@@ -4,6 +4,7 @@
 use crate::config::{Settings, MAX_VALUE};
 use crate::conn::{self, Shared};
 use crate::ketama::Continuum;
+use crate::poller::Poller;
 use crate::schedule::Schedule;
 use crate::stats::{merge_histogram, new_histogram, Counters, ThreadStats};
 use crate::workload::{partition_keys, Pattern, Workload};
@@ -100,11 +101,15 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     eprintln!("mcbench: thread {t}: could not pin to cpu {cpu}");
                 }
-                // Open-loop sends wake from epoll_pwait2 timeouts, which the kernel may
-                // defer by the thread's timer slack (50 us by default): ask for none.
+                // Open-loop sends wake from timers, which the kernel may defer by the
+                // thread's timer slack (50 us by default): ask for none.
                 let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
-                match LocalExecutorBuilder::new(Placement::Unbound).make() {
-                    Ok(ex) => {
+                let ex = LocalExecutorBuilder::new(Placement::Unbound)
+                    .make()
+                    .map_err(|e| format!("glommio executor: {e}"));
+                let poller = Poller::new().map_err(|e| format!("epoll: {e}"));
+                match ex.and_then(|ex| poller.map(|p| (ex, p))) {
+                    Ok((ex, poller)) => {
                         let job = Job {
                             t,
                             settings,
@@ -114,11 +119,12 @@ pub fn run(settings: Settings, mut progress: impl FnMut(&Tick)) -> Result<RunRes
                             barrier,
                             start_at,
                             tx,
+                            poller,
                         };
                         ex.run(job.run());
                     }
                     Err(e) => {
-                        let _ = tx.send(Msg::Failed(format!("glommio executor: {e}")));
+                        let _ = tx.send(Msg::Failed(e));
                     }
                 }
             })
@@ -216,6 +222,7 @@ struct Job {
     barrier: Arc<Barrier>,
     start_at: Arc<OnceLock<Instant>>,
     tx: mpsc::Sender<Msg>,
+    poller: Rc<Poller>,
 }
 
 impl Job {
@@ -237,12 +244,15 @@ impl Job {
             quota: Cell::new(quota),
             pipeline,
             last_reply: Cell::new(None),
+            poller: self.poller.clone(),
         })
     }
 
     async fn run(self) {
         let s = self.settings.clone();
         let (t, threads, conns) = (self.t, s.threads, s.connections);
+        // Detached: it dies with the executor when this future returns.
+        glommio::spawn_local(self.poller.clone().drive()).detach();
 
         // Preload: every key once, spread over all connections of all threads.
         let now = Instant::now();

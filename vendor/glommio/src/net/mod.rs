@@ -117,3 +117,14 @@ pub use self::{
     udp_socket::UdpSocket,
     unix::{AcceptedUnixStream, UnixDatagram, UnixListener, UnixStream},
 };
+
+/// Waits until `fd` is readable (memcached-rs patch 8), with one io_uring poll.
+///
+/// For a caller that runs its own readiness set on this executor (mcbench's epoll set of
+/// all its sockets): when that set has nothing ready, it awaits the epoll fd here, so the
+/// executor parks in its ring as usual and wakes when any socket of the set gets data.
+/// Dropping the future cancels the poll. `fd` must stay open until then.
+pub async fn wait_readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}

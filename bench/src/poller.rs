@@ -1,0 +1,170 @@
+//! Read readiness for one executor's connections from one edge-triggered epoll set.
+//!
+//! Why not glommio's reads: each arms a one-shot io_uring poll, and after every
+//! successful `recv` glommio arms another ("early poll"). At pipeline 1 a request then
+//! cost a failed `recv`, a poll, its completion and its task work on our side, and on the
+//! server's side a wake-up through io_uring's poll callback for every reply. memcached
+//! itself spent ~18% more CPU per request under mcbench than under memcaslap (perf:
+//! `sock_def_readable` 12% vs 6%), so mcbench drove 0.85x memcaslap's rate through the
+//! same saturated memcached core. Here a socket joins the epoll set once; a driver task
+//! asks epoll (without blocking) which sockets got data and wakes their connection
+//! tasks, so a request costs one `send`, one `recv` and a share of one `epoll_wait`, as
+//! in an epoll client, and a reply's arrival costs the server only epoll's callback.
+//!
+//! When nothing is ready the driver awaits the epoll fd itself through glommio
+//! (`glommio::net::wait_readable`, vendored patch 8): the executor parks in its ring
+//! as usual, with its timers and other I/O, and wakes when any socket gets data.
+
+use rustix::event::epoll;
+use std::cell::RefCell;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+const EVENTS: usize = 256;
+
+#[derive(Default)]
+struct Entry {
+    in_use: bool,
+    /// Data may be there: an event came (one per arrival, edge-triggered) or the last
+    /// read filled its buffer, and the owner has not looked since.
+    ready: bool,
+    waker: Option<Waker>,
+}
+
+/// One executor's epoll set and the tasks waiting on its sockets.
+pub struct Poller {
+    epoll: OwnedFd,
+    entries: RefCell<Vec<Entry>>,
+}
+
+/// A socket in the set; its slot is freed on drop (the kernel drops the socket from the
+/// set when it is closed).
+pub struct Registration {
+    poller: Rc<Poller>,
+    token: usize,
+}
+
+impl Poller {
+    pub fn new() -> std::io::Result<Rc<Poller>> {
+        Ok(Rc::new(Poller {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            entries: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Adds `fd` to the set. It starts ready: data may already be there.
+    pub fn register(self: &Rc<Self>, fd: impl AsFd) -> std::io::Result<Registration> {
+        let mut entries = self.entries.borrow_mut();
+        let token = match entries.iter().position(|e| !e.in_use) {
+            Some(t) => t,
+            None => {
+                entries.push(Entry::default());
+                entries.len() - 1
+            }
+        };
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
+        epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token as u64),
+            flags,
+        )?;
+        entries[token] = Entry {
+            in_use: true,
+            ready: true,
+            waker: None,
+        };
+        Ok(Registration {
+            poller: self.clone(),
+            token,
+        })
+    }
+
+    /// Collects what epoll has ready, without blocking; marks and wakes the owners.
+    /// Returns how many events came.
+    fn collect(&self, events: &mut Vec<epoll::Event>) -> usize {
+        events.clear();
+        // EINTR or anything else: nothing became ready this time.
+        let _ = epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(events),
+            Some(&rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        );
+        let mut entries = self.entries.borrow_mut();
+        for ev in events.iter() {
+            // A slot freed (or reused) since is a harmless spurious wake.
+            if let Some(e) = entries.get_mut(ev.data.u64() as usize) {
+                if e.in_use {
+                    e.ready = true;
+                    if let Some(w) = e.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+        }
+        events.len()
+    }
+
+    /// The driver: runs for the executor's life (spawn it detached). Between looks it
+    /// yields, so the tasks it woke run (and send) before the next look; with nothing
+    /// ready it parks on the epoll fd.
+    pub async fn drive(self: Rc<Self>) {
+        let mut events = Vec::with_capacity(EVENTS);
+        loop {
+            if self.collect(&mut events) > 0 {
+                futures_lite::future::yield_now().await;
+            } else if glommio::net::wait_readable(self.epoll.as_raw_fd())
+                .await
+                .is_err()
+            {
+                // Not expected; do not spin on it.
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+impl Registration {
+    /// Ready (and no longer marked) if data may be there to read; else the task is
+    /// woken when some comes.
+    pub fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut entries = self.poller.entries.borrow_mut();
+        let Some(e) = entries.get_mut(self.token) else {
+            return Poll::Ready(());
+        };
+        if e.ready {
+            e.ready = false;
+            e.waker = None;
+            return Poll::Ready(());
+        }
+        match &e.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => e.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Marks the socket as possibly holding more (the last read filled the buffer, and
+    /// an edge-triggered set will not say so again).
+    pub fn set_ready(&self) {
+        if let Some(e) = self.poller.entries.borrow_mut().get_mut(self.token) {
+            e.ready = true;
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(e) = self.poller.entries.borrow_mut().get_mut(self.token) {
+            *e = Entry::default();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "poller_tests.rs"]
+mod tests;
