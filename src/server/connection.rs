@@ -79,6 +79,8 @@ struct Input {
     swallow: usize,
     /// memcached picks the protocol from a connection's first byte.
     seen_bytes: bool,
+    /// Bytes from `start` whose get keys were prefetched (`Core::prefetch_requests`).
+    prefetched: usize,
 }
 
 /// This round's replies, with holes for forwarded ones.
@@ -102,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             core,
             id,
             mailbox,
-            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false },
+            input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false, prefetched: 0 },
             output: Output {
                 buf: BytesMut::with_capacity(READ_BUFFER),
                 holes: Vec::new(),
@@ -234,6 +236,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
+            // Pipelined requests behind this one: overlap their lookups' cache misses.
+            if input.prefetched == 0 && consumed < input.end - input.start {
+                input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
+            }
             let raw = &input.buf[input.start..input.start + consumed];
             let next = if let Request::Get { keys, cas, touch } = request {
                 // Values can be large and a multi-get long: send as we go, so one
@@ -252,6 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw)
             };
             self.input.start += consumed;
+            self.input.prefetched = self.input.prefetched.saturating_sub(consumed);
             self.input.swallow = swallow;
             if next == Next::Close {
                 return Next::Close;
@@ -588,7 +595,7 @@ mod tests {
     /// the buffer is back to READ_BUFFER once the request is done.
     #[test]
     fn input_grows_to_a_large_request_and_shrinks_after() {
-        let mut input = Input { buf: vec![0; READ_BUFFER], start: 0, end: READ_BUFFER, swallow: 0, seen_bytes: true };
+        let mut input = Input { buf: vec![0; READ_BUFFER], start: 0, end: READ_BUFFER, swallow: 0, seen_bytes: true, prefetched: 0 };
         let need = (1 << 20) + 100;
         input.make_room(need);
         assert_eq!(input.buf.len(), need.next_multiple_of(4096));

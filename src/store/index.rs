@@ -111,6 +111,13 @@ impl Index {
         }
     }
 
+    /// Starts loading the slot a lookup of `hash` probes first (see `Shard::prefetch_slot`).
+    #[inline]
+    pub fn prefetch_home(&self, hash: u64) {
+        let i = self.home(self.tag_of_hash(hash), self.slots.len());
+        prefetch(&self.slots[i]);
+    }
+
     #[cfg(test)]
     pub fn loc_at(&self, slot: usize) -> Loc {
         self.loc_of(self.slots[slot])
@@ -197,6 +204,19 @@ impl Index {
             .map(|&e| self.loc_of(e))
             .collect()
     }
+}
+
+/// Asks the CPU to start loading the cache line holding `p`. A hint: never faults, never
+/// changes what the program computes.
+#[inline(always)]
+pub fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no architectural effect; `p` is a valid reference anyway.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
@@ -307,3 +327,4 @@ mod tests {
         }
     }
 }
+

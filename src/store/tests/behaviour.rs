@@ -345,3 +345,28 @@ fn absurd_sizes_are_refused_not_fatal() {
         "one lazily allocated segment"
     );
 }
+
+#[test]
+fn prefetching_changes_nothing_a_lookup_sees() {
+    // On an empty shard (no segment yet), then with items, deleted items and absent keys:
+    // the prefetch steps only read, and never panic on what they find.
+    let mut s = shard();
+    let h = s.prefetch_slot(b"nothing");
+    s.prefetch_record(h);
+    for i in 0..1000 {
+        set(&mut s, &key(i), format!("v{i}").as_bytes(), 1);
+    }
+    for i in (0..1000).step_by(3) {
+        s.delete(&key(i), 1);
+    }
+    for i in 0..1200 {
+        let h = s.prefetch_slot(&key(i));
+        s.prefetch_record(h);
+    }
+    for i in 0..1200 {
+        let got = s.get(&key(i), 1).map(|it| it.value.to_vec());
+        let want = (i < 1000 && i % 3 != 0).then(|| format!("v{i}").into_bytes());
+        assert_eq!(got, want, "key {i}");
+    }
+    s.check_invariants();
+}
