@@ -279,6 +279,16 @@ impl Core {
         }
     }
 
+    /// Starts loading the index slot of `key` if this core owns it; its hash then.
+    pub fn prefetch_local_slot(&self, key: &[u8]) -> Option<u64> {
+        (self.router.owner(key) == self.id).then(|| self.shard.borrow().prefetch_slot(key))
+    }
+
+    /// Starts loading the record(s) a lookup of `hash` will read.
+    pub fn prefetch_record(&self, hash: u64) {
+        self.shard.borrow().prefetch_record(hash);
+    }
+
     /// Prefetches the keys of the gets this core owns among the requests at the start
     /// of `input` (complete ones only, at most `PREFETCH_GROUP` keys). Returns how many
     /// bytes of `input` that covered.
