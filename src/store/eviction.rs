@@ -96,7 +96,7 @@ impl Shard {
                     // so at most once per second however many stores are refused.
                     reclaimed_all = true;
                     self.full_reclaim_at = Some(now);
-                    self.reclaim_step(now, usize::MAX);
+                    self.reclaim_step(now, usize::MAX, usize::MAX);
                 }
                 None => return None,
             }
@@ -118,7 +118,7 @@ impl Shard {
         let seg = &mut pool.segs[s as usize];
         let end = seg.write_off as usize;
         let (mut r, mut w) = (0usize, 0usize);
-        let (mut live_items, mut expires_by) = (0u32, 0u32);
+        let (mut live_items, mut expires_by, mut expires_from) = (0u32, 0u32, u32::MAX);
         while r < end {
             let h = item::parse(&seg.data[r..]);
             let len = h.total_len();
@@ -158,7 +158,9 @@ impl Shard {
                 }
                 w += len;
                 live_items += 1;
-                expires_by = expires_by.max(if h.exptime == 0 { u32::MAX } else { h.exptime });
+                let e = if h.exptime == 0 { u32::MAX } else { h.exptime };
+                expires_by = expires_by.max(e);
+                expires_from = expires_from.min(e);
             } else {
                 index.remove_at(slot);
                 c.evictions += 1;
@@ -171,6 +173,7 @@ impl Shard {
         seg.live_bytes = w as u32;
         seg.live_items = live_items;
         seg.expires_by = expires_by;
+        seg.expires_from = expires_from;
         seg.generation = seg.generation.wrapping_add(1);
     }
 
@@ -219,9 +222,8 @@ impl Shard {
 
     /// One bounded step of the background walk over all segments, dropping expired
     /// records: at most `budget` of them, looking at a bounded number of records.
-    pub(super) fn reclaim_step(&mut self, now: u32, budget: usize) -> usize {
+    pub(super) fn reclaim_step(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
         let nsegs = self.pool.segs.len();
-        let max_scan = budget.saturating_mul(64).max(4096);
         let (mut done, mut scanned, mut segs_visited) = (0usize, 0usize, 0usize);
         while done < budget && scanned < max_scan && segs_visited <= nsegs {
             let cur = &mut self.cursor;
@@ -236,7 +238,7 @@ impl Shard {
                 cur.generation = seg.generation;
                 cur.off = 0;
             }
-            if cur.off >= seg.write_off || seg.live_items == 0 {
+            if cur.off >= seg.write_off || seg.live_items == 0 || seg.expires_from > now {
                 cur.seg += 1;
                 cur.off = 0;
                 segs_visited += 1;

@@ -400,9 +400,16 @@ impl Shard {
         }
     }
 
-    /// Background reclaim step: drop up to `budget` expired items; returns how many.
+    /// Background reclaim step: drop up to `budget` expired items, looking at up to 64
+    /// records per item (at least 4096); returns how many it dropped.
     pub fn reclaim_expired(&mut self, now: u32, budget: usize) -> usize {
-        self.reclaim_step(now, budget)
+        self.reclaim_step(now, budget, budget.saturating_mul(64).max(4096))
+    }
+
+    /// A reclaim step bounded by the records it may look at (`max_scan`), for a caller
+    /// that checks its clock between small steps. Returns how many items it dropped.
+    pub fn reclaim_slice(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
+        self.reclaim_step(now, budget, max_scan)
     }
 
     pub fn stats(&self) -> StoreStats {

@@ -18,6 +18,10 @@ pub struct Segment {
     /// Latest exptime of the records written here (u32::MAX: some never expire); when it
     /// is at or before now every record is dead or expired and the segment can go whole.
     pub expires_by: u32,
+    /// Earliest exptime of the records written here (u32::MAX: none expire); before it
+    /// nothing here has expired, so the background reclaim skips the segment without
+    /// reading it (where idle memory is slow to read, such reads stalled the core).
+    pub expires_from: u32,
     /// Bumped whenever records move or vanish wholesale, so a reclaim cursor into the
     /// segment knows its offset is stale.
     pub generation: u32,
@@ -34,6 +38,7 @@ impl Segment {
             live_bytes: 0,
             live_items: 0,
             expires_by: 0,
+            expires_from: u32::MAX,
             generation: 0,
             started: 0,
         }
@@ -44,11 +49,13 @@ impl Segment {
         self.live_bytes = 0;
         self.live_items = 0;
         self.expires_by = 0;
+        self.expires_from = u32::MAX;
         self.generation = self.generation.wrapping_add(1);
     }
     pub fn note_exptime(&mut self, exptime: u32) {
         let e = if exptime == 0 { u32::MAX } else { exptime };
         self.expires_by = self.expires_by.max(e);
+        self.expires_from = self.expires_from.min(e);
     }
 }
 

@@ -64,6 +64,7 @@ impl Shard {
                     bytes += len as u32;
                     let e = if h.exptime == 0 { u32::MAX } else { h.exptime };
                     assert!(seg.expires_by >= e, "expires_by covers every record");
+                    assert!(seg.expires_from <= e, "expires_from is at or before every record's");
                 }
                 off += len;
             }
