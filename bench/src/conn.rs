@@ -212,8 +212,9 @@ async fn read_until(
 ) -> Wait {
     let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
     poll_fn(|cx| {
+        // Marked ready but nothing to read is a spurious wake (the data went with an
+        // earlier event's read): look again, which registers the waker.
         while reg.poll_ready(cx).is_ready() {
-            // Nothing there: a spurious wake (read with an earlier event), so wait again.
             if let Some(r) = try_recv(stream, buf) {
                 if matches!(r, Ok(n) if n == buf.len()) {
                     // The buffer was the limit: more may be there, and no new event

@@ -236,10 +236,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
-            // Pipelined requests behind this one: overlap their lookups' cache misses.
             if input.prefetched == 0 && consumed < input.end - input.start {
+                // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
-            } else if let Request::Get { mut keys, .. } = request {
+            } else if let (0, &Request::Get { mut keys, .. }) = (input.prefetched, &request) {
                 // A lone get (pipeline 1): start its misses, and let the other connections
                 // that have a request start theirs, before any of them waits on one.
                 if let (Some(key), None) = (keys.next(), keys.next()) {

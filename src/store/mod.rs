@@ -110,12 +110,12 @@ mod stats;
 mod tests;
 
 use index::{Index, Loc};
+use item::{Header, NewRecord, DEAD};
+use segment::Pool;
 
 /// Cache lines of a record `prefetch_record` asks for: values average a few hundred
 /// bytes, and the hardware prefetcher takes over a sequential copy after a few lines.
 const PREFETCH_LINES: usize = 4;
-use item::{Header, NewRecord, DEAD};
-use segment::Pool;
 
 pub use arith::safe_strtoull;
 pub use stats::ItemInfo;
@@ -222,9 +222,9 @@ impl Shard {
     pub fn prefetch_record(&self, hash: u64) {
         self.index.find(hash, |loc| {
             if let Some(seg) = self.pool.segs.get(loc.seg as usize) {
-                let off = loc.off as usize;
-                for line in seg.data.get(off..(off + PREFETCH_LINES * 64).min(seg.data.len())).into_iter().flat_map(|r| r.iter().step_by(64)) {
-                    index::prefetch(line);
+                let (off, len) = (loc.off as usize, seg.data.len());
+                for at in (off..(off + PREFETCH_LINES * 64).min(len)).step_by(64) {
+                    index::prefetch(&seg.data[at]);
                 }
             }
             false
