@@ -17,6 +17,7 @@
 //! - `eviction`: FIFO over segments with CLOCK second chances, whole-segment reuse of
 //!   expired/dead segments first, in-place compaction, the background reclaim walk.
 //! - `arith`: incr/decr as memcached's `do_add_delta`.
+//! - `prefetch`: starting a group of lookups' cache misses before running them.
 //!
 //! Memory held (`allocated` in stats: segments + index) stays within `memory_limit`,
 //! including while the index is rebuilt, with one exception: a shard always keeps two
@@ -104,6 +105,7 @@ mod arith;
 mod eviction;
 mod index;
 mod item;
+mod prefetch;
 mod segment;
 mod stats;
 #[cfg(test)]
@@ -112,10 +114,6 @@ mod tests;
 use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
-
-/// Cache lines of a record `prefetch_record` asks for: values average a few hundred
-/// bytes, and the hardware prefetcher takes over a sequential copy after a few lines.
-const PREFETCH_LINES: usize = 4;
 
 pub use arith::safe_strtoull;
 pub use stats::ItemInfo;
@@ -201,34 +199,6 @@ impl Shard {
         let hash = self.hash(key);
         let (_, loc, h) = self.find_live(key, hash, now)?;
         Some(self.item_at(loc, h))
-    }
-
-    /// First step of a batched lookup: starts loading `key`'s index slot and returns its
-    /// hash for `prefetch_record`. Why: with 100k+ items, nearly every lookup misses the
-    /// CPU caches twice (index slot, then the record: ~30% of server CPU at pipeline
-    /// 16). A caller holding several keys prefetches all slots, then all records, then
-    /// runs the lookups, so the misses overlap instead of stalling one after another.
-    #[inline]
-    pub fn prefetch_slot(&self, key: &[u8]) -> u64 {
-        let hash = self.hash(key);
-        self.index.prefetch_home(hash);
-        hash
-    }
-
-    /// Second step: starts loading the records whose index tag matches `hash` (reads the
-    /// slots, so call it a little after `prefetch_slot`): their first `PREFETCH_LINES`
-    /// cache lines, header, key and the start of the value, which the reply copies next.
-    #[inline]
-    pub fn prefetch_record(&self, hash: u64) {
-        self.index.find(hash, |loc| {
-            if let Some(seg) = self.pool.segs.get(loc.seg as usize) {
-                let (off, len) = (loc.off as usize, seg.data.len());
-                for at in (off..(off + PREFETCH_LINES * 64).min(len)).step_by(64) {
-                    index::prefetch(&seg.data[at]);
-                }
-            }
-            false
-        });
     }
 
     /// gat: a live item, with its expiry changed to `exptime`.
