@@ -167,7 +167,55 @@ fn concurrent_pipelines(threads: &str) {
     }
 }
 
+/// A reply far larger than the socket buffers, to a client that reads late and slowly:
+/// the server's sends fill the socket, wait for room and resume, and every byte arrives
+/// in order; the connection then serves on.
+fn reply_larger_than_socket_buffers_to_a_slow_reader(threads: &str) {
+    let s = start(threads);
+    let mut c = s.client();
+    let values: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 512 * 1024 - 7 * i as usize]).collect();
+    let mut want = Vec::new();
+    let mut get = String::from("get");
+    for (i, v) in values.iter().enumerate() {
+        c.set(&format!("large{i}"), v);
+        get.push_str(&format!(" large{i}"));
+        want.extend_from_slice(format!("VALUE large{i} 0 {}\r\n", v.len()).as_bytes());
+        want.extend_from_slice(v);
+        want.extend_from_slice(b"\r\n");
+    }
+    want.extend_from_slice(b"END\r\n");
+    // Twice, pipelined: 8 MiB of replies.
+    c.send(format!("{get}\r\n{get}\r\n"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..2 {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let chunk = (want.len() - got.len()).min(256 * 1024);
+            got.extend(c.read_n(chunk));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(got == want, "the large reply came back changed");
+    }
+    c.set("after", b"ok");
+    assert_eq!(c.get("after").as_deref(), Some(&b"ok"[..]));
+}
+
+/// `echo stats | nc`: requests and the client's FIN arrive together. The server
+/// answers, sees the end and closes; nc waits for that close to exit.
+fn requests_then_hang_up_at_once(threads: &str) {
+    let s = start(threads);
+    for i in 0..100 {
+        let mut c = s.client();
+        c.send(format!("set hup{i} 0 0 1\r\nx\r\nget hup{i}\r\n"));
+        c.shutdown_write();
+        c.expect(format!("STORED\r\nVALUE hup{i} 0 1\r\nx\r\nEND\r\n"));
+        c.expect_closed();
+    }
+}
+
 per_threads!(
+    requests_then_hang_up_at_once,
+    reply_larger_than_socket_buffers_to_a_slow_reader,
     mixed_pipeline,
     byte_by_byte,
     multiget_100,

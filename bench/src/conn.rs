@@ -4,7 +4,7 @@
 //! ring's slots, the write batch and the read buffer are reused.
 
 use crate::config::Settings;
-use crate::poller::{Poller, Registration};
+use poller::{Poller, Registration};
 use crate::reply::{Checker, ErrKind, Parsed, Progress};
 use crate::schedule::Schedule;
 use crate::stats::ThreadStats;

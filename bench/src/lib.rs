@@ -3,7 +3,6 @@ pub mod config;
 pub mod conn;
 pub mod ketama;
 pub mod plot;
-pub mod poller;
 pub mod reply;
 pub mod report;
 pub mod runner;

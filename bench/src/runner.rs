@@ -4,7 +4,7 @@
 use crate::config::{Settings, MAX_VALUE};
 use crate::conn::{self, Shared};
 use crate::ketama::Continuum;
-use crate::poller::Poller;
+use poller::Poller;
 use crate::schedule::Schedule;
 use crate::stats::{merge_histogram, new_histogram, Counters, ThreadStats};
 use crate::workload::{partition_keys, Pattern, Workload};

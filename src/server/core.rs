@@ -11,6 +11,7 @@ use bytes::BytesMut;
 
 use super::clock::Clock;
 use super::forward::{Batch, Forwarder, OpKind};
+use poller::Poller;
 use super::stats::ExecutorStats;
 use crate::config::Config;
 use crate::protocol::{self, reply, Limits, Parsed, Request, StoreMode};
@@ -86,6 +87,8 @@ pub struct Core {
     pub shard: RefCell<Shard>,
     pub router: Router,
     pub forwarder: Rc<Forwarder>,
+    /// Read readiness of this executor's client sockets.
+    pub poller: Rc<Poller>,
     pub limits: Limits,
     /// A delayed flush_all, due at this time on the server clock.
     pub flush_at: Cell<Option<u32>>,

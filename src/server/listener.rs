@@ -4,18 +4,21 @@
 //! incoming connections over the cores with no hand-off between threads. A UNIX socket
 //! cannot be shared that way; executor 0 alone listens on it.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use futures_lite::AsyncWriteExt;
-use glommio::net::{TcpListener, UnixListener};
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::Connection;
 use super::core::Core;
 use super::forward::ConnInfo;
+use super::stream::PolledStream;
 use crate::config::Config;
 use crate::protocol::reply::TOO_MANY_CONNECTIONS;
 
@@ -66,8 +69,7 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> 
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
-    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok(socket.into())
 }
 
 /// The UNIX socket, with `-a`'s permissions.
@@ -75,6 +77,7 @@ pub fn bind_unix(config: &Config) -> std::io::Result<Option<UnixListener>> {
     let Some(path) = &config.unix_socket else { return Ok(None) };
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.unix_mask))?;
     Ok(Some(listener))
@@ -102,10 +105,11 @@ fn release(core: &Core) {
 }
 
 /// Serves one accepted connection, if `-c` admits it.
-async fn serve<S>(core: Rc<Core>, mut stream: S, info: ConnInfo)
-where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
-{
+async fn serve<T: AsFd + Unpin>(core: Rc<Core>, socket: T, info: ConnInfo) {
+    let mut stream = match PolledStream::new(socket, &core.poller) {
+        Ok(stream) => stream,
+        Err(e) => return accept_failed(&core, e).await,
+    };
     if !admit(&core, &mut stream).await {
         return;
     }
@@ -125,12 +129,24 @@ async fn accept_failed(core: &Core, e: std::io::Error) {
     glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
 }
 
+/// The next connection on `listener` (non-blocking, close-on-exec), waiting for one
+/// through the executor's ring.
+async fn accept(listener: impl AsFd) -> std::io::Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            Err(Errno::AGAIN) => glommio::net::wait_readable(listener.as_fd().as_raw_fd()).await?,
+            Err(Errno::INTR | Errno::CONNABORTED) => {}
+            accepted => return accepted.map_err(Into::into),
+        }
+    }
+}
+
 pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let stream = match accept(&listener).await {
+            Ok(fd) => TcpStream::from(fd),
             Err(e) => {
-                accept_failed(&core, e.into()).await;
+                accept_failed(&core, e).await;
                 continue;
             }
         };
@@ -148,10 +164,10 @@ pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
 pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
     let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let stream = match accept(&listener).await {
+            Ok(fd) => UnixStream::from(fd),
             Err(e) => {
-                accept_failed(&core, e.into()).await;
+                accept_failed(&core, e).await;
                 continue;
             }
         };

@@ -8,6 +8,7 @@ mod dump;
 mod forward;
 mod listener;
 mod settings;
+mod stream;
 pub mod stats;
 pub mod systemd;
 
@@ -21,6 +22,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::core::{Core, Router, Shared, MEMCACHED_VERSION};
 use self::forward::{Forwarder, ToOrigin, ToOwner};
+use poller::Poller;
 use self::stats::{ExecutorStats, ProcessFacts};
 use crate::config::Config;
 use crate::protocol::Limits;
@@ -153,11 +155,16 @@ async fn executor_main(
         shard_count: threads as u32,
     });
     let forwarder = Rc::new(Forwarder::new(id, threads));
+    let poller = match Poller::new() {
+        Ok(poller) => poller,
+        Err(e) => return send_ready(&ready, Err(format!("epoll_create: {e}"))),
+    };
     let core = Rc::new(Core {
         id,
         router: Router::new(threads, shared.route_seeds),
         shard: shard.into(),
         forwarder: forwarder.clone(),
+        poller: poller.clone(),
         limits: Limits { item_size_max: config.item_size_max },
         flush_at: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
@@ -212,6 +219,7 @@ async fn executor_main(
         });
         tasks.push(glommio::spawn_local(serve));
     }
+    tasks.push(glommio::spawn_local(poller.drive()));
     let mut accepting = Vec::new();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));

@@ -128,3 +128,10 @@ pub async fn wait_readable(fd: RawFd) -> io::Result<()> {
     let source = crate::executor().reactor().poll_read_ready(fd);
     source.collect_rw().await.map(|_| ())
 }
+
+/// Waits until `fd` is writable (memcached-rs patch 8), with one io_uring poll: for a
+/// caller that sends with its own `send` and met a full socket buffer.
+pub async fn wait_writable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_write_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}

@@ -155,3 +155,23 @@ fn a_dropped_registration_frees_its_slot_for_the_next() {
         assert!(ready_within(&r2, Duration::from_secs(10)).await);
     });
 }
+
+#[test]
+fn data_and_a_hang_up_in_one_event_leave_the_end_readable() {
+    run(|p| async move {
+        let (mut a, mut b) = UnixStream::pair().expect("pair");
+        a.set_nonblocking(true).expect("nonblocking");
+        let reg = p.register(&a).expect("register");
+        ready(&reg).await;
+        // Both arrive before the driver looks (nothing awaits in between): one event.
+        b.write_all(b"stats\n").expect("write");
+        b.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        assert!(ready_within(&reg, Duration::from_secs(10)).await);
+        let mut buf = [0u8; 64];
+        assert_eq!(a.read(&mut buf).expect("read the data"), 6);
+        // The read that took the data did not see the end: the next look must not wait
+        // for an event that will never come (a client like `nc` then waits forever).
+        assert!(ready_within(&reg, Duration::from_millis(500)).await, "the hang-up was lost");
+        assert_eq!(a.read(&mut buf).expect("read the end"), 0);
+    });
+}
