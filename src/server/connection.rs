@@ -127,6 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.input.end == self.input.buf.len() {
                 self.input.make_room(0);
             }
+            let room = self.input.buf.len() - self.input.end;
             let read = self.stream.read(&mut self.input.buf[self.input.end..]).await?;
             if read == 0 {
                 return Ok(());
@@ -157,12 +158,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 stats.busy_connections.decr();
                 return finished;
             }
-            // A pipelining client's next read usually succeeds at once (glommio tries
-            // recv before polling), so without this one connection could hold the
-            // executor until glommio's 100 ms preemption timer: every other connection
-            // on the core would stall (seen as a 50-100 ms p99.9 at pipeline 16).
-            // memcached bounds this too (-R, 20 requests per event).
-            futures_lite::future::yield_now().await;
+            // A read that filled the buffer leaves the socket marked ready, so the next
+            // read succeeds at once: a client that keeps its socket full could hold the
+            // executor until glommio's 100 ms preemption timer and stall every other
+            // connection on the core (seen as a 50-100 ms p99.9 at pipeline 16).
+            // memcached bounds this too (-R, 20 requests per event). Any other read
+            // left nothing behind, and the next one waits for an event anyway.
+            if read == room {
+                futures_lite::future::yield_now().await;
+            }
         }
     }
 
