@@ -93,6 +93,12 @@ fn both_cores_serve_and_own_keys() {
         forwarded > 0,
         "1000 sets over 16 connections forward some requests"
     );
+    // What one core forwards the other serves, in batches of one or more.
+    for (n, f) in &all {
+        let (served, batches) = (num(f, "served_for_peers"), num(f, "batches_from_peers"));
+        assert_eq!(served, num(&all[&(1 - n)], "forwarded"), "shard{n}: {all:?}");
+        assert!(batches > 0 && batches <= served, "shard{n}: {batches} batches for {served} requests");
+    }
     assert_eq!(
         conns[0].stat_u64("curr_items"),
         1000,
@@ -119,5 +125,6 @@ fn single_core_forwards_nothing() {
     check_fields(&all, 1);
     assert_eq!(num(&all[&0], "items"), 100);
     assert_eq!(num(&all[&0], "forwarded"), 0);
+    assert_eq!(num(&all[&0], "batches_from_peers"), 0);
     assert!(num(&all[&0], "curr_connections") >= 1);
 }

@@ -254,6 +254,7 @@ impl Core {
     pub fn run_batch(&self, requests: &Batch, replies: &mut Batch) {
         self.tick();
         self.stats().commands.served_for_peers.add(requests.ops.len() as u64);
+        self.stats().commands.batches_from_peers.incr();
         for group in requests.ops.chunks(PREFETCH_GROUP) {
             let gets = group.iter().filter(|op| matches!(op.kind, OpKind::GetKey { .. }));
             self.prefetch(gets.map(|op| requests.bytes_of(op)));

@@ -68,6 +68,8 @@ counters! {
         forwarded,
         /// Requests this executor ran for another core.
         served_for_peers,
+        /// Batches of them (served_for_peers / batches_from_peers: the mean batch).
+        batches_from_peers,
     }
 }
 
@@ -222,6 +224,7 @@ pub fn write_shards(out: &mut BytesMut, all: &[ExecutorStats]) {
         stat(out, &field("total_connections"), s.commands.total_connections.get());
         stat(out, &field("forwarded"), s.commands.forwarded.get());
         stat(out, &field("served_for_peers"), s.commands.served_for_peers.get());
+        stat(out, &field("batches_from_peers"), s.commands.batches_from_peers.get());
         stat(out, &field("ring_flags"), ring_flag_names(s.ring_flags.get()));
     }
 }
