@@ -136,7 +136,7 @@ fn storage<'a>(
         0
     };
     let vlen = vlen as i32; // memcached keeps it in an int32
-    if vlen < 0 || vlen > i32::MAX - 2 {
+    if !(0..=i32::MAX - 2).contains(&vlen) {
         return fail(BAD_FORMAT);
     }
     let vlen = vlen as usize;

@@ -258,11 +258,11 @@ impl Forwarder {
             self.scheduled[peer].set(false);
             let requests = std::mem::replace(&mut *self.pending[peer].borrow_mut(), self.spare());
             let message = ToOwner { requests, spare: self.spare() };
-            if let Err(error) = senders.send_to(peer, message).await {
-                // The peer is gone (shutting down): fail these ops rather than hang.
-                if let glommio::GlommioError::Closed(glommio::ResourceType::Channel(message)) = error {
-                    self.deliver_all(&message.requests, Some(b"SERVER_ERROR shutting down\r\n"));
-                }
+            // The peer is gone (shutting down): fail these ops rather than hang.
+            if let Err(glommio::GlommioError::Closed(glommio::ResourceType::Channel(message))) =
+                senders.send_to(peer, message).await
+            {
+                self.deliver_all(&message.requests, Some(b"SERVER_ERROR shutting down\r\n"));
             }
         }
     }
