@@ -15,6 +15,7 @@
 #   QUICK=1       DURATION=3, WARMUP=0.5 (still ROUNDS rounds)
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
 #                 compares memcached with itself: the ratios show the noise)
+#   B_ARGS="..."  extra flags for server B only (B_ARGS="-o cpu_steering")
 #   GENCMP=1      also compare one core of mcbench with memcaslap on memcached -t 1
 #   OUT [target/bench-vs-memcached]  where run JSON and the tables go
 #   LAG_SHARE [0.25]  open loop: a row is marked INVALID when mcbench's send lag (how late
@@ -79,6 +80,8 @@ wait_port() {
 start_server() {
     local name=$1 bin=$2 port=$3 threads=$4 cpus=$5 extra=()
     [[ $(basename "$bin") == memcached ]] && extra=("${ROOT_FLAG[@]}")
+    # shellcheck disable=SC2206
+    [[ $name != memcached ]] && extra+=(${B_ARGS:-})
     taskset -c "$cpus" "$bin" "${extra[@]}" -l 127.0.0.1 -p "$port" -t "$threads" -m "$MEM" \
         -c 4096 -U 0 > "$OUT/$name.log" 2>&1 &
     SPID=$!

@@ -144,6 +144,9 @@ pub struct Config {
     pub item_size_max: usize,
     /// Extended options accepted but not acted on, for the warning at start.
     pub ignored: Vec<String>,
+    /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
+    /// its SYN arrived on (see `listener::steer_by_cpu`).
+    pub cpu_steering: bool,
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -232,7 +235,12 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     let unix_mask = u32::from_str_radix(&f.unix_mask, 8)
         .map_err(|_| (format!("Invalid -a mask: {}", f.unix_mask), EX_USAGE))?;
     let mut ignored = Vec::new();
+    let mut cpu_steering = false;
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+        if option == "cpu_steering" {
+            cpu_steering = true;
+            continue;
+        }
         let name = option.split('=').next().unwrap_or(option);
         if !KNOWN_EXTENDED.contains(&name) {
             return Err((format!("Illegal suboption \"{option}\""), 1));
@@ -265,6 +273,7 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         backlog: f.listen_backlog,
         item_size_max,
         ignored,
+        cpu_steering,
     })
 }
 
@@ -329,6 +338,10 @@ mod tests {
         assert_eq!((c.item_size_max, c.evict, c.verbosity), (2 << 20, false, 2));
         assert!(c.enable_shutdown);
         assert_eq!(c.ignored, vec!["modern", "hashpower=20"]);
+        assert!(!c.cpu_steering);
+        let c = run(&["-o", "modern,cpu_steering"]);
+        assert!(c.cpu_steering);
+        assert_eq!(c.ignored, vec!["modern"]);
     }
 
     #[test]

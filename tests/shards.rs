@@ -128,3 +128,70 @@ fn single_core_forwards_nothing() {
     assert_eq!(num(&all[&0], "batches_from_peers"), 0);
     assert!(num(&all[&0], "curr_connections") >= 1);
 }
+
+/// The CPUs this process may run on (the server inherits them and pins one executor to
+/// each), or None if the call fails.
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    // SAFETY: CPU_ISSET reads the set within its size.
+    (rc == 0).then(|| (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+}
+
+/// Connections made from a thread pinned to `cpu` (over loopback the SYN is processed
+/// on the client's CPU); `stats shards` read over the first of them.
+/// `total`: the connections the server should count by then.
+fn connect_from_cpu(port: u16, cpu: usize, n: usize, total: usize) -> (Vec<Client>, BTreeMap<u32, BTreeMap<String, String>>) {
+    std::thread::spawn(move || {
+        // SAFETY: as in allowed_cpus; the set names one allowed CPU.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
+        }
+        let mut conns: Vec<Client> = (0..n).map(|_| Client::connect(port)).collect();
+        // Connected is not yet accepted: wait until the server counts them all.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let all = shards(&mut conns[0]);
+            let counted: u64 = all.values().map(|f| num(f, "curr_connections")).sum();
+            if counted >= total as u64 || std::time::Instant::now() > deadline {
+                return (conns, all);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    })
+    .join()
+    .expect("client thread")
+}
+
+#[test]
+fn cpu_steering_serves_a_connection_on_the_cpu_it_came_from() {
+    skip_on_reference!("`-o cpu_steering` and `stats shards` exist only in memcached-rs");
+    let Some(cpus) = allowed_cpus().filter(|c| c.len() >= 2) else {
+        eprintln!("skipped: needs two CPUs to steer between");
+        return;
+    };
+    let s = Server::start(&["-t", "2", "-o", "cpu_steering"]);
+    let (first, after_first) = connect_from_cpu(s.port, cpus[0], 8, 8);
+    let (second, after_second) = connect_from_cpu(s.port, cpus[1], 8, 16);
+    let conns = |all: &BTreeMap<u32, BTreeMap<String, String>>| -> Vec<u64> {
+        all.values().map(|f| num(f, "curr_connections")).collect()
+    };
+    let (a, b) = (conns(&after_first), conns(&after_second));
+    // All 8 from the first CPU on one executor, all 8 from the second on the other.
+    let first_shard = a.iter().position(|&n| n == 8).unwrap_or_else(|| panic!("8 connections from CPU {} spread: {a:?}", cpus[0]));
+    assert_eq!(a.iter().sum::<u64>(), 8, "{a:?}");
+    assert_eq!(b[first_shard], 8, "{a:?} then {b:?}");
+    assert_eq!(b[1 - first_shard], 8, "8 connections from CPU {} not on the other executor: {b:?}", cpus[1]);
+    // And the steered connections serve as any other: keys of both cores.
+    let mut c = s.client();
+    for i in 0..50 {
+        c.set(&format!("steered{i}"), b"v");
+    }
+    for (i, mut conn) in first.into_iter().chain(second).enumerate() {
+        assert_eq!(conn.get(&format!("steered{}", i * 3 % 50)).as_deref(), Some(&b"v"[..]));
+    }
+}

@@ -72,6 +72,49 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> 
     Ok(socket.into())
 }
 
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic/socket.h; not in libc for Linux targets).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Makes the kernel hand a new connection on `listener`'s port to the executor pinned
+/// to the CPU that processed its SYN: executor `i` listens on the group's `i`th socket
+/// (the sockets are bound in executor order) and runs on `executor_cpus[i]`.
+///
+/// Why: that CPU ran the connection's network stack (the RX queue's CPU on a NIC with
+/// RSS; the client's CPU over loopback), so the connection's wake-ups and socket
+/// buffers stay on one core instead of crossing to another executor's. A CPU with no
+/// executor gets an index past the group, and the kernel falls back to its hash.
+/// Opt-in (`-o cpu_steering`): with a single-queue NIC every connection would land on
+/// one executor.
+pub fn steer_by_cpu(listener: &TcpListener, executor_cpus: &[usize]) -> std::io::Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+    // A = the current CPU; for each executor: if A == its CPU, return its index.
+    let mut program = vec![op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, (libc::SKF_AD_OFF + libc::SKF_AD_CPU) as u32)];
+    for (index, &cpu) in executor_cpus.iter().enumerate() {
+        if executor_cpus[..index].contains(&cpu) {
+            continue; // two executors on one CPU: the first takes its connections
+        }
+        program.push(op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, cpu as u32));
+        program.push(op(libc::BPF_RET | libc::BPF_K, 0, 0, index as u32));
+    }
+    program.push(op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX));
+    let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_mut_ptr() };
+    // SAFETY: `fprog` points at `program`, alive for the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The UNIX socket, with `-a`'s permissions.
 pub fn bind_unix(config: &Config) -> std::io::Result<Option<UnixListener>> {
     let Some(path) = &config.unix_socket else { return Ok(None) };

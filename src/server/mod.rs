@@ -61,6 +61,17 @@ pub fn run(config: Config) -> i32 {
         return EX_OSERR;
     }
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    // Listen first, so a failure reaches the user before anything else starts.
+    let mut listeners = match bind_all(&shared.config) {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("{message}");
+            return EX_OSERR;
+        }
+    };
+    if shared.config.cpu_steering {
+        steer_by_cpu(&shared.config, &listeners, &cpus);
+    }
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -68,6 +79,7 @@ pub fn run(config: Config) -> i32 {
     for i in 0..threads {
         let (executor_shared, requests, replies, ready) =
             (shared.clone(), requests.clone(), replies.clone(), ready_tx.clone());
+        let bound = std::mem::take(&mut listeners[i]);
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
         // glommio registers `io_memory` with io_uring for DMA file I/O (10 MiB by
         // default, pinned, so resident); sockets never use it. Keep its minimum.
@@ -78,7 +90,7 @@ pub fn run(config: Config) -> i32 {
             if let Some(cpu) = cpu {
                 core_affinity::set_for_current(cpu);
             }
-            executor_main(executor_shared, requests, replies, ready).await
+            executor_main(executor_shared, requests, replies, bound, ready).await
         });
         match spawned {
             Ok(handle) => executors.push(handle),
@@ -133,11 +145,67 @@ fn check_ports_free(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Every executor's TCP listeners, bound in executor order: SO_REUSEPORT numbers a
+/// port's sockets in the order they listen, and `-o cpu_steering` relies on executor
+/// `i` owning the `i`th.
+fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> {
+    let addresses = listener::tcp_addresses(config)?;
+    let every_interface = config.listen.is_empty();
+    let mut listening = Vec::new();
+    for addr in addresses {
+        let mut group = Vec::new();
+        for _ in 0..config.threads {
+            match listener::bind_tcp(addr, config.backlog) {
+                Ok(l) => group.push(l),
+                // Listening on every interface: a host without IPv6 still serves IPv4.
+                Err(e) if every_interface && addr.is_ipv6() && !listening.is_empty() => {
+                    if config.verbosity > 0 {
+                        eprintln!("not listening on {addr}: {e}");
+                    }
+                    break;
+                }
+                Err(e) => return Err(format!("failed to listen on TCP port {}: {e}", addr.port())),
+            }
+        }
+        if group.len() == config.threads {
+            listening.push(group);
+        }
+    }
+    // Per address, per executor -> per executor, per address.
+    let mut per_executor: Vec<Vec<std::net::TcpListener>> = (0..config.threads).map(|_| Vec::new()).collect();
+    for group in listening {
+        for (executor, l) in group.into_iter().enumerate() {
+            per_executor[executor].push(l);
+        }
+    }
+    Ok(per_executor)
+}
+
+/// `-o cpu_steering`: each port's connections go to the executor on the CPU that took
+/// their SYN. Executor `i` runs on `cpus[i % cpus.len()]` (see `run`).
+fn steer_by_cpu(config: &Config, listeners: &[Vec<std::net::TcpListener>], cpus: &[core_affinity::CoreId]) {
+    if cpus.is_empty() {
+        eprintln!("cpu_steering: the executors are not pinned; connections are spread by hash");
+        return;
+    }
+    let executor_cpus: Vec<usize> = (0..config.threads).map(|i| cpus[i % cpus.len()].id).collect();
+    // The program belongs to the port's whole group: one socket of each is enough.
+    for l in listeners.first().into_iter().flatten() {
+        if let Err(e) = listener::steer_by_cpu(l, &executor_cpus) {
+            eprintln!("cpu_steering: {e}; connections are spread by hash");
+        }
+    }
+    if config.verbosity > 0 {
+        eprintln!("cpu_steering: executors on CPUs {executor_cpus:?}");
+    }
+}
+
 /// One executor: bind, join the mesh, serve until shutdown, then drain.
 async fn executor_main(
     shared: Arc<Shared>,
     requests: MeshBuilder<ToOwner, glommio::channels::channel_mesh::Full>,
     replies: MeshBuilder<ToOrigin, glommio::channels::channel_mesh::Full>,
+    bound: Vec<std::net::TcpListener>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
     let threads = shared.config.threads;
@@ -173,28 +241,6 @@ async fn executor_main(
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
     core.publish();
 
-    // Listen first, so a failure reaches the user before anything else starts.
-    let mut bound = Vec::new();
-    let addresses = match listener::tcp_addresses(config) {
-        Ok(addresses) => addresses,
-        Err(message) => return send_ready(&ready, Err(message)),
-    };
-    let every_interface = config.listen.is_empty();
-    for addr in addresses {
-        match listener::bind_tcp(addr, config.backlog) {
-            Ok(l) => bound.push(l),
-            // Listening on every interface: a host without IPv6 still serves IPv4.
-            Err(e) if every_interface && addr.is_ipv6() && !bound.is_empty() => {
-                if config.verbosity > 0 {
-                    eprintln!("not listening on {addr}: {e}");
-                }
-            }
-            Err(e) => {
-                let message = format!("failed to listen on TCP port {}: {e}", addr.port());
-                return send_ready(&ready, Err(message));
-            }
-        }
-    }
     let unix = if id == 0 {
         match listener::bind_unix(config) {
             Ok(unix) => unix,
