@@ -203,7 +203,7 @@ fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>
 }
 
 /// Reads what the socket has once the executor's epoll set says it may have some (see
-/// `poller.rs`), or returns when `wake` passes, whichever first.
+/// the `poller` crate), or returns when `wake` passes, whichever first.
 async fn read_until(
     stream: &TcpStream,
     reg: &Registration,
