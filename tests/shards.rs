@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{stat_num, Client, Server};
 use std::collections::BTreeMap;
 
 /// shard number -> field -> value, from `STAT shard<N>:<field> <value>` lines.
@@ -194,4 +194,69 @@ fn cpu_steering_serves_a_connection_on_the_cpu_it_came_from() {
     for (i, mut conn) in first.into_iter().chain(second).enumerate() {
         assert_eq!(conn.get(&format!("steered{}", i * 3 % 50)).as_deref(), Some(&b"v"[..]));
     }
+}
+
+// ---- keys across cores ----
+
+/// 32-bit FNV-1a: a naive, unseeded hash a client can compute.
+fn fnv1a(key: &[u8]) -> u32 {
+    key.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn shard_items(c: &mut Client) -> (u64, u64) {
+    let s = c.stats("shards");
+    (stat_num(&s, "shard0:items"), stat_num(&s, "shard1:items"))
+}
+
+#[test]
+fn keys_spread_across_cores_with_a_seeded_hash() {
+    skip_on_reference!("`stats shards` exists only in memcached-rs");
+    let server = Server::start(&["-t", "2"]);
+    let mut c = server.client();
+    // 1000 sequential keys, and 1000 keys that a naive `fnv1a(key) % 2` would all send
+    // to core 0 (what a client flooding one core would choose).
+    let sequential: Vec<String> = (0..1000).map(|i| format!("key:{i}")).collect();
+    let colliding: Vec<String> = (0..)
+        .map(|i| format!("flood:{i}"))
+        .filter(|k| fnv1a(k.as_bytes()) % 2 == 0)
+        .take(1000)
+        .collect();
+    for keys in [sequential, colliding] {
+        c.roundtrip(b"flush_all\r\n", b"OK\r\n");
+        let request: Vec<u8> = keys
+            .iter()
+            .flat_map(|k| format!("set {k} 0 0 1 noreply\r\nx\r\n").into_bytes())
+            .collect();
+        c.send(&request);
+        c.expect_alive();
+        let (a, b) = shard_items(&mut c);
+        assert_eq!(a + b, 1000, "every key stored once");
+        assert!(
+            a >= 350 && b >= 350,
+            "keys {}.. not spread: {a} on core 0, {b} on core 1",
+            keys[0]
+        );
+    }
+    // The hash is seeded per process: the same keys land differently in another one.
+    let placement = |server: &Server| -> Vec<bool> {
+        let mut c = server.client();
+        (0..64)
+            .map(|i| {
+                let before = shard_items(&mut c);
+                c.set(&format!("placed:{i}"), b"x");
+                let after = shard_items(&mut c);
+                assert_eq!(after.0 + after.1, before.0 + before.1 + 1);
+                after.0 > before.0
+            })
+            .collect()
+    };
+    let first = placement(&server);
+    let other = Server::start(&["-t", "2"]);
+    let second = placement(&other);
+    assert_ne!(
+        first, second,
+        "64 keys placed identically by two processes: the hash is not seeded"
+    );
 }

@@ -167,3 +167,16 @@ pub fn tcp_socket_inodes() -> HashSet<u64> {
     }
     out
 }
+
+/// The server is alive and serves a fresh client normally.
+pub fn assert_serving(server: &super::common::Server, tag: &str) {
+    assert!(alive(server.pid()), "{tag}: the server process died");
+    let mut c = server.client();
+    let key = format!("probe:{tag}");
+    c.set(&key, tag.as_bytes());
+    assert_eq!(
+        c.get(&key).as_deref(),
+        Some(tag.as_bytes()),
+        "{tag}: probe value"
+    );
+}
