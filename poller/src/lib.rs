@@ -18,6 +18,7 @@
 //! as usual, with its timers and other I/O, and wakes when any socket gets data.
 
 use rustix::event::epoll;
+use slab::Slab;
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
@@ -25,9 +26,7 @@ use std::task::{Context, Poll, Waker};
 
 const EVENTS: usize = 256;
 
-#[derive(Default)]
 struct Entry {
-    in_use: bool,
     /// Data may be there: an event came (one per arrival, edge-triggered) or the last
     /// read filled its buffer, and the owner has not looked since.
     ready: bool,
@@ -41,7 +40,9 @@ struct Entry {
 /// One executor's epoll set and the tasks waiting on its sockets.
 pub struct Poller {
     epoll: OwnedFd,
-    entries: RefCell<Vec<Entry>>,
+    /// By token (the epoll event's data): a slab, so that registering is O(1) with tens
+    /// of thousands of connections.
+    entries: RefCell<Slab<Entry>>,
 }
 
 /// A socket in the set; its slot is freed on drop (the kernel drops the socket from the
@@ -55,20 +56,15 @@ impl Poller {
     pub fn new() -> std::io::Result<Rc<Poller>> {
         Ok(Rc::new(Poller {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
-            entries: RefCell::new(Vec::new()),
+            entries: RefCell::new(Slab::new()),
         }))
     }
 
     /// Adds `fd` to the set. It starts ready: data may already be there.
     pub fn register(self: &Rc<Self>, fd: impl AsFd) -> std::io::Result<Registration> {
         let mut entries = self.entries.borrow_mut();
-        let token = match entries.iter().position(|e| !e.in_use) {
-            Some(t) => t,
-            None => {
-                entries.push(Entry::default());
-                entries.len() - 1
-            }
-        };
+        let slot = entries.vacant_entry();
+        let token = slot.key();
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
         epoll::add(
             &self.epoll,
@@ -76,12 +72,11 @@ impl Poller {
             epoll::EventData::new_u64(token as u64),
             flags,
         )?;
-        entries[token] = Entry {
-            in_use: true,
+        slot.insert(Entry {
             ready: true,
             hung_up: false,
             waker: None,
-        };
+        });
         Ok(Registration {
             poller: self.clone(),
             token,
@@ -105,14 +100,12 @@ impl Poller {
         for ev in events.iter() {
             // A slot freed (or reused) since is a harmless spurious wake.
             if let Some(e) = entries.get_mut(ev.data.u64() as usize) {
-                if e.in_use {
-                    e.ready = true;
-                    let ends = epoll::EventFlags::RDHUP | epoll::EventFlags::HUP | epoll::EventFlags::ERR;
-                    let flags = ev.flags; // a copy: the event struct is packed
-                    e.hung_up |= flags.intersects(ends);
-                    if let Some(w) = e.waker.take() {
-                        w.wake();
-                    }
+                e.ready = true;
+                let ends = epoll::EventFlags::RDHUP | epoll::EventFlags::HUP | epoll::EventFlags::ERR;
+                let flags = ev.flags; // a copy: the event struct is packed
+                e.hung_up |= flags.intersects(ends);
+                if let Some(w) = e.waker.take() {
+                    w.wake();
                 }
             }
         }
@@ -169,9 +162,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(e) = self.poller.entries.borrow_mut().get_mut(self.token) {
-            *e = Entry::default();
-        }
+        self.poller.entries.borrow_mut().try_remove(self.token);
     }
 }
 
