@@ -1,7 +1,8 @@
 //! Listening sockets and the accept loop.
 //!
-//! Every executor binds the same TCP addresses with SO_REUSEPORT, so the kernel spreads
-//! incoming connections over the cores with no hand-off between threads. A UNIX socket
+//! Every executor has its own socket on each TCP address, with SO_REUSEPORT, so the
+//! kernel spreads incoming connections over the cores with no hand-off between threads
+//! (by a hash, or with `-o cpu_steering` by the CPU that took the SYN). A UNIX socket
 //! cannot be shared that way; executor 0 alone listens on it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

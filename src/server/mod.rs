@@ -22,11 +22,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::core::{Core, Router, Shared, MEMCACHED_VERSION};
 use self::forward::{Forwarder, ToOrigin, ToOwner};
-use poller::Poller;
 use self::stats::{ExecutorStats, ProcessFacts};
 use crate::config::Config;
 use crate::protocol::Limits;
 use crate::store::{Shard, StoreConfig};
+use poller::Poller;
 
 /// memcached's exit status when it cannot listen (`EX_OSERR`).
 const EX_OSERR: i32 = 71;
@@ -200,7 +200,8 @@ fn steer_by_cpu(config: &Config, listeners: &[Vec<std::net::TcpListener>], cpus:
     }
 }
 
-/// One executor: bind, join the mesh, serve until shutdown, then drain.
+/// One executor: join the mesh, serve its listeners (bound by `run`) until shutdown,
+/// then drain.
 async fn executor_main(
     shared: Arc<Shared>,
     requests: MeshBuilder<ToOwner, glommio::channels::channel_mesh::Full>,
