@@ -180,28 +180,6 @@ enum Wait {
     Woken,
 }
 
-/// A non-blocking `recv` straight on the socket: None if nothing is there yet.
-fn try_recv(stream: &TcpStream, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
-    // SAFETY: `buf` is a valid, writable buffer of `buf.len()` bytes for the call.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n >= 0 {
-        return Some(Ok(n as usize));
-    }
-    let e = std::io::Error::last_os_error();
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock => None,
-        std::io::ErrorKind::Interrupted => None,
-        _ => Some(Err(e)),
-    }
-}
-
 /// Reads what the socket has once the executor's epoll set says it may have some (see
 /// the `poller` crate), or returns when `wake` passes, whichever first.
 async fn read_until(
@@ -212,17 +190,8 @@ async fn read_until(
 ) -> Wait {
     let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
     poll_fn(|cx| {
-        // Marked ready but nothing to read is a spurious wake (the data went with an
-        // earlier event's read): look again, which registers the waker.
-        while reg.poll_ready(cx).is_ready() {
-            if let Some(r) = try_recv(stream, buf) {
-                if matches!(r, Ok(n) if n == buf.len()) {
-                    // The buffer was the limit: more may be there, and no new event
-                    // comes for bytes that had already arrived.
-                    reg.set_ready();
-                }
-                return Poll::Ready(Wait::Read(r));
-            }
+        if let Poll::Ready(r) = reg.poll_recv(cx, fd(stream), buf) {
+            return Poll::Ready(Wait::Read(r));
         }
         if let Some(t) = timer.as_mut() {
             if Pin::new(t).poll(cx).is_ready() {

@@ -151,6 +151,29 @@ impl Registration {
         Poll::Pending
     }
 
+    /// Reads what `socket` (the one registered) has, once the set says it may have some:
+    /// a non-blocking `recv` into `buf`, or Pending with the task's waker registered.
+    pub fn poll_recv(&self, cx: &Context<'_>, socket: impl AsFd, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        // Marked ready but nothing to read is a spurious wake (an earlier read took the
+        // data this event announced): look again, which registers the waker.
+        while self.poll_ready(cx).is_ready() {
+            match rustix::net::recv(&socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => {
+                    if n == buf.len() && n > 0 {
+                        // The buffer was the limit: more may be there, and an
+                        // edge-triggered set says nothing of bytes already arrived.
+                        self.set_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(rustix::io::Errno::AGAIN) => {}
+                Err(rustix::io::Errno::INTR) => self.set_ready(),
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        Poll::Pending
+    }
+
     /// Marks the socket as possibly holding more (the last read filled the buffer, and
     /// an edge-triggered set will not say so again).
     pub fn set_ready(&self) {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::SendFlags;
 
 use poller::{Poller, Registration};
 
@@ -38,24 +38,7 @@ impl<T: AsFd> PolledStream<T> {
 impl<T: AsFd + Unpin> AsyncRead for PolledStream<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        // Marked ready but nothing to read is a spurious wake (an earlier read took the
-        // data this event announced): look again, which registers the waker.
-        while this.registration.poll_ready(cx).is_ready() {
-            match rustix::net::recv(&this.socket, &mut *buf, RecvFlags::DONTWAIT) {
-                Ok((n, _)) => {
-                    if n == buf.len() && n > 0 {
-                        // The buffer was the limit: more may be there, and an
-                        // edge-triggered set says nothing of bytes already arrived.
-                        this.registration.set_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(Errno::AGAIN) => {}
-                Err(Errno::INTR) => this.registration.set_ready(),
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
-        }
-        Poll::Pending
+        this.registration.poll_recv(cx, &this.socket, buf)
     }
 }
 
