@@ -15,7 +15,7 @@
 
 use super::index::{Loc, MAX_SEGMENTS};
 use super::item::{self, FETCHED};
-use super::Shard;
+use super::{segment, Shard};
 
 /// A sealed segment at most this full of live records (NUM/DENOM) is compacted to
 /// make room before anything is evicted: overwritten and deleted records leave dead
@@ -158,7 +158,7 @@ impl Shard {
                 }
                 w += len;
                 live_items += 1;
-                let e = if h.exptime == 0 { u32::MAX } else { h.exptime };
+                let e = segment::expiry(h.exptime);
                 expires_by = expires_by.max(e);
                 expires_from = expires_from.min(e);
             } else {

@@ -53,9 +53,18 @@ impl Segment {
         self.generation = self.generation.wrapping_add(1);
     }
     pub fn note_exptime(&mut self, exptime: u32) {
-        let e = if exptime == 0 { u32::MAX } else { exptime };
+        let e = expiry(exptime);
         self.expires_by = self.expires_by.max(e);
         self.expires_from = self.expires_from.min(e);
+    }
+}
+
+/// A record's exptime as the segment bounds count it: 0 (never) is the latest time.
+pub fn expiry(exptime: u32) -> u32 {
+    if exptime == 0 {
+        u32::MAX
+    } else {
+        exptime
     }
 }
 

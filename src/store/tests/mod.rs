@@ -62,7 +62,7 @@ impl Shard {
                     assert_eq!(found, loc, "index points at this record");
                     items += 1;
                     bytes += len as u32;
-                    let e = if h.exptime == 0 { u32::MAX } else { h.exptime };
+                    let e = super::segment::expiry(h.exptime);
                     assert!(seg.expires_by >= e, "expires_by covers every record");
                     assert!(seg.expires_from <= e, "expires_from is at or before every record's");
                 }
