@@ -56,10 +56,6 @@ pub fn run(config: Config) -> i32 {
             eprintln!("ignoring extended option {option}: not applicable to memcached-rs");
         }
     }
-    if let Err(message) = check_ports_free(&shared.config) {
-        eprintln!("{message}");
-        return EX_OSERR;
-    }
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
     // Listen first, so a failure reaches the user before anything else starts.
     let mut listeners = match bind_all(&shared.config) {
@@ -130,41 +126,36 @@ fn notify(state: &str) {
     }
 }
 
-/// memcached refuses to start on a port another process listens on; so do we.
-fn check_ports_free(config: &Config) -> Result<(), String> {
-    let addresses = listener::tcp_addresses(config)?;
-    let every_interface = config.listen.is_empty();
-    for (i, addr) in addresses.iter().enumerate() {
-        match listener::check_port_free(*addr) {
-            Ok(()) => {}
-            // As when binding: a host without IPv6 still serves IPv4.
-            Err(_) if every_interface && addr.is_ipv6() && i > 0 => {}
-            Err(e) => return Err(format!("failed to listen on TCP port {}: {e}", addr.port())),
-        }
-    }
-    Ok(())
-}
-
 /// Every executor's TCP listeners, bound in executor order: SO_REUSEPORT numbers a
 /// port's sockets in the order they listen, and `-o cpu_steering` relies on executor
 /// `i` owning the `i`th.
+///
+/// First, every address is probed: memcached refuses to start on a port another
+/// process listens on, and so do we (see `listener::check_port_free`).
 fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> {
     let addresses = listener::tcp_addresses(config)?;
-    let every_interface = config.listen.is_empty();
+    // Listening on every interface (IPv4 first): a host without IPv6 still serves IPv4.
+    let may_skip = |i: usize, addr: &std::net::SocketAddr| config.listen.is_empty() && addr.is_ipv6() && i > 0;
+    let failed = |addr: &std::net::SocketAddr, e| format!("failed to listen on TCP port {}: {e}", addr.port());
+    for (i, addr) in addresses.iter().enumerate() {
+        match listener::check_port_free(*addr) {
+            Err(e) if !may_skip(i, addr) => return Err(failed(addr, e)),
+            _ => {}
+        }
+    }
     let mut listening = Vec::new();
-    for addr in addresses {
+    for (i, addr) in addresses.iter().enumerate() {
         let mut group = Vec::new();
         for _ in 0..config.threads {
-            match listener::bind_tcp(addr, config.backlog) {
+            match listener::bind_tcp(*addr, config.backlog) {
                 Ok(l) => group.push(l),
-                // Listening on every interface: a host without IPv6 still serves IPv4.
-                Err(e) if every_interface && addr.is_ipv6() && !listening.is_empty() => {
+                Err(e) if may_skip(i, addr) => {
                     if config.verbosity > 0 {
                         eprintln!("not listening on {addr}: {e}");
                     }
                     break;
                 }
-                Err(e) => return Err(format!("failed to listen on TCP port {}: {e}", addr.port())),
+                Err(e) => return Err(failed(addr, e)),
             }
         }
         if group.len() == config.threads {
