@@ -26,33 +26,41 @@ fn is_root() -> bool {
 struct Memcached(Child, u16);
 
 impl Memcached {
+    /// memcached on a free port. The port is free when chosen but not reserved: a fake
+    /// server of a test running alongside may bind it first (memcached then exits), so
+    /// the one answering must report memcached's pid, else retry on another port.
     fn start() -> Memcached {
-        let port = free_port();
-        let mut cmd = Command::new("memcached");
-        cmd.args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "0",
-            "-t",
-            "1",
-            "-m",
-            "64",
-        ]);
-        if is_root() {
-            cmd.args(["-u", "root"]);
+        for _ in 0..20 {
+            let port = free_port();
+            let mut cmd = Command::new("memcached");
+            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-U", "0", "-t", "1", "-m", "64"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if is_root() {
+                cmd.args(["-u", "root"]);
+            }
+            let mut child = cmd
+                .spawn()
+                .expect("memcached must be installed (Debian package memcached)");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let answered = loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break false;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break stat_on(port, "pid") == Some(u64::from(child.id()));
+                }
+                assert!(Instant::now() < deadline, "memcached did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if answered {
+                return Memcached(child, port);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let child = cmd
-            .spawn()
-            .expect("memcached must be installed (Debian package memcached)");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Memcached(child, port)
+        panic!("memcached could not get a free port in 20 tries");
     }
 
     fn addr(&self) -> String {
@@ -60,20 +68,26 @@ impl Memcached {
     }
 
     fn stat(&self, name: &str) -> u64 {
-        let mut s = TcpStream::connect(("127.0.0.1", self.1)).expect("connect");
-        s.write_all(b"stats\r\n").expect("write");
-        let mut r = BufReader::new(s);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            r.read_line(&mut line).expect("read");
-            if line.starts_with("END") || line.is_empty() {
-                panic!("no stat {name}");
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() == 3 && f[1] == name {
-                return f[2].parse().expect("number");
-            }
+        stat_on(self.1, name).unwrap_or_else(|| panic!("no stat {name}"))
+    }
+}
+
+/// One `stats` value from whatever answers on `port`, if it answers like memcached.
+fn stat_on(port: u16, name: &str) -> Option<u64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        if line.starts_with("END") || line.is_empty() {
+            return None;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() == 3 && f[0] == "STAT" && f[1] == name {
+            return f[2].parse().ok();
         }
     }
 }
