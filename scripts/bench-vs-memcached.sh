@@ -37,8 +37,6 @@ MODES=${MODES-"1 2"}
 WORKLOADS=${WORKLOADS:-"p1 p16 mget10 open50 set1k"}
 KEYS=${KEYS:-100000}
 MEM=${MEM:-1024}
-PORT_A=${PORT_A:-31211}
-PORT_B=${PORT_B:-31212}
 OUT=${OUT:-$ROOT/target/bench-vs-memcached}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 OURS=${1:-${B_BIN:-$ROOT/target/release/memcached-rs}}
@@ -59,34 +57,16 @@ if [[ ! -x $MCBENCH ]]; then cargo build --release -p mcbench; fi
 if [[ -z ${B_BIN:-} && ! -x $OURS ]]; then cargo build --release -p memcached-rs; fi
 [[ -x $OURS ]] || OURS=$(command -v "$OURS" || true)
 [[ -x $OURS ]] || die "server B binary not found: ${1:-${B_BIN:-target/release/memcached-rs}}"
-ROOT_FLAG=()
-[[ $(id -u) == 0 ]] && ROOT_FLAG=(-u root)
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh  # the cd above put us at the repository root
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_port() {
-    local port=$1 pid=$2
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-# start_server NAME BIN PORT THREADS CPUS -> sets SPID
+# start_server NAME BIN THREADS CPUS -> sets SPORT and SPID
 start_server() {
-    local name=$1 bin=$2 port=$3 threads=$4 cpus=$5 extra=()
-    [[ $(basename "$bin") == memcached ]] && extra=("${ROOT_FLAG[@]}")
+    local name=$1 bin=$2 threads=$3 extra=()
     # shellcheck disable=SC2206
-    [[ $name != memcached ]] && extra+=(${B_ARGS:-})
-    taskset -c "$cpus" "$bin" "${extra[@]}" -l 127.0.0.1 -p "$port" -t "$threads" -m "$MEM" \
-        -c 4096 -U 0 > "$OUT/$name.log" 2>&1 &
-    SPID=$!
-    PIDS+=("$SPID")
-    wait_port "$port" "$SPID" || die "$name ($bin) did not start listening on $port; see $OUT/$name.log"
+    [[ $name != memcached ]] && extra=(${B_ARGS:-})
+    SERVER_CPUS=$4 SERVER_LOG=$OUT/$name.log start "$bin" "${extra[@]}" -t "$threads" -m "$MEM" -c 4096
+    SPORT=$PORT SPID=$PID
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -110,8 +90,8 @@ run_one() {
     local json=$OUT/$mode-core-$wl-$name-$round.json
     local before after load
     load=$(cut -d' ' -f1 /proc/loadavg)
-    # shellcheck disable=SC2046
     before=$(cpu_ticks "$pid")
+    # shellcheck disable=SC2046  # the workload's flags are meant to split
     "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
         $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
         --label "$name $wl ${mode}c r$round" --json -q > "$json"
@@ -158,9 +138,8 @@ echo "  $(date -u +%F) on $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo |
 for mode in $MODES; do
     if [[ $mode == 1 ]]; then scpus=0; gcpus=1; gthreads=1; conns=50
     else scpus=0,1; gcpus=0,1; gthreads=2; conns=25; fi
-    PIDS=()
-    start_server memcached "$MEMCACHED" "$PORT_A" "$mode" "$scpus"; PA=$SPID
-    start_server "$NAME_B" "$OURS" "$PORT_B" "$mode" "$scpus"; PB=$SPID
+    start_server memcached "$MEMCACHED" "$mode" "$scpus"; PORT_A=$SPORT PA=$SPID
+    start_server "$NAME_B" "$OURS" "$mode" "$scpus"; PORT_B=$SPORT PB=$SPID
     preload "$PORT_A" "$gthreads" "$gcpus"
     preload "$PORT_B" "$gthreads" "$gcpus"
     OPEN_RATE=0
@@ -182,19 +161,17 @@ for mode in $MODES; do
             run_one "$mode" "$wl" "$r" "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns"
         done
     done
-    cleanup
+    stop_all
 done
 
 if [[ ${GENCMP:-0} == 1 ]]; then
     # One generator core driving memcached -t 1: mcbench vs memcaslap, same mix.
-    PIDS=()
-    start_server memcached "$MEMCACHED" "$PORT_A" 1 0; PA=$SPID
+    start_server memcached "$MEMCACHED" 1 0; PORT_A=$SPORT PA=$SPID
     preload "$PORT_A" 1 1
     cfg=$OUT/memcaslap.cfg
     printf 'key\n16 16 1\nvalue\n64 1024 1\ncmd\n0 0.1\n1 0.9\n' > "$cfg"
     for r in $(seq "$ROUNDS"); do
         for gen in mcbench memcaslap; do
-            t0=$(date +%s.%N)
             if [[ $gen == mcbench ]]; then
                 /usr/bin/time -f '%U %S' -o "$OUT/gen.time" taskset -c 1 "$MCBENCH" --servers "127.0.0.1:$PORT_A" \
                     --cpus 1 --connections 50 --keys "$KEYS" --duration "$DURATION" --json -q > "$OUT/gen.json"
@@ -211,7 +188,7 @@ if [[ ${GENCMP:-0} == 1 ]]; then
             tail -n1 "$OUT/gencmp.jsonl" >&2
         done
     done
-    cleanup
+    stop_all
 fi
 
 python3 - "$RESULTS" "$NAME_B" "$OUT/gencmp.jsonl" "${LAG_SHARE:-0.25}" "$OUT/open-rate.txt" <<'EOF' | tee "$OUT/table.md"
