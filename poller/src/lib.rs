@@ -19,7 +19,7 @@
 
 use rustix::event::epoll;
 use slab::Slab;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -34,6 +34,8 @@ struct Entry {
     /// reports data and a FIN that arrive together as one event, and the read that takes
     /// the data does not see the end; only the next read does, and no event comes for it.
     hung_up: bool,
+    /// Woken by the last look and not run since: counted in `Poller::woken`.
+    woken: bool,
     waker: Option<Waker>,
 }
 
@@ -43,6 +45,8 @@ pub struct Poller {
     /// By token (the epoll event's data): a slab, so that registering is O(1) with tens
     /// of thousands of connections.
     entries: RefCell<Slab<Entry>>,
+    /// Owners woken for new data whose tasks have not looked yet.
+    woken: Cell<usize>,
 }
 
 /// A socket in the set; its slot is freed on drop (the kernel drops the socket from the
@@ -57,6 +61,7 @@ impl Poller {
         Ok(Rc::new(Poller {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             entries: RefCell::new(Slab::new()),
+            woken: Cell::new(0),
         }))
     }
 
@@ -75,6 +80,7 @@ impl Poller {
         slot.insert(Entry {
             ready: true,
             hung_up: false,
+            woken: false,
             waker: None,
         });
         Ok(Registration {
@@ -105,6 +111,10 @@ impl Poller {
                 let flags = ev.flags; // a copy: the event struct is packed
                 e.hung_up |= flags.intersects(ends);
                 if let Some(w) = e.waker.take() {
+                    if !e.woken {
+                        e.woken = true;
+                        self.woken.set(self.woken.get() + 1);
+                    }
                     w.wake();
                 }
             }
@@ -112,18 +122,27 @@ impl Poller {
         events.len()
     }
 
-    /// The driver: runs for the executor's life (spawn it detached). Between looks it
-    /// yields, so the tasks it woke run (and send) before the next look; with nothing
-    /// ready it parks on the epoll fd.
+    /// Whether other sockets' owners were woken for data and have not run yet: a task
+    /// that could wait for something it started (a prefetch) yields only then, as
+    /// yielding with nobody to run in between only delays its reply.
+    pub fn others_woken(&self) -> bool {
+        self.woken.get() > 0
+    }
+
+    /// The driver: runs for the executor's life (spawn it detached). It looks, lets the
+    /// tasks it woke run (and send), then awaits the epoll fd: a poll of an epoll fd
+    /// that has events ready completes at once, so events that came meanwhile are not
+    /// missed, and an idle executor goes to sleep without a last `epoll_wait` that
+    /// would find nothing (at low load that was a syscall per request).
     pub async fn drive(self: Rc<Self>) {
         let mut events = Vec::with_capacity(EVENTS);
         loop {
-            if self.collect(&mut events) > 0 {
+            if self.collect(&mut events) == EVENTS {
+                // More may be waiting than one look takes.
                 futures_lite::future::yield_now().await;
-            } else if glommio::net::wait_readable(self.epoll.as_raw_fd())
-                .await
-                .is_err()
-            {
+                continue;
+            }
+            if glommio::net::wait_readable(self.epoll.as_raw_fd()).await.is_err() {
                 // Not expected; do not spin on it.
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
@@ -139,6 +158,9 @@ impl Registration {
         let Some(e) = entries.get_mut(self.token) else {
             return Poll::Ready(());
         };
+        if std::mem::take(&mut e.woken) {
+            self.poller.woken.set(self.poller.woken.get() - 1);
+        }
         if e.ready {
             e.ready = e.hung_up;
             e.waker = None;
@@ -185,7 +207,11 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.poller.entries.borrow_mut().try_remove(self.token);
+        if let Some(e) = self.poller.entries.borrow_mut().try_remove(self.token) {
+            if e.woken {
+                self.poller.woken.set(self.poller.woken.get() - 1);
+            }
+        }
     }
 }
 

@@ -175,3 +175,41 @@ fn data_and_a_hang_up_in_one_event_leave_the_end_readable() {
         assert_eq!(a.read(&mut buf).expect("read the end"), 0);
     });
 }
+
+#[test]
+fn others_woken_counts_owners_woken_for_data_until_they_look() {
+    run(|p| async move {
+        let (a, mut a_peer) = UnixStream::pair().expect("pair");
+        let (b, mut b_peer) = UnixStream::pair().expect("pair");
+        let ra = Rc::new(p.register(&a).expect("register"));
+        let rb = Rc::new(p.register(&b).expect("register"));
+        // Take the "fresh registration" readiness, so both owners wait for data.
+        ready(&ra).await;
+        ready(&rb).await;
+        assert!(!p.others_woken());
+        // The registrations outlive the tasks: looking, not dropping, must uncount them.
+        let (pa, pb, ra2, rb2) = (p.clone(), p.clone(), ra.clone(), rb.clone());
+        let wa = glommio::spawn_local(async move { ready(&ra2).await; pa.others_woken() });
+        let wb = glommio::spawn_local(async move { ready(&rb2).await; pb.others_woken() });
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        assert!(!p.others_woken(), "nothing came yet");
+        a_peer.write_all(b"x").expect("write");
+        b_peer.write_all(b"y").expect("write");
+        // Both woken in one look; whichever runs first still sees the other pending.
+        let seen = [wa.await, wb.await];
+        assert!(seen.contains(&true), "the first to run saw the other woken: {seen:?}");
+        assert!(!p.others_woken(), "both have looked");
+        // A woken owner that is dropped before it looks leaves the count too.
+        let (c, mut c_peer) = UnixStream::pair().expect("pair");
+        let rc = Rc::new(p.register(&c).expect("register"));
+        ready(&rc).await;
+        let rc2 = rc.clone();
+        let waiter = glommio::spawn_local(async move { ready(&rc2).await });
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+        c_peer.write_all(b"z").expect("write");
+        drop(waiter); // cancels the task; its registration goes with `rc`
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        drop(rc);
+        assert!(!p.others_woken(), "a dropped registration is not counted");
+    });
+}

@@ -243,9 +243,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
-            } else if let (0, &Request::Get { mut keys, .. }) = (input.prefetched, &request) {
+            } else if let (0, &Request::Get { mut keys, .. }, true) =
+                (input.prefetched, &request, self.core.poller.others_woken())
+            {
                 // A lone get (pipeline 1): start its misses, and let the other connections
-                // that have a request start theirs, before any of them waits on one.
+                // that have a request start theirs, before any of them waits on one. With
+                // no other connection woken, yielding would only delay this reply.
                 if let (Some(key), None) = (keys.next(), keys.next()) {
                     if let Some(hash) = self.core.prefetch_local_slot(key) {
                         futures_lite::future::yield_now().await;
