@@ -11,6 +11,9 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [10] s per run  WARMUP [1] s  MODES ["1 2"] server cores
 #   WORKLOADS ["p1 p16 mget10 open50 set1k"]  KEYS [100000]  MEM [1024] MB
+#                 also: lowrate (open loop at LOW_RATE [20000] req/s: every request wakes an
+#                 idle server) and pingpong (one connection per generator thread, get after
+#                 get of the preloaded keys: the round trip through an idle server)
 #   MODES=""     no server comparison (with GENCMP=1: only the generator comparison)
 #   QUICK=1       DURATION=3, WARMUP=0.5 (still ROUNDS rounds)
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
@@ -80,6 +83,8 @@ workload_args() {
         mget10) echo "${common[*]} --ratio 1:0 --multiget 10 --pipeline 1" ;;
         set1k) echo "${common[*]} --ratio 0:1 --value-size 1024 --pipeline 1" ;;
         open50) echo "${common[*]} --ratio 9:1 --value-size 64-1024 --pipeline 64 --rate $OPEN_RATE" ;;
+        lowrate) echo "${common[*]} --ratio 9:1 --value-size 64-1024 --pipeline 64 --rate ${LOW_RATE:-20000}" ;;
+        pingpong) echo "--keys $KEYS --connections 1 --ratio 1:0 --pipeline 1" ;;
         *) die "unknown workload $1" ;;
     esac
 }
@@ -204,12 +209,14 @@ invalid = []
 rows = [json.loads(l) for l in open(f)]
 med = lambda v: statistics.median(v) if v else float("nan")
 names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
-         "mget10": "10-key multi-get", "set1k": "set-only 1 KiB", "open50": "open loop 50% of peak"}
+         "mget10": "10-key multi-get", "set1k": "set-only 1 KiB", "open50": "open loop 50% of peak",
+         "lowrate": f"open loop {os.environ.get('LOW_RATE', '20000')} req/s",
+         "pingpong": "one connection, get after get"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
     print("| workload | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wl in ["p1", "p16", "mget10", "open50", "set1k"]:
+    for wl in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong"]:
         agg = {}
         for s in ["memcached", ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s]
@@ -220,8 +227,8 @@ for mode in sorted({r["mode"] for r in rows}):
             a = agg[s]
             name = names[wl]
             lag = ""
-            if wl == "open50":
-                if mode in rates:
+            if wl in ("open50", "lowrate"):
+                if wl == "open50" and mode in rates:
                     name = f"open loop {rates[mode][0]} req/s (50% of memcached's p1 peak {rates[mode][1]})"
                 lag = f"{a['send_lag_p99']/1e3:.3f} / {a['send_lag_p999']/1e3:.3f}"
                 # Latency counts from the scheduled send time: when the generator itself
