@@ -200,6 +200,33 @@ fn reply_larger_than_socket_buffers_to_a_slow_reader(threads: &str) {
     assert_eq!(c.get("after").as_deref(), Some(&b"ok"[..]));
 }
 
+/// Gets one at a time (pipeline 1) of values larger than the socket takes at once, with
+/// the next request sent before the reply is read. With two cores about half the keys
+/// live on the other core and their replies are forwarded back; each reply must come
+/// whole, and the request sent behind it must be answered after it. (It also guards any
+/// scheme that lets the owner core write to the client socket itself, as tried once.)
+fn lone_gets_larger_than_socket_buffers(threads: &str) {
+    let s = Server::start(&["-t", threads, "-m", "128", "-I", "8m"]);
+    let mut c = s.client();
+    let values: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'A' + i; 5 * 1024 * 1024 - 3 * i as usize]).collect();
+    for (i, v) in values.iter().enumerate() {
+        c.set(&format!("big{i}"), v);
+    }
+    c.set("small", b"ok");
+    for (i, v) in values.iter().enumerate() {
+        // The next request goes out before this reply is read, while the socket is full.
+        c.send(format!("get big{i}\r\n"));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        c.send("get small\r\n");
+        let mut want = format!("VALUE big{i} 0 {}\r\n", v.len()).into_bytes();
+        want.extend_from_slice(v);
+        want.extend_from_slice(b"\r\nEND\r\nVALUE small 0 2\r\nok\r\nEND\r\n");
+        let got = c.read_n(want.len());
+        assert!(got == want, "big{i}: the reply came back changed or out of order");
+    }
+    c.expect_alive();
+}
+
 /// `echo stats | nc`: requests and the client's FIN arrive together. The server
 /// answers, sees the end and closes; nc waits for that close to exit.
 fn requests_then_hang_up_at_once(threads: &str) {
@@ -215,6 +242,7 @@ fn requests_then_hang_up_at_once(threads: &str) {
 
 per_threads!(
     requests_then_hang_up_at_once,
+    lone_gets_larger_than_socket_buffers,
     reply_larger_than_socket_buffers_to_a_slow_reader,
     mixed_pipeline,
     byte_by_byte,
