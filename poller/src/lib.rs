@@ -137,8 +137,8 @@ impl Poller {
     pub async fn drive(self: Rc<Self>) {
         let mut events = Vec::with_capacity(EVENTS);
         loop {
-            if self.collect(&mut events) == EVENTS {
-                // More may be waiting than one look takes.
+            if self.collect(&mut events) == events.capacity() {
+                // A full look: more may be waiting than one look takes.
                 futures_lite::future::yield_now().await;
                 continue;
             }

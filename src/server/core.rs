@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use poller::Poller;
 
 use super::clock::Clock;
 use super::forward::{Batch, Forwarder, OpKind};
-use poller::Poller;
 use super::stats::ExecutorStats;
 use crate::config::Config;
 use crate::protocol::{self, reply, Limits, Parsed, Request, StoreMode};
