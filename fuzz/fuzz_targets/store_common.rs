@@ -9,9 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use arbitrary::Arbitrary;
-use memcached_rs::store::{
-    item_size_ok, safe_strtoull, ArithOutcome, Shard, StoreMode, StoreOutcome,
-};
+use memcached_rs::commands::arith;
+use memcached_rs::rules::{item_size_ok, strtoull as safe_strtoull, StoreMode};
+use memcached_rs::store::{Rewrite, Shard, StoreOutcome};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Mode {
@@ -502,15 +502,15 @@ impl Harness {
     fn arith(&mut self, k: &[u8], incr: bool, delta: u64) {
         let known = !self.unknown.contains(k);
         let live = self.live(k).cloned();
-        match self.shard.incr_decr(k, incr, delta, self.now) {
-            ArithOutcome::NotFound => {
+        match arith::apply(&mut self.shard, k, incr, delta, self.now) {
+            Rewrite::NotFound => {
                 if live.is_some() && known {
                     self.lost(k, "incr");
                 }
                 self.model.remove(k);
                 self.unknown.remove(k);
             }
-            ArithOutcome::NonNumeric => {
+            Rewrite::Refused => {
                 if known {
                     self.must_be_live(k, "incr");
                     assert_eq!(
@@ -520,7 +520,7 @@ impl Harness {
                     );
                 }
             }
-            ArithOutcome::Value(n) => {
+            Rewrite::Done(n) => {
                 if !known {
                     self.model.remove(k);
                     return;
@@ -549,7 +549,7 @@ impl Harness {
                     },
                 );
             }
-            ArithOutcome::OutOfMemory => assert!(!self.evict, "incr: out of memory while evicting"),
+            Rewrite::NoMemory => assert!(!self.evict, "incr: out of memory while evicting"),
         }
     }
 

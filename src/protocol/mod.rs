@@ -1,22 +1,21 @@
-//! memcached's text protocol: parsing requests and writing replies.
+//! The wire protocols: each parses its own framing into the protocol-neutral
+//! [`Request`] and encodes the typed [`Outcome`] of running it into its own reply bytes.
 //!
-//! Pure functions over bytes, no I/O, so the parser can be fuzzed and unit-tested
-//! against `protocol.txt` and real memcached 1.6. Requests borrow from the read buffer:
-//! parsing allocates nothing.
+//! Pure functions over bytes, no I/O, so parsers can be fuzzed and unit-tested against
+//! `protocol.txt` and real memcached 1.6. Requests borrow from the read buffer: parsing
+//! allocates nothing. Every reply byte the server sends is written here.
 
+pub mod binary;
 mod keys;
-pub mod reply;
-mod text;
+mod request;
+pub mod text;
+pub mod text_reply;
 
 pub use keys::Keys;
+pub use request::{Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
 pub use text::parse;
 
-/// Longest key memcached accepts (`KEY_MAX_LENGTH`).
-pub const KEY_MAX_LENGTH: usize = 250;
-
-/// Relative expiry times up to this many seconds (30 days) are offsets from now; larger
-/// ones are absolute unix times (`REALTIME_MAXDELTA`).
-pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
+use bytes::BytesMut;
 
 /// memcached closes a connection whose unfinished line grows past this without a
 /// newline, unless the line is a `get`/`gets` (multi-gets may be long).
@@ -33,76 +32,6 @@ pub struct Limits {
     pub item_size_max: usize,
 }
 
-/// The five storage commands and `cas`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreMode {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-}
-
-/// memcached's `MAX_NUMBER_OF_SLAB_CLASSES`: class ids are 1 ..= 63.
-pub const MAX_NUMBER_OF_SLAB_CLASSES: u32 = 64;
-
-/// `stats` and its sub-commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatsKind {
-    General,
-    Settings,
-    Items,
-    Slabs,
-    Sizes,
-    Conns,
-    /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
-    Shards,
-    Reset,
-}
-
-/// One client request, borrowing keys and values from the read buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request<'a> {
-    /// `get`/`gets`/`bget`, and `gat`/`gats` when `touch` holds the new exptime.
-    Get { keys: Keys<'a>, cas: bool, touch: Option<i64> },
-    /// set add replace append prepend cas. `value` excludes the trailing `\r\n`.
-    Store {
-        mode: StoreMode,
-        key: &'a [u8],
-        flags: u32,
-        exptime: i64,
-        value: &'a [u8],
-        cas_unique: u64,
-        noreply: bool,
-    },
-    /// A storage command whose value is larger than `-I`: its data block is swallowed;
-    /// memcached also unlinks the key when the command was `set`.
-    TooLarge { mode: StoreMode, key: &'a [u8], noreply: bool },
-    Delete { key: &'a [u8], noreply: bool },
-    Arith { incr: bool, key: &'a [u8], delta: u64, noreply: bool },
-    Touch { key: &'a [u8], exptime: i64, noreply: bool },
-    FlushAll { delay: i64, noreply: bool },
-    CacheMemlimit { megabytes: u64, noreply: bool },
-    Stats(StatsKind),
-    Version,
-    Verbosity { noreply: bool },
-    Quit,
-    /// `shutdown [graceful]`; refused unless `-A`. `valid` is false for any other
-    /// argument, an error only when shutdown is enabled (memcached's order of checks).
-    Shutdown { graceful: bool, valid: bool },
-    /// `lru_crawler metadump <all|hash|id[,id...]>`: `classes` has bit N set for each
-    /// slab class id N asked for (1..=63).
-    MetaDump { classes: u64 },
-    /// `lru_crawler enable|disable`.
-    LruCrawler { enable: bool },
-    /// `stats cachedump <class> <limit>` (limit 0: no limit).
-    CacheDump { class: u32, limit: u32 },
-    /// A request memcached answers with a fixed line (errors, `mn`, ...). Empty when
-    /// `noreply` suppresses it, as memcached's `out_string` does.
-    Reply(&'static [u8]),
-}
-
 /// The outcome of parsing the front of a read buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
@@ -116,4 +45,63 @@ pub enum Parsed<'a> {
     Swallow { request: Request<'a>, consumed: usize, swallow: usize },
     /// memcached closes the connection here (an over-long line, an HTTP request).
     Close,
+}
+
+/// Writes the reply to one keyed request, in the protocol and form it asked for.
+#[inline]
+pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
+    match request.form {
+        Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
+    }
+}
+
+/// Writes what ends a multi-key get (text: `END`).
+pub fn encode_end(form: Form, out: &mut BytesMut) {
+    match form {
+        Form::Text { .. } => out.extend_from_slice(text_reply::END),
+    }
+}
+
+/// The memcached version we answer `version` with: the one whose replies we match.
+pub const MEMCACHED_VERSION: &str = "1.6.18";
+
+/// What a server-wide command answers (besides `stats` lines), one to one with
+/// memcached's replies; each protocol writes it its own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Ok,
+    /// `stats reset`.
+    Reset,
+    /// The end of a `stats` listing or a dump.
+    End,
+    Version,
+    FlushNotAllowed,
+    MemlimitTooSmall,
+    MemlimitAdjustFailed,
+    ShutdownDisabled,
+    InvalidShutdownMode,
+    CrawlerDisabled,
+    CrawlerStartFailed,
+    /// `stats sizes` with size tracking off (always, here).
+    SizesDisabled,
+}
+
+/// Writes a server-wide command's answer in the request's protocol and form.
+pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
+    match form {
+        Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
+    }
+}
+
+/// Where `stats`-style name/value pairs go: each protocol writes them its own way
+/// (text: `STAT <name> <value>` lines).
+pub trait StatSink {
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display);
+}
+
+/// The stat writer of the request's protocol.
+pub fn stat_sink(form: Form, out: &mut BytesMut) -> impl StatSink + '_ {
+    match form {
+        Form::Text { .. } => text_reply::StatLines(out),
+    }
 }

@@ -2,14 +2,13 @@
 //! tokenizer, same argument counts, same number parsing (C's strtol family), same error
 //! for each malformed request, and `noreply` silencing errors where memcached's does.
 
-use super::reply::{
-    BAD_DATA_CHUNK, BAD_FORMAT, ERROR, INVALID_DELTA, INVALID_EXPTIME, OK,
-};
+use super::text_reply::{BAD_DATA_CHUNK, BAD_FORMAT, END, ERROR, INVALID_DELTA, INVALID_EXPTIME, OK};
 use super::{
-    Keys, Limits, Parsed, Request, StatsKind, StoreMode, KEY_MAX_LENGTH, MAX_GET_LINE,
-    MAX_LINE_WITHOUT_NEWLINE, MAX_NUMBER_OF_SLAB_CLASSES,
+    Form, Keyed, Keys, Limits, Op, Parsed, Request, ServerCmd, StatsKind, MAX_GET_LINE, MAX_LINE_WITHOUT_NEWLINE,
 };
-use crate::store::item_size_ok;
+use crate::rules::{
+    item_size_ok, strtol, strtoul32, strtoull, StoreMode, KEY_MAX_LENGTH, MAX_NUMBER_OF_SLAB_CLASSES,
+};
 
 /// memcached's `MAX_TOKENS`: the tokenizer splits at most this many words minus one.
 const MAX_TOKENS: usize = 24;
@@ -95,13 +94,13 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
         b"stats" => Now(stats(t)),
         b"lru_crawler" => Now(lru_crawler(t)),
-        b"version" => Now(Request::Version),
-        b"quit" => Now(Request::Quit),
-        b"shutdown" => Now(match (t.count, t.get(1)) {
-            (1, _) => Request::Shutdown { graceful: false, valid: true },
-            (2, b"graceful") => Request::Shutdown { graceful: true, valid: true },
-            _ => Request::Shutdown { graceful: false, valid: false },
-        }),
+        b"version" => Now(server(ServerCmd::Version)),
+        b"quit" => Now(server(ServerCmd::Quit)),
+        b"shutdown" => Now(server(match (t.count, t.get(1)) {
+            (1, _) => ServerCmd::Shutdown { graceful: false, valid: true },
+            (2, b"graceful") => ServerCmd::Shutdown { graceful: true, valid: true },
+            _ => ServerCmd::Shutdown { graceful: false, valid: false },
+        })),
         b"mn" => Now(Request::Reply(b"MN\r\n")),
         _ if t.get(t.count - 1).starts_with(b"HTTP/") => Command::Parsed(Parsed::Close),
         _ => Now(Request::Reply(ERROR)),
@@ -123,12 +122,12 @@ fn storage<'a>(
         return fail(BAD_FORMAT);
     }
     let (Some(flags), Some(exptime), Some(vlen)) =
-        (strtoul(t.get(2)), strtol(t.get(3)), strtol(t.get(4)))
+        (strtoull(t.get(2)), strtol(t.get(3)), strtol(t.get(4)))
     else {
         return fail(BAD_FORMAT);
     };
     let cas_unique = if mode == StoreMode::Cas {
-        match strtoul(t.get(5)) {
+        match strtoull(t.get(5)) {
             Some(cas) => cas,
             None => return fail(BAD_FORMAT),
         }
@@ -140,8 +139,9 @@ fn storage<'a>(
         return fail(BAD_FORMAT);
     }
     let vlen = vlen as usize;
+    let form = Form::Text { noreply, cas: false };
     if !item_size_ok(key.len(), vlen, limits.item_size_max) {
-        let request = Request::TooLarge { mode, key, noreply };
+        let request = Request::Keyed(Keyed { key, value: b"", op: Op::TooLarge { mode }, form });
         return Command::Parsed(Parsed::Swallow { request, consumed: line_len, swallow: vlen + 2 });
     }
     let need = line_len + vlen + 2;
@@ -150,15 +150,13 @@ fn storage<'a>(
     }
     let block = &buf[line_len..need];
     let request = if &block[vlen..] == b"\r\n" {
-        Request::Store {
+        let op = Op::Store {
             mode,
-            key,
             flags: flags as u32, // memcached truncates flags to 32 bits
             exptime: exptime as i32 as i64,
-            value: &block[..vlen],
             cas_unique,
-            noreply,
-        }
+        };
+        Request::Keyed(Keyed { key, value: &block[..vlen], op, form })
     } else {
         Request::Reply(silenced(noreply, BAD_DATA_CHUNK))
     };
@@ -172,7 +170,7 @@ fn get<'a>(t: &Tokens<'a>, first_key: usize, cas: bool, touch: Option<i64>) -> R
     if keys.clone().any(|key| key.len() > KEY_MAX_LENGTH) {
         return Request::Reply(BAD_FORMAT);
     }
-    Request::Get { keys, cas, touch }
+    Request::Multi { keys, touch, form: Form::Text { noreply: false, cas } }
 }
 
 fn gat<'a>(t: &Tokens<'a>, cas: bool) -> Request<'a> {
@@ -200,7 +198,7 @@ fn delete<'a>(t: &Tokens<'a>) -> Request<'a> {
     if key.len() > KEY_MAX_LENGTH {
         return Request::Reply(silenced(noreply, BAD_FORMAT));
     }
-    Request::Delete { key, noreply }
+    keyed(key, Op::Delete, noreply)
 }
 
 fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Request<'a> {
@@ -209,8 +207,8 @@ fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Request<'a> {
     if key.len() > KEY_MAX_LENGTH {
         return Request::Reply(silenced(noreply, BAD_FORMAT));
     }
-    match strtoul(t.get(2)) {
-        Some(delta) => Request::Arith { incr, key, delta, noreply },
+    match strtoull(t.get(2)) {
+        Some(delta) => keyed(key, Op::Arith { incr, delta }, noreply),
         None => Request::Reply(silenced(noreply, INVALID_DELTA)),
     }
 }
@@ -222,7 +220,7 @@ fn touch<'a>(t: &Tokens<'a>) -> Request<'a> {
         return Request::Reply(silenced(noreply, BAD_FORMAT));
     }
     match strtol(t.get(2)) {
-        Some(exptime) => Request::Touch { key, exptime: exptime as i32 as i64, noreply },
+        Some(exptime) => keyed(key, Op::Touch { exptime: exptime as i32 as i64 }, noreply),
         None => Request::Reply(silenced(noreply, INVALID_EXPTIME)),
     }
 }
@@ -238,28 +236,31 @@ fn flush_all<'a>(t: &Tokens<'a>) -> Request<'a> {
             None => return Request::Reply(silenced(noreply, INVALID_EXPTIME)),
         }
     };
-    Request::FlushAll { delay, noreply }
+    Request::Server { cmd: ServerCmd::FlushAll { delay }, form: Form::Text { noreply, cas: false } }
 }
 
 fn cache_memlimit<'a>(t: &Tokens<'a>) -> Request<'a> {
     let noreply = t.noreply();
-    match strtoul(t.get(1)) {
-        Some(megabytes) => Request::CacheMemlimit { megabytes: megabytes as u32 as u64, noreply },
+    match strtoull(t.get(1)) {
+        Some(megabytes) => Request::Server {
+            cmd: ServerCmd::CacheMemlimit { megabytes: megabytes as u32 as u64 },
+            form: Form::Text { noreply, cas: false },
+        },
         None => Request::Reply(silenced(noreply, ERROR)),
     }
 }
 
 fn verbosity<'a>(t: &Tokens<'a>) -> Request<'a> {
     let noreply = t.noreply();
-    match strtoul(t.get(1)) {
-        Some(_) => Request::Verbosity { noreply },
+    match strtoull(t.get(1)) {
+        Some(_) => Request::Server { cmd: ServerCmd::Verbosity, form: Form::Text { noreply, cas: false } },
         None => Request::Reply(silenced(noreply, BAD_FORMAT)),
     }
 }
 
 fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
     if t.count == 1 {
-        return Request::Stats(StatsKind::General);
+        return server(ServerCmd::Stats(StatsKind::General));
     }
     let kind = match t.get(1) {
         b"reset" => StatsKind::Reset,
@@ -268,7 +269,7 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
             return Request::Reply(match (t.count, t.get(2)) {
                 (c, _) if c < 3 => usage,
                 (_, b"on" | b"off") => OK,
-                (_, b"dump") => super::reply::END,
+                (_, b"dump") => END,
                 _ => usage,
             });
         }
@@ -281,7 +282,7 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
         b"cachedump" => return cachedump(t),
         _ => return Request::Reply(ERROR),
     };
-    Request::Stats(kind)
+    server(ServerCmd::Stats(kind))
 }
 
 /// `stats cachedump <class> <limit>`, checked as memcached's `process_stat` does.
@@ -295,7 +296,7 @@ fn cachedump<'a>(t: &Tokens<'a>) -> Request<'a> {
     if class >= MAX_NUMBER_OF_SLAB_CLASSES {
         return Request::Reply(b"CLIENT_ERROR Illegal slab id\r\n");
     }
-    Request::CacheDump { class, limit }
+    server(ServerCmd::CacheDump { class, limit })
 }
 
 /// `lru_crawler ...` as memcached's `process_lru_crawler_command`. We crawl for
@@ -310,7 +311,7 @@ fn lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
             None => BADCLASS,
         }),
         (3, b"metadump") => match classes(t.get(2), true) {
-            Some(classes) => Request::MetaDump { classes },
+            Some(classes) => server(ServerCmd::MetaDump { classes }),
             None => Request::Reply(BADCLASS),
         },
         (3, b"tocrawl") => Request::Reply(if strtoul32(t.get(2)).is_some() { OK } else { FORMAT }),
@@ -319,8 +320,8 @@ fn lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
             Some(us) if us > 1_000_000 => b"CLIENT_ERROR sleep must be one second or less\r\n",
             Some(_) => OK,
         }),
-        (2, b"enable") => Request::LruCrawler { enable: true },
-        (2, b"disable") => Request::LruCrawler { enable: false },
+        (2, b"enable") => server(ServerCmd::LruCrawler { enable: true }),
+        (2, b"disable") => server(ServerCmd::LruCrawler { enable: false }),
         _ => Request::Reply(ERROR),
     }
 }
@@ -342,9 +343,14 @@ fn classes(arg: &[u8], dump: bool) -> Option<u64> {
     Some(set)
 }
 
-/// memcached's `safe_strtoul` into a `uint32_t` (the value is truncated).
-fn strtoul32(token: &[u8]) -> Option<u32> {
-    strtoul(token).map(|v| v as u32)
+/// A server-wide request whose reply `noreply` cannot silence.
+fn server<'a>(cmd: ServerCmd) -> Request<'a> {
+    Request::Server { cmd, form: Form::TEXT }
+}
+
+/// A keyed request without a data block.
+fn keyed(key: &[u8], op: Op, noreply: bool) -> Request<'_> {
+    Request::Keyed(Keyed { key, value: b"", op, form: Form::Text { noreply, cas: false } })
 }
 
 /// An error line, or nothing when the request said `noreply`.
@@ -417,64 +423,6 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// C's isspace in the "C" locale.
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-}
-
-/// Leading whitespace, a sign, and decimal digits, as strtol/strtoull read them. Returns
-/// (negative, magnitude or None on overflow, the rest) or None without digits.
-fn c_number(s: &[u8]) -> Option<(bool, Option<u64>, &[u8])> {
-    let s = &s[s.iter().take_while(|&&b| is_c_space(b)).count()..];
-    let (negative, s) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let magnitude = s[..digits]
-        .iter()
-        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add((d - b'0') as u64));
-    Some((negative, magnitude, &s[digits..]))
-}
-
-/// memcached's `safe_strtoull` (and `safe_strtoul`, whose callers truncate): the number
-/// must end the token or be followed by whitespace; a negative number is refused unless
-/// it wraps to a value that looks non-negative as a signed long, exactly as C does.
-pub(crate) fn strtoul(token: &[u8]) -> Option<u64> {
-    let (negative, magnitude, rest) = c_number(token)?;
-    if !(rest.is_empty() || is_c_space(rest[0])) {
-        return None;
-    }
-    let magnitude = magnitude?;
-    let value = if negative { magnitude.wrapping_neg() } else { magnitude };
-    if (value as i64) < 0 && negative {
-        return None;
-    }
-    Some(value)
-}
-
-/// memcached's `safe_strtol`: a signed long; callers truncate it to 32 bits as memcached
-/// stores it in an `int32_t`.
-pub(crate) fn strtol(token: &[u8]) -> Option<i64> {
-    let (negative, magnitude, rest) = c_number(token)?;
-    if !(rest.is_empty() || is_c_space(rest[0])) {
-        return None;
-    }
-    let magnitude = magnitude?;
-    if negative {
-        if magnitude > i64::MAX as u64 + 1 {
-            return None;
-        }
-        Some((magnitude as i64).wrapping_neg())
-    } else {
-        i64::try_from(magnitude).ok()
-    }
-}
-
 #[cfg(test)]
 #[path = "text_tests.rs"]
 mod tests;
@@ -496,14 +444,14 @@ mod crawler_tests {
 
     #[test]
     fn lru_crawler_like_memcached() {
-        let all = Request::MetaDump { classes: !1 };
+        let all = server(ServerCmd::MetaDump { classes: !1 });
         assert_eq!(req(b"lru_crawler metadump all\r\n"), all);
         assert_eq!(req(b"lru_crawler metadump hash\r\n"), all);
-        assert_eq!(req(b"lru_crawler metadump 1\r\n"), Request::MetaDump { classes: 2 });
-        assert_eq!(req(b"lru_crawler metadump 1,2\r\n"), Request::MetaDump { classes: 6 });
-        assert_eq!(req(b"lru_crawler metadump 63\r\n"), Request::MetaDump { classes: 1 << 63 });
-        assert_eq!(req(b"lru_crawler enable\r\n"), Request::LruCrawler { enable: true });
-        assert_eq!(req(b"lru_crawler disable\r\n"), Request::LruCrawler { enable: false });
+        assert_eq!(req(b"lru_crawler metadump 1\r\n"), server(ServerCmd::MetaDump { classes: 2 }));
+        assert_eq!(req(b"lru_crawler metadump 1,2\r\n"), server(ServerCmd::MetaDump { classes: 6 }));
+        assert_eq!(req(b"lru_crawler metadump 63\r\n"), server(ServerCmd::MetaDump { classes: 1 << 63 }));
+        assert_eq!(req(b"lru_crawler enable\r\n"), server(ServerCmd::LruCrawler { enable: true }));
+        assert_eq!(req(b"lru_crawler disable\r\n"), server(ServerCmd::LruCrawler { enable: false }));
         let bad = Request::Reply(b"BADCLASS invalid class id\r\n");
         for line in [&b"lru_crawler metadump 0\r\n"[..], b"lru_crawler metadump 64\r\n", b"lru_crawler metadump -1\r\n",
             b"lru_crawler metadump 1,x\r\n", b"lru_crawler metadump foo\r\n", b"lru_crawler crawl 99\r\n",
@@ -528,9 +476,9 @@ mod crawler_tests {
 
     #[test]
     fn cachedump_like_memcached() {
-        assert_eq!(req(b"stats cachedump 1 0\r\n"), Request::CacheDump { class: 1, limit: 0 });
-        assert_eq!(req(b"stats cachedump 1 0 x\r\n"), Request::CacheDump { class: 1, limit: 0 });
-        assert_eq!(req(b"stats cachedump 0 5\r\n"), Request::CacheDump { class: 0, limit: 5 });
+        assert_eq!(req(b"stats cachedump 1 0\r\n"), server(ServerCmd::CacheDump { class: 1, limit: 0 }));
+        assert_eq!(req(b"stats cachedump 1 0 x\r\n"), server(ServerCmd::CacheDump { class: 1, limit: 0 }));
+        assert_eq!(req(b"stats cachedump 0 5\r\n"), server(ServerCmd::CacheDump { class: 0, limit: 5 }));
         let short = Request::Reply(b"CLIENT_ERROR bad command line\r\n");
         assert_eq!(req(b"stats cachedump\r\n"), short);
         assert_eq!(req(b"stats cachedump 1\r\n"), short);

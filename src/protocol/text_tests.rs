@@ -2,7 +2,6 @@
 //! memcached 1.6.18 sent for the same bytes (recorded with nc against Debian's package).
 
 use super::*;
-use crate::protocol::reply::{NOT_FOUND, TOO_LARGE};
 
 const LIMITS: Limits = Limits { item_size_max: 1024 * 1024 };
 
@@ -26,22 +25,19 @@ fn set_with_data_block() {
     assert_eq!(used, 20);
     assert_eq!(
         req,
-        Request::Store {
-            mode: StoreMode::Set,
+        Request::Keyed(Keyed {
             key: b"k",
-            flags: 5,
-            exptime: 100,
             value: b"abc",
-            cas_unique: 0,
-            noreply: false
-        }
+            op: Op::Store { mode: StoreMode::Set, flags: 5, exptime: 100, cas_unique: 0 },
+            form: Form::Text { noreply: false, cas: false },
+        })
     );
 }
 
 #[test]
 fn data_block_may_hold_line_ends() {
     let (req, _) = done(b"set k 0 0 4 noreply\r\n\r\n\r\n\r\n");
-    assert!(matches!(req, Request::Store { value: b"\r\n\r\n", noreply: true, .. }));
+    assert!(matches!(req, Request::Keyed(Keyed { value: b"\r\n\r\n", form: Form::Text { noreply: true, .. }, .. })));
 }
 
 #[test]
@@ -54,7 +50,7 @@ fn waits_for_the_whole_data_block() {
 #[test]
 fn cas_takes_a_unique() {
     let (req, _) = done(b"cas k 1 2 1 99\r\nx\r\n");
-    assert!(matches!(req, Request::Store { mode: StoreMode::Cas, cas_unique: 99, .. }));
+    assert!(matches!(req, Request::Keyed(Keyed { op: Op::Store { mode: StoreMode::Cas, cas_unique: 99, .. }, .. })));
     // memcached: a missing unique is a wrong token count, a bad one a format error.
     assert_eq!(reply(b"cas k 0 0 1\r\nx\r\n"), ERROR);
     assert_eq!(reply(b"cas k 0 0 1 x\r\nx\r\n"), BAD_FORMAT);
@@ -74,16 +70,20 @@ fn bad_data_chunk_consumes_the_declared_length() {
 fn bare_newlines_end_command_lines_but_not_data_blocks() {
     let (req, used) = done(b"get a b\nrest");
     assert_eq!(used, 8);
-    assert!(matches!(req, Request::Get { cas: false, touch: None, .. }));
+    assert!(matches!(req, Request::Multi { form: Form::Text { cas: false, .. }, touch: None, .. }));
     assert_eq!(reply(b"set k 0 0 5\nhello\nget k\n"), BAD_DATA_CHUNK);
 }
 
 #[test]
 fn too_large_swallows_the_data_block() {
     let parsed = parse(b"set k 0 0 2000000 noreply\r\nxx", &LIMITS);
-    let request = Request::TooLarge { mode: StoreMode::Set, key: b"k", noreply: true };
+    let request = Request::Keyed(Keyed {
+        key: b"k",
+        value: b"",
+        op: Op::TooLarge { mode: StoreMode::Set },
+        form: Form::Text { noreply: true, cas: false },
+    });
     assert_eq!(parsed, Parsed::Swallow { request, consumed: 27, swallow: 2_000_002 });
-    assert_eq!(TOO_LARGE, b"SERVER_ERROR object too large for cache\r\n");
 }
 
 #[test]
@@ -113,31 +113,26 @@ fn storage_format_errors() {
 fn numbers_parse_as_memcacheds_c_does() {
     // flags wrap to 32 bits; '+' is accepted; exptime is an int32.
     let (req, _) = done(b"set k 4294967297 +0 +1\r\nx\r\n");
-    assert!(matches!(req, Request::Store { flags: 1, exptime: 0, .. }));
+    assert!(matches!(req, Request::Keyed(Keyed { op: Op::Store { flags: 1, exptime: 0, .. }, .. })));
     let (req, _) = done(b"set k 0 4000000000 1\r\nx\r\n");
-    assert!(matches!(req, Request::Store { exptime: -294_967_296, .. }));
+    assert!(matches!(req, Request::Keyed(Keyed { op: Op::Store { exptime: -294_967_296, .. }, .. })));
     // a trailing word after "extra" is not noreply
     let (req, _) = done(b"set k 0 0 1 extra\r\nx\r\n");
-    assert!(matches!(req, Request::Store { noreply: false, .. }));
-    assert_eq!(strtoul(b"18446744073709551615"), Some(u64::MAX));
-    assert_eq!(strtoul(b"18446744073709551616"), None);
-    assert_eq!(strtoul(b"-1"), None);
-    assert_eq!(strtoul(b"-0"), Some(0));
-    assert_eq!(strtoul(b"5\t"), Some(5));
-    assert_eq!(strtoul(b"5x"), None);
-    assert_eq!(strtoul(b""), None);
-    assert_eq!(strtol(b"-5"), Some(-5));
-    assert_eq!(strtol(b"9223372036854775808"), None);
+    assert!(matches!(req, Request::Keyed(Keyed { form: Form::Text { noreply: false, .. }, .. })));
+    // incr's delta: a number with whitespace after it is still a number, as in C
+    let (req, _) = done(b"incr k 5\t\r\n");
+    assert!(matches!(req, Request::Keyed(Keyed { op: Op::Arith { delta: 5, .. }, .. })));
+    assert_eq!(reply(b"incr k 5x\r\n"), INVALID_DELTA);
 }
 
 #[test]
 fn multi_get_keys_in_order() {
     let (req, _) = done(b"gets a  bb ccc\r\n");
-    let Request::Get { keys, cas: true, touch: None } = req else { panic!("{req:?}") };
+    let Request::Multi { keys, touch: None, form: Form::Text { cas: true, .. } } = req else { panic!("{req:?}") };
     assert_eq!(keys.collect::<Vec<_>>(), vec![&b"a"[..], b"bb", b"ccc"]);
     // more keys than memcached's tokenizer splits at once
     let many = format!("get {}\r\n", vec!["k"; 40].join(" "));
-    let Request::Get { keys, .. } = done(many.as_bytes()).0 else { panic!() };
+    let Request::Multi { keys, .. } = done(many.as_bytes()).0 else { panic!() };
     assert_eq!(keys.count(), 40);
 }
 
@@ -150,18 +145,18 @@ fn one_long_key_fails_the_whole_get() {
 #[test]
 fn gat_takes_exptime_first() {
     let (req, _) = done(b"gats 10 a b\r\n");
-    assert!(matches!(req, Request::Get { cas: true, touch: Some(10), .. }));
+    assert!(matches!(req, Request::Multi { touch: Some(10), form: Form::Text { cas: true, .. }, .. }));
     assert_eq!(reply(b"gat x k\r\n"), INVALID_EXPTIME);
     // "gat 10" has no keys; memcached answers END.
-    let Request::Get { keys, .. } = done(b"gat 10\r\n").0 else { panic!() };
+    let Request::Multi { keys, .. } = done(b"gat 10\r\n").0 else { panic!() };
     assert_eq!(keys.count(), 0);
 }
 
 #[test]
 fn delete_forms() {
-    assert_eq!(done(b"delete k\r\n").0, Request::Delete { key: b"k", noreply: false });
-    assert_eq!(done(b"delete k 0\r\n").0, Request::Delete { key: b"k", noreply: false });
-    assert_eq!(done(b"delete k 0 noreply\r\n").0, Request::Delete { key: b"k", noreply: true });
+    assert_eq!(done(b"delete k\r\n").0, keyed(b"k", Op::Delete, false));
+    assert_eq!(done(b"delete k 0\r\n").0, keyed(b"k", Op::Delete, false));
+    assert_eq!(done(b"delete k 0 noreply\r\n").0, keyed(b"k", Op::Delete, true));
     assert_eq!(
         reply(b"delete k 1\r\n"),
         b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
@@ -173,38 +168,43 @@ fn delete_forms() {
 #[test]
 fn arithmetic_and_touch() {
     let (req, _) = done(b"incr k 18446744073709551615\r\n");
-    assert_eq!(req, Request::Arith { incr: true, key: b"k", delta: u64::MAX, noreply: false });
+    assert_eq!(req, keyed(b"k", Op::Arith { incr: true, delta: u64::MAX }, false));
     assert_eq!(reply(b"decr k x\r\n"), INVALID_DELTA);
     assert_eq!(reply(b"incr k -1\r\n"), INVALID_DELTA);
     assert_eq!(reply(b"incr k\r\n"), ERROR);
     assert_eq!(reply(b"touch k x\r\n"), INVALID_EXPTIME);
-    assert_eq!(done(b"touch k 10 noreply\r\n").0, Request::Touch { key: b"k", exptime: 10, noreply: true });
+    assert_eq!(done(b"touch k 10 noreply\r\n").0, keyed(b"k", Op::Touch { exptime: 10 }, true));
 }
 
 #[test]
 fn flush_all_forms() {
-    assert_eq!(done(b"flush_all\r\n").0, Request::FlushAll { delay: 0, noreply: false });
-    assert_eq!(done(b"flush_all noreply\r\n").0, Request::FlushAll { delay: 0, noreply: true });
-    assert_eq!(done(b"flush_all 10 noreply\r\n").0, Request::FlushAll { delay: 10, noreply: true });
-    assert_eq!(done(b"flush_all -1\r\n").0, Request::FlushAll { delay: -1, noreply: false });
+    let flush = |delay, noreply| Request::Server { cmd: ServerCmd::FlushAll { delay }, form: Form::Text { noreply, cas: false } };
+    assert_eq!(done(b"flush_all\r\n").0, flush(0, false));
+    assert_eq!(done(b"flush_all noreply\r\n").0, flush(0, true));
+    assert_eq!(done(b"flush_all 10 noreply\r\n").0, flush(10, true));
+    assert_eq!(done(b"flush_all -1\r\n").0, flush(-1, false));
     assert_eq!(reply(b"flush_all x\r\n"), INVALID_EXPTIME);
 }
 
 #[test]
 fn small_commands() {
-    assert_eq!(done(b"version\r\n").0, Request::Version);
-    assert_eq!(done(b"quit\r\n").0, Request::Quit);
+    assert_eq!(done(b"version\r\n").0, server(ServerCmd::Version));
+    assert_eq!(done(b"quit\r\n").0, server(ServerCmd::Quit));
     assert_eq!(reply(b"verbosity\r\n"), ERROR);
     assert_eq!(reply(b"verbosity x\r\n"), BAD_FORMAT);
-    assert_eq!(done(b"verbosity 1 noreply\r\n").0, Request::Verbosity { noreply: true });
-    assert_eq!(done(b"shutdown\r\n").0, Request::Shutdown { graceful: false, valid: true });
-    assert_eq!(done(b"shutdown graceful\r\n").0, Request::Shutdown { graceful: true, valid: true });
-    assert_eq!(done(b"shutdown now\r\n").0, Request::Shutdown { graceful: false, valid: false });
+    assert_eq!(
+        done(b"verbosity 1 noreply\r\n").0,
+        Request::Server { cmd: ServerCmd::Verbosity, form: Form::Text { noreply: true, cas: false } }
+    );
+    assert_eq!(done(b"shutdown\r\n").0, server(ServerCmd::Shutdown { graceful: false, valid: true }));
+    assert_eq!(done(b"shutdown graceful\r\n").0, server(ServerCmd::Shutdown { graceful: true, valid: true }));
+    assert_eq!(done(b"shutdown now\r\n").0, server(ServerCmd::Shutdown { graceful: false, valid: false }));
     assert_eq!(reply(b"cache_memlimit x\r\n"), ERROR);
-    assert_eq!(done(b"cache_memlimit 100\r\n").0, Request::CacheMemlimit { megabytes: 100, noreply: false });
+    assert_eq!(done(b"cache_memlimit 100\r\n").0, server(ServerCmd::CacheMemlimit { megabytes: 100 }));
+    assert_eq!(done(b"cache_memlimit 4294967396\r\n").0, server(ServerCmd::CacheMemlimit { megabytes: 100 }));
     assert_eq!(reply(b"mn\r\n"), b"MN\r\n");
-    assert_eq!(done(b"stats\r\n").0, Request::Stats(StatsKind::General));
-    assert_eq!(done(b"stats reset\r\n").0, Request::Stats(StatsKind::Reset));
+    assert_eq!(done(b"stats\r\n").0, server(ServerCmd::Stats(StatsKind::General)));
+    assert_eq!(done(b"stats reset\r\n").0, server(ServerCmd::Stats(StatsKind::Reset)));
     assert_eq!(reply(b"stats foo\r\n"), ERROR);
     assert_eq!(reply(b"stats detail\r\n"), b"CLIENT_ERROR usage: stats detail on|off|dump\r\n");
     assert_eq!(reply(b"stats detail on\r\n"), OK);
@@ -215,11 +215,13 @@ fn junk_lines() {
     for line in [&b"\r\n"[..], b"\n", b" \r\n", b"get\r\n", b"x\r\n", b"frobnicate\r\n", b"\x80\r\n"] {
         assert_eq!(reply(line), ERROR, "{line:?}");
     }
-    assert_eq!(done(b"   get k\r\n").0, Request::Get { keys: Keys::new(b"k"), cas: false, touch: None });
+    let get_k = Request::Multi { keys: Keys::new(b"k"), touch: None, form: Form::TEXT };
+    assert_eq!(done(b"   get k\r\n").0, get_k);
     // a NUL ends the command line, as in C
-    assert_eq!(done(b"get k\0junk\r\n").0, Request::Get { keys: Keys::new(b"k"), cas: false, touch: None });
+    assert_eq!(done(b"get k\0junk\r\n").0, get_k);
     assert_eq!(parse(b"GET / HTTP/1.1\r\n", &LIMITS), Parsed::Close);
-    assert_ne!(NOT_FOUND, ERROR);
+    // "HTTP/" only closes as the last word of an unknown command
+    assert_eq!(reply(b"foo HTTP/1.1 x\r\n"), ERROR);
 }
 
 #[test]

@@ -1,9 +1,8 @@
-//! The server's clock: whole seconds since start, as memcached's `rel_time_t`, and the
-//! conversion of a client's exptime onto it (memcached's `realtime()`).
+//! The server's clock: whole seconds since start, as memcached's `rel_time_t`. The
+//! rule that puts a client's exptime on it (memcached's `realtime()`) is
+//! `crate::rules::realtime`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use crate::protocol::REALTIME_MAXDELTA;
 
 /// The clock starts at this value so that 1 is always in the past: an exptime of 1 is
 /// how an already-expired item is stored, as in memcached.
@@ -37,10 +36,9 @@ impl Clock {
         self.unix_at_zero + self.now() as i64
     }
 
-    /// A client's exptime on the server clock: 0 never expires; up to 30 days is
-    /// relative; beyond that an absolute unix time; negative is already expired.
-    pub fn realtime(&self, exptime: i64, now: u32) -> u32 {
-        realtime(exptime, now, self.unix_at_zero)
+    /// Unix time at which the server clock read 0.
+    pub fn unix_at_zero(&self) -> i64 {
+        self.unix_at_zero
     }
 }
 
@@ -61,36 +59,4 @@ pub fn thread_cpu_time() -> std::time::Duration {
     // SAFETY: `ts` is a valid timespec for the call to write; the clock id is constant.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn realtime(exptime: i64, now: u32, unix_at_zero: i64) -> u32 {
-    if exptime == 0 {
-        0
-    } else if exptime < 0 {
-        1
-    } else if exptime > REALTIME_MAXDELTA {
-        if exptime <= unix_at_zero {
-            1
-        } else {
-            u32::try_from(exptime - unix_at_zero).unwrap_or(u32::MAX)
-        }
-    } else {
-        now.saturating_add(exptime as u32)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::realtime;
-
-    #[test]
-    fn memcached_exptime_rules() {
-        let zero = 1_700_000_000;
-        assert_eq!(realtime(0, 100, zero), 0);
-        assert_eq!(realtime(10, 100, zero), 110);
-        assert_eq!(realtime(-1, 100, zero), 1);
-        assert_eq!(realtime(2_592_000, 100, zero), 2_592_100);
-        assert_eq!(realtime(2_592_001, 100, zero), 1, "absolute time in 1970");
-        assert_eq!(realtime(zero + 500, 100, zero), 500);
-    }
 }

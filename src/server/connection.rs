@@ -1,10 +1,12 @@
-//! One client connection: read what arrived, run every complete request in it, send
-//! the replies in request order with one write.
+//! One client connection: framing, routing and reply order, nothing else. Read what
+//! arrived, parse every complete request in it (`protocol`), run each where its key
+//! lives, send the replies in request order with one write.
 //!
 //! Requests for keys this core owns run at once and their replies go straight into the
-//! output buffer. Requests for keys another core owns are forwarded, and the position
-//! their reply belongs at is remembered (a hole); once every forwarded reply of the
-//! round is back, the holes are filled in and the whole round goes out in one write.
+//! output buffer. Requests for keys another core owns are forwarded as typed requests,
+//! and the position their reply belongs at is remembered (a hole); once every forwarded
+//! reply of the round is back, the holes are filled in and the whole round goes out in
+//! one write. Server-wide commands run in `commands::admin` through [`Here`].
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -12,11 +14,12 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::core::{Core, MEMCACHED_VERSION};
-use super::forward::{ConnInfo, Mailbox, OpKind};
-use super::stats::{write_general, write_shards, ProcessFacts};
-use super::{dump, process_facts, settings};
-use crate::protocol::{self, reply, Parsed, Request, StatsKind, StoreMode};
+use super::core::Core;
+use super::forward::{ConnInfo, Mailbox, Work};
+use super::process_facts;
+use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
+use crate::config::Config;
+use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -34,32 +37,6 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// After a round whose forwarded replies were large, the next round takes only as many
 /// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
-
-/// First byte of a binary-protocol request.
-const BINARY_REQUEST_MAGIC: u8 = 0x80;
-
-/// A binary-protocol error response, status 0x0081 "Unknown command", echoing the
-/// request's opcode and opaque: we speak only the text protocol.
-fn binary_not_supported(request: &[u8]) -> Vec<u8> {
-    const MESSAGE: &[u8] = b"Unknown command";
-    let mut reply = vec![0u8; 24];
-    reply[0] = 0x81;
-    reply[1] = request.get(1).copied().unwrap_or(0);
-    reply[6..8].copy_from_slice(&0x0081u16.to_be_bytes());
-    reply[8..12].copy_from_slice(&(MESSAGE.len() as u32).to_be_bytes());
-    if let Some(opaque) = request.get(12..16) {
-        reply[12..16].copy_from_slice(opaque);
-    }
-    reply.extend_from_slice(MESSAGE);
-    reply
-}
-
-/// What a connection does after a request.
-#[derive(PartialEq, Eq)]
-enum Next {
-    Continue,
-    Close,
-}
 
 pub struct Connection<S> {
     stream: S,
@@ -86,13 +63,18 @@ struct Input {
 /// This round's replies, with holes for forwarded ones.
 struct Output {
     buf: BytesMut,
-    /// (position in `buf`, mailbox slot) of each forwarded reply, in request order.
-    holes: Vec<(usize, u32)>,
+    holes: Holes,
+    spliced: BytesMut,
+}
+
+/// Where this round's forwarded replies go.
+struct Holes {
+    /// (position in the output, mailbox slot) of each forwarded reply, in request order.
+    at: Vec<(usize, u32)>,
     /// Request bytes forwarded this round (their replies not yet back).
     forwarded: usize,
     /// Holes this round may have: MAX_HOLES, fewer after large forwarded replies.
-    max_holes: usize,
-    spliced: BytesMut,
+    max: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -107,9 +89,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             input: Input { buf: vec![0; READ_BUFFER], start: 0, end: 0, swallow: 0, seen_bytes: false, prefetched: 0 },
             output: Output {
                 buf: BytesMut::with_capacity(READ_BUFFER),
-                holes: Vec::new(),
-                forwarded: 0,
-                max_holes: MAX_HOLES,
+                holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES },
                 spliced: BytesMut::new(),
             },
         }
@@ -132,9 +112,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if read == 0 {
                 return Ok(());
             }
-            if !self.input.seen_bytes && self.input.buf[0] == BINARY_REQUEST_MAGIC {
+            if !self.input.seen_bytes && self.input.buf[0] == binary::REQUEST_MAGIC {
                 // A binary-protocol client: say so in its own framing, then hang up.
-                let reply = binary_not_supported(&self.input.buf[..read]);
+                let reply = binary::not_supported(&self.input.buf[..read]);
                 let _ = self.stream.write_all(&reply).await;
                 return Ok(());
             }
@@ -149,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
-            if next == Next::Close {
+            if next == Flow::Close {
                 return Ok(());
             }
             if self.core.shared.shutting_down() {
@@ -218,7 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Runs every complete request in the input.
-    async fn run_round(&mut self) -> Next {
+    async fn run_round(&mut self) -> Flow {
         loop {
             let input = &mut self.input;
             if input.swallow > 0 {
@@ -227,61 +207,69 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 input.start += n;
                 if input.swallow > 0 {
                     input.compact();
-                    return Next::Continue;
+                    return Flow::Continue;
                 }
             }
             let parsed = protocol::parse(&input.buf[input.start..input.end], &self.core.limits);
             let (request, consumed, swallow) = match parsed {
                 Parsed::Incomplete { need } => {
                     input.make_room(need);
-                    return Next::Continue;
+                    return Flow::Continue;
                 }
-                Parsed::Close => return Next::Close,
+                Parsed::Close => return Flow::Close,
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
             if input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
-            } else if let (0, &Request::Get { mut keys, .. }, true) =
-                (input.prefetched, &request, self.core.poller.others_woken())
-            {
+            } else if input.prefetched == 0 && self.core.poller.others_woken() {
                 // A lone get (pipeline 1): start its misses, and let the other connections
                 // that have a request start theirs, before any of them waits on one. With
                 // no other connection woken, yielding would only delay this reply.
-                if let (Some(key), None) = (keys.next(), keys.next()) {
-                    if let Some(hash) = self.core.prefetch_local_slot(key) {
-                        futures_lite::future::yield_now().await;
-                        self.core.prefetch_record(hash);
-                        futures_lite::future::yield_now().await;
-                    }
+                if let Some(hash) = lone_get(&request).and_then(|key| self.core.prefetch_local_slot(key)) {
+                    futures_lite::future::yield_now().await;
+                    self.core.prefetch_record(hash);
+                    futures_lite::future::yield_now().await;
                 }
             }
-            let raw = &input.buf[input.start..input.start + consumed];
-            let next = if let Request::Get { keys, cas, touch } = request {
-                // Values can be large and a multi-get long: send as we go, so one
-                // request never holds more than about FLUSH_AT of output.
-                for key in keys {
-                    get_key(&self.core, self.id, &self.mailbox, &mut self.output, key, cas, touch);
-                    if self.output.is_full()
-                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
-                    {
-                        return Next::Close;
+            let next = match request {
+                Request::Multi { keys, touch, form } => {
+                    // Values can be large and a multi-get long: send as we go, so one
+                    // request never holds more than about FLUSH_AT of output.
+                    for key in keys {
+                        let get = Keyed { key, value: b"", op: Op::Get { touch }, form };
+                        route(&self.core, self.id, &self.mailbox, &mut self.output, &get);
+                        if self.output.is_full()
+                            && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                        {
+                            return Flow::Close;
+                        }
                     }
+                    protocol::encode_end(form, &mut self.output.buf);
+                    Flow::Continue
                 }
-                self.output.buf.extend_from_slice(reply::END);
-                Next::Continue
-            } else {
-                run_request(&self.core, self.id, &self.mailbox, &mut self.output, request, raw)
+                Request::Keyed(request) => {
+                    route(&self.core, self.id, &self.mailbox, &mut self.output, &request);
+                    Flow::Continue
+                }
+                Request::Server { cmd, form } => {
+                    let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
+                    commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
+                }
+                Request::Reply(line) => {
+                    self.output.buf.extend_from_slice(line);
+                    Flow::Continue
+                }
             };
             self.input.start += consumed;
             self.input.prefetched = self.input.prefetched.saturating_sub(consumed);
             self.input.swallow = swallow;
-            if next == Next::Close {
-                return Next::Close;
+            if next == Flow::Close {
+                return Flow::Close;
             }
             if self.output.is_full() && self.flush().await.is_err() {
-                return Next::Close;
+                return Flow::Close;
             }
         }
     }
@@ -294,11 +282,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
 /// Waits for forwarded replies, fills the holes and writes `out` to `stream`.
 async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
-    if !out.holes.is_empty() {
+    if !out.holes.at.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();
         let (mut at, mut replies) = (0, 0);
-        for &(position, slot) in &out.holes {
+        for &(position, slot) in &out.holes.at {
             out.spliced.extend_from_slice(&out.buf[at..position]);
             mailbox.with_reply(slot, |reply| {
                 replies += reply.len();
@@ -306,11 +294,11 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
             });
             at = position;
         }
-        out.max_holes = holes_after(replies, out.holes.len());
+        out.holes.max = holes_after(replies, out.holes.at.len());
         out.spliced.extend_from_slice(&out.buf[at..]);
         std::mem::swap(&mut out.buf, &mut out.spliced);
-        out.holes.clear();
-        out.forwarded = 0;
+        out.holes.at.clear();
+        out.holes.forwarded = 0;
         mailbox.clear();
     }
     if out.buf.is_empty() {
@@ -372,179 +360,114 @@ impl Output {
 
     /// Time to send what this round has so far (and wait for its forwarded replies).
     fn is_full(&self) -> bool {
-        self.buf.len() >= FLUSH_AT || self.holes.len() >= self.max_holes || self.forwarded >= FLUSH_AT
+        self.buf.len() >= FLUSH_AT || self.holes.at.len() >= self.holes.max || self.holes.forwarded >= FLUSH_AT
     }
+}
 
-    /// Remembers that a forwarded reply goes here; returns its mailbox slot.
-    fn hole(&mut self, mailbox: &Mailbox) -> u32 {
-        let slot = self.holes.len() as u32;
-        self.holes.push((self.buf.len(), slot));
+impl Holes {
+    /// Remembers that a forwarded reply goes at `position` of the output; returns its
+    /// mailbox slot.
+    fn hole(&mut self, position: usize, mailbox: &Mailbox) -> u32 {
+        let slot = self.at.len() as u32;
+        self.at.push((position, slot));
         mailbox.expect_one();
         slot
     }
 }
 
-/// One key of a get: looked up here, or forwarded to its owner.
-fn get_key(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, key: &[u8], cas: bool, touch: Option<i64>) {
-    run_on(core, conn, mailbox, out, core.router.owner(key), OpKind::GetKey { cas, touch }, key);
-}
-
-/// Runs `kind` on `owner`: here at once, or forwarded with a hole for its reply.
-fn run_on(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, owner: usize, kind: OpKind, bytes: &[u8]) {
-    if owner == core.id {
-        core.run_op(kind, bytes, &mut out.buf);
-    } else {
-        let slot = out.hole(mailbox);
-        out.forwarded += bytes.len();
-        core.stats().commands.forwarded.incr();
-        core.forwarder.send(owner, conn, slot, kind, |b| b.extend_from_slice(bytes));
-    }
-}
-
-/// Runs one request: here if this core owns it, else forwarded to its owner.
-fn run_request(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: Request, raw: &[u8]) -> Next {
-    let mut on = |owner: usize, kind: OpKind, bytes: &[u8], out: &mut Output| {
-        run_on(core, conn, mailbox, out, owner, kind, bytes)
-    };
-    let cores = core.shared.config.threads;
+/// The key of a get of exactly one key (memcached clients at pipeline 1 send these).
+fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
     match request {
-        Request::Get { keys, cas, touch } => {
-            for key in keys {
-                get_key(core, conn, mailbox, out, key, cas, touch);
-            }
-            out.buf.extend_from_slice(reply::END);
-        }
-        Request::Store { key, .. } | Request::Delete { key, .. } | Request::Arith { key, .. } | Request::Touch { key, .. } => {
-            let owner = core.router.owner(key);
-            if owner == core.id {
-                core.run_keyed(&request, &mut out.buf);
-            } else {
-                on(owner, OpKind::Raw, raw, out);
+        Request::Multi { keys, .. } => {
+            let mut keys = *keys;
+            match (keys.next(), keys.next()) {
+                (Some(key), None) => Some(key),
+                _ => None,
             }
         }
-        Request::TooLarge { mode, key, noreply } => {
-            // memcached unlinks the old value when a set is refused, so no stale value stays.
-            if mode == StoreMode::Set {
-                on(core.router.owner(key), OpKind::Unlink, key, out);
-            }
-            if !noreply {
-                out.buf.extend_from_slice(reply::TOO_LARGE);
-            }
-        }
-        Request::FlushAll { delay, noreply } => {
-            if !core.shared.config.flush_enabled {
-                if !noreply {
-                    out.buf.extend_from_slice(b"CLIENT_ERROR flush_all not allowed\r\n");
-                }
-                return Next::Continue;
-            }
-            core.stats().commands.cmd_flush.incr();
-            for owner in 0..cores {
-                on(owner, OpKind::Flush { delay }, b"", out);
-            }
-            if !noreply {
-                out.buf.extend_from_slice(reply::OK);
-            }
-        }
-        Request::CacheMemlimit { megabytes, noreply } => {
-            let line: &[u8] = if megabytes < 8 {
-                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
-            } else if megabytes > 1_000_000_000 {
-                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
-            } else {
-                let bytes = megabytes * 1024 * 1024 / cores as u64;
-                for owner in 0..cores {
-                    on(owner, OpKind::MemoryLimit { bytes }, b"", out);
-                }
-                reply::OK
-            };
-            if !noreply {
-                out.buf.extend_from_slice(line);
-            }
-        }
-        Request::Stats(kind) => stats(core, kind, out, &mut on),
-        Request::MetaDump { classes } => {
-            if !dump::crawler_enabled() {
-                out.buf.extend_from_slice(b"CLIENT_ERROR lru crawler disabled\r\n");
-            } else {
-                if classes & (1 << dump::CLASS) != 0 {
-                    for owner in 0..cores {
-                        on(owner, OpKind::MetaDump, b"", out);
-                    }
-                }
-                out.buf.extend_from_slice(reply::END);
-            }
-        }
-        Request::LruCrawler { enable } => out.buf.extend_from_slice(dump::set_crawler(enable)),
-        Request::CacheDump { class, limit } => {
-            if class == dump::CLASS {
-                // Split the limit and memcached's 2 MB cap over the cores.
-                let n = cores as u32;
-                let max_bytes = (dump::CACHEDUMP_MAX_BYTES / cores) as u32;
-                for owner in 0..cores {
-                    let share = limit / n + u32::from((owner as u32) < limit % n);
-                    if limit == 0 || share > 0 {
-                        on(owner, OpKind::CacheDump { limit: share, max_bytes }, b"", out);
-                    }
-                }
-            }
-            out.buf.extend_from_slice(reply::END);
-        }
-        Request::Version => {
-            out.buf.extend_from_slice(b"VERSION ");
-            out.buf.extend_from_slice(MEMCACHED_VERSION.as_bytes());
-            out.buf.extend_from_slice(b"\r\n");
-        }
-        Request::Verbosity { noreply } => {
-            if !noreply {
-                out.buf.extend_from_slice(reply::OK);
-            }
-        }
-        Request::Quit => return Next::Close,
-        Request::Shutdown { graceful: _, valid } => {
-            if !core.shared.config.enable_shutdown {
-                out.buf.extend_from_slice(reply::SHUTDOWN_DISABLED);
-            } else if !valid {
-                out.buf.extend_from_slice(b"CLIENT_ERROR invalid shutdown mode\r\n");
-            } else {
-                super::request_shutdown(&core.shared);
-                return Next::Close;
-            }
-        }
-        Request::Reply(line) => out.buf.extend_from_slice(line),
+        Request::Keyed(Keyed { key, op: Op::Get { .. }, .. }) => Some(key),
+        _ => None,
     }
-    Next::Continue
 }
 
-fn stats(core: &Core, kind: StatsKind, out: &mut Output, on: &mut impl FnMut(usize, OpKind, &[u8], &mut Output)) {
-    let shared = &core.shared;
-    match kind {
-        StatsKind::General => {
-            let facts: ProcessFacts = process_facts(shared);
-            write_general(&mut out.buf, &facts, &shared.stats);
-        }
-        StatsKind::Settings => settings::write_settings(&mut out.buf, &shared.config),
-        StatsKind::Shards => write_shards(&mut out.buf, &shared.stats),
-        StatsKind::Items => settings::write_items(&mut out.buf, &shared.stats, core.now()),
-        StatsKind::Slabs => {
-            let page_size = core.shard.borrow().segment_size() as u64;
-            settings::write_slabs(&mut out.buf, &shared.stats, page_size)
-        }
-        StatsKind::Sizes => out.buf.extend_from_slice(b"STAT sizes_status disabled\r\n"),
-        StatsKind::Conns => {
-            for owner in 0..shared.config.threads {
-                on(owner, OpKind::ListConns, b"", out);
-            }
-        }
-        StatsKind::Reset => {
-            for owner in 0..shared.config.threads {
-                on(owner, OpKind::ResetStats, b"", out);
-            }
-            out.buf.extend_from_slice(reply::RESET);
-            return;
+/// Runs a keyed request where its key lives: here at once, or forwarded to its owner
+/// with a hole for the reply.
+#[inline]
+fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
+    let owner = core.router.owner(request.key);
+    if owner == core.id {
+        core.execute(request, &mut out.buf);
+    } else {
+        let slot = out.holes.hole(out.buf.len(), mailbox);
+        out.holes.forwarded += request.key.len() + request.value.len();
+        core.stats().commands.forwarded.incr();
+        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32 };
+        core.forwarder.send(owner, conn, slot, work, |b| {
+            b.extend_from_slice(request.key);
+            b.extend_from_slice(request.value);
+        });
+    }
+}
+
+/// The server as a server-wide command sees it from this connection: its per-core
+/// parts run here or are forwarded (with holes, so their lines stay in order).
+struct Here<'a> {
+    core: &'a Core,
+    conn: u32,
+    mailbox: &'a Mailbox,
+    holes: &'a mut Holes,
+}
+
+impl commands::Server for Here<'_> {
+    fn cores(&self) -> usize {
+        self.core.shared.config.threads
+    }
+
+    fn on_core(&mut self, core: usize, op: CoreOp, form: Form, out: &mut BytesMut) {
+        if core == self.core.id {
+            self.core.run_core_op(op, form, out);
+        } else {
+            let slot = self.holes.hole(out.len(), self.mailbox);
+            self.core.stats().commands.forwarded.incr();
+            self.core.forwarder.send(core, self.conn, slot, Work::Core { op, form }, |_| {});
         }
     }
-    out.buf.extend_from_slice(reply::END);
+
+    fn config(&self) -> &Config {
+        &self.core.shared.config
+    }
+
+    fn runtime(&self) -> &Runtime {
+        &self.core.shared.runtime
+    }
+
+    fn stats(&self) -> &[ExecutorStats] {
+        &self.core.shared.stats
+    }
+
+    fn counters(&self) -> &CommandCounters {
+        &self.core.stats().commands
+    }
+
+    fn now(&self) -> u32 {
+        self.core.now()
+    }
+
+    fn unix_at_zero(&self) -> i64 {
+        self.core.shared.clock.unix_at_zero()
+    }
+
+    fn process(&self) -> ProcessFacts {
+        process_facts(&self.core.shared)
+    }
+
+    fn page_size(&self) -> u64 {
+        self.core.shard.borrow().segment_size() as u64
+    }
+
+    fn shutdown(&self) {
+        super::request_shutdown(&self.core.shared);
+    }
 }
 
 #[cfg(test)]

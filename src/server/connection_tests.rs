@@ -1,7 +1,7 @@
 use super::*;
 
 fn output() -> Output {
-    Output { buf: BytesMut::new(), holes: Vec::new(), forwarded: 0, max_holes: MAX_HOLES, spliced: BytesMut::new() }
+    Output { buf: BytesMut::new(), holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES }, spliced: BytesMut::new() }
 }
 
 /// Forwarded replies count toward sending: without that, a client that never reads
@@ -10,10 +10,10 @@ fn output() -> Output {
 fn forwarded_replies_fill_a_round() {
     let (mut out, mailbox) = (output(), Mailbox::default());
     for _ in 0..MAX_HOLES - 1 {
-        out.hole(&mailbox);
+        out.holes.hole(out.buf.len(), &mailbox);
     }
     assert!(!out.is_full());
-    out.hole(&mailbox);
+    out.holes.hole(out.buf.len(), &mailbox);
     assert!(out.is_full());
     let mut out = output();
     out.buf.extend_from_slice(&vec![b'v'; FLUSH_AT]);
@@ -29,11 +29,11 @@ fn large_forwarded_replies_shorten_the_next_round() {
     assert_eq!(holes_after(4 * (64 << 10), 4), FLUSH_AT / (64 << 10));
     assert_eq!(holes_after(0, 0), MAX_HOLES);
     let mut out = output();
-    out.max_holes = 2;
+    out.holes.max = 2;
     let mailbox = Mailbox::default();
-    out.hole(&mailbox);
+    out.holes.hole(out.buf.len(), &mailbox);
     assert!(!out.is_full());
-    out.hole(&mailbox);
+    out.holes.hole(out.buf.len(), &mailbox);
     assert!(out.is_full());
 }
 
@@ -51,9 +51,9 @@ fn large_rounds_give_their_buffers_back() {
 #[test]
 fn forwarded_request_bytes_fill_a_round() {
     let mut out = output();
-    out.forwarded = FLUSH_AT - 1;
+    out.holes.forwarded = FLUSH_AT - 1;
     assert!(!out.is_full());
-    out.forwarded = FLUSH_AT;
+    out.holes.forwarded = FLUSH_AT;
     assert!(out.is_full());
 }
 

@@ -1,6 +1,7 @@
 //! What one executor owns (its shard, its counters, its forwarder) and what the whole
-//! process shares (configuration, clock, connection count, shutdown), and the code that
-//! runs requests against the local shard.
+//! process shares (configuration, runtime settings, clock, connection count, shutdown),
+//! and the glue that runs requests against the local shard (their semantics are in
+//! `commands`, their reply bytes in `protocol`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -11,11 +12,11 @@ use bytes::BytesMut;
 use poller::Poller;
 
 use super::clock::Clock;
-use super::forward::{Batch, Forwarder, OpKind};
-use super::stats::ExecutorStats;
+use super::forward::{Batch, Forwarder, Work};
+use crate::commands::{self, dump, flush, stats, CoreOp, Ctx, ExecutorStats, Runtime};
 use crate::config::Config;
-use crate::protocol::{self, reply, Limits, Parsed, Request, StoreMode};
-use crate::store::{ArithOutcome, Shard, StoreOutcome};
+use crate::protocol::{self, Form, Keyed, Limits, Op, Parsed, Request};
+use crate::store::Shard;
 
 /// Expired items one reclaim slice may drop, and records it may look at.
 const RECLAIM_SLICE: usize = 64;
@@ -33,12 +34,11 @@ const RECLAIM_TIME_PER_TICK: std::time::Duration = std::time::Duration::from_mil
 /// connection of the core for 10-30 ms (an open-loop p99 of 12-16 ms).
 const RECLAIM_MIN_BUSY_SLICES: usize = 2;
 
-/// The memcached version we answer `version` with: the one whose replies we match.
-pub const MEMCACHED_VERSION: &str = "1.6.18";
-
 /// Process-wide state. Touched on accept, close, `stats` and shutdown; never per request.
 pub struct Shared {
     pub config: Config,
+    /// What commands change while the server runs (memory limit, flush, crawler).
+    pub runtime: Runtime,
     pub clock: Clock,
     pub stats: Box<[ExecutorStats]>,
     pub connections: AtomicUsize,
@@ -90,8 +90,8 @@ pub struct Core {
     /// Read readiness of this executor's client sockets.
     pub poller: Rc<Poller>,
     pub limits: Limits,
-    /// A delayed flush_all, due at this time on the server clock.
-    pub flush_at: Cell<Option<u32>>,
+    /// The delayed flush_all this core applied last (its due time).
+    pub flush_applied: Cell<u32>,
     /// The clock as of the last tick.
     pub now: Cell<u32>,
 }
@@ -119,134 +119,43 @@ impl Core {
         self.stats().publish_shard(&self.shard.borrow().stats());
     }
 
-    /// Runs one keyed request (storage, delete, incr/decr, touch) on this shard.
-    pub fn run_keyed(&self, request: &Request, out: &mut BytesMut) {
-        let now = self.now();
-        let c = &self.stats().commands;
+    /// Runs one keyed request on this core's shard (this core owns its key) and writes
+    /// its reply: the command's semantics in `commands`, the bytes in `protocol`.
+    #[inline]
+    pub fn execute(&self, request: &Keyed, out: &mut BytesMut) {
         let mut shard = self.shard.borrow_mut();
-        let (line, noreply): (&[u8], bool) = match *request {
-            Request::Store { mode, key, flags, exptime, value, cas_unique, noreply } => {
-                c.cmd_set.incr();
-                let exptime = self.shared.clock.realtime(exptime, now);
-                let outcome = shard.store(mode, key, flags, exptime, value, cas_unique, now);
-                if mode == StoreMode::Cas {
-                    match outcome {
-                        StoreOutcome::Stored => c.cas_hits.incr(),
-                        StoreOutcome::Exists => c.cas_badval.incr(),
-                        StoreOutcome::NotFound => c.cas_misses.incr(),
-                        _ => {}
-                    }
-                }
-                let line = match outcome {
-                    StoreOutcome::Stored => reply::STORED,
-                    StoreOutcome::NotStored => reply::NOT_STORED,
-                    StoreOutcome::Exists => reply::EXISTS,
-                    StoreOutcome::NotFound => reply::NOT_FOUND,
-                    // memcached: an append/prepend that would outgrow -I is NOT_STORED.
-                    StoreOutcome::TooLarge if matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
-                        reply::NOT_STORED
-                    }
-                    StoreOutcome::TooLarge => reply::TOO_LARGE,
-                    StoreOutcome::OutOfMemory => reply::OUT_OF_MEMORY,
-                };
-                (line, noreply)
-            }
-            Request::Delete { key, noreply } => {
-                let deleted = shard.delete(key, now);
-                if deleted { c.delete_hits.incr() } else { c.delete_misses.incr() }
-                (if deleted { reply::DELETED } else { reply::NOT_FOUND }, noreply)
-            }
-            Request::Arith { incr, key, delta, noreply } => {
-                let outcome = shard.incr_decr(key, incr, delta, now);
-                let (hits, misses) = if incr { (&c.incr_hits, &c.incr_misses) } else { (&c.decr_hits, &c.decr_misses) };
-                match outcome {
-                    ArithOutcome::Value(n) => {
-                        hits.incr();
-                        if !noreply {
-                            reply::number_line(out, n);
-                        }
-                        return;
-                    }
-                    ArithOutcome::NotFound => {
-                        misses.incr();
-                        (reply::NOT_FOUND, noreply)
-                    }
-                    ArithOutcome::NonNumeric => (reply::NON_NUMERIC, noreply),
-                    ArithOutcome::OutOfMemory => (b"SERVER_ERROR out of memory\r\n", noreply),
-                }
-            }
-            Request::Touch { key, exptime, noreply } => {
-                c.cmd_touch.incr();
-                let touched = shard.touch(key, self.shared.clock.realtime(exptime, now), now);
-                if touched { c.touch_hits.incr() } else { c.touch_misses.incr() }
-                (if touched { reply::TOUCHED } else { reply::NOT_FOUND }, noreply)
-            }
-            _ => return,
+        let mut ctx = Ctx {
+            shard: &mut shard,
+            now: self.now(),
+            unix_at_zero: self.shared.clock.unix_at_zero(),
+            counters: &self.stats().commands,
+            cas_enabled: self.shared.config.cas_enabled,
         };
-        if !noreply {
-            out.extend_from_slice(line);
-        }
+        let outcome = commands::execute(&mut ctx, request);
+        protocol::encode(request, &outcome, out);
     }
 
-    /// One key of get/gets/gat/gats: its VALUE lines, or nothing on a miss.
-    pub fn get_one(&self, key: &[u8], cas: bool, touch: Option<i64>, out: &mut BytesMut) {
+    /// Runs a server-wide command's part on this core.
+    pub fn run_core_op(&self, op: CoreOp, form: Form, out: &mut BytesMut) {
         let now = self.now();
-        let c = &self.stats().commands;
-        c.cmd_get.incr();
-        let mut shard = self.shard.borrow_mut();
-        let item = match touch {
-            Some(exptime) => {
-                c.cmd_touch.incr();
-                shard.get_and_touch(key, self.shared.clock.realtime(exptime, now), now)
-            }
-            None => shard.get(key, now),
-        };
-        match (item, touch) {
-            (Some(_), Some(_)) => c.touch_hits.incr(),
-            (Some(_), None) => c.get_hits.incr(),
-            (None, Some(_)) => c.touch_misses.incr(),
-            (None, None) => c.get_misses.incr(),
-        }
-        if let Some(item) = item {
-            let unique = if cas { Some(if self.shared.config.cas_enabled { item.cas } else { 0 }) } else { None };
-            reply::value(out, key, item.flags, item.value, unique);
-        }
-    }
-
-    /// Runs one op of any kind here, whether this core's own connection asked for it
-    /// or a peer forwarded it. `bytes` are the op's request bytes.
-    pub fn run_op(&self, kind: OpKind, bytes: &[u8], out: &mut BytesMut) {
-        match kind {
-            OpKind::Raw => {
-                if let Parsed::Done { request, .. } = protocol::parse(bytes, &self.limits) {
-                    self.run_keyed(&request, out);
-                }
-            }
-            OpKind::GetKey { cas, touch } => self.get_one(bytes, cas, touch, out),
-            OpKind::Unlink => {
-                let now = self.now();
-                self.shard.borrow_mut().delete(bytes, now);
-            }
-            OpKind::Flush { delay } => {
-                let now = self.now();
-                if delay > 0 {
-                    self.flush_at.set(Some(self.shared.clock.realtime(delay, now)));
-                } else {
-                    self.flush_at.set(None);
-                    self.shard.borrow_mut().flush_all(now);
-                }
-            }
-            OpKind::MemoryLimit { bytes } => self.shard.borrow_mut().set_memory_limit(bytes as usize),
-            OpKind::ResetStats => {
-                self.stats().reset();
-                self.shard.borrow_mut().reset_stats();
-            }
-            OpKind::ListConns => self.forwarder.list_conns(out, self.now()),
-            OpKind::MetaDump => super::dump::metadump(&self.shard.borrow(), &self.shared.clock, self.now(), out),
-            OpKind::CacheDump { limit, max_bytes } => {
+        match op {
+            CoreOp::Flush => flush::on_shard(&mut self.shard.borrow_mut(), now),
+            CoreOp::MemoryLimit { bytes } => self.shard.borrow_mut().set_memory_limit(bytes as usize),
+            CoreOp::ResetStats => stats::reset(self.stats(), &mut self.shard.borrow_mut()),
+            CoreOp::ListConns => self.forwarder.list_conns(form, out, now),
+            CoreOp::MetaDump => dump::metadump(&self.shard.borrow(), self.shared.clock.unix_now(), now, out),
+            CoreOp::CacheDump { limit, max_bytes } => {
                 let shard = self.shard.borrow();
-                super::dump::cachedump(&shard, &self.shared.clock, self.now(), limit, max_bytes as usize, out)
+                dump::cachedump(&shard, self.shared.clock.unix_now(), now, limit, max_bytes as usize, out)
             }
+        }
+    }
+
+    /// Runs forwarded work here: a keyed request or a server-wide command's part.
+    pub fn run_work(&self, work: Work, bytes: &[u8], out: &mut BytesMut) {
+        match work {
+            Work::Keyed { op, form, key_len } => self.execute(&Work::keyed(op, form, key_len, bytes), out),
+            Work::Core { op, form } => self.run_core_op(op, form, out),
         }
     }
 
@@ -256,11 +165,14 @@ impl Core {
         self.stats().commands.served_for_peers.add(requests.ops.len() as u64);
         self.stats().commands.batches_from_peers.incr();
         for group in requests.ops.chunks(PREFETCH_GROUP) {
-            let gets = group.iter().filter(|op| matches!(op.kind, OpKind::GetKey { .. }));
-            self.prefetch(gets.map(|op| requests.bytes_of(op)));
+            let gets = group.iter().filter_map(|op| match op.kind {
+                Work::Keyed { op: Op::Get { .. }, key_len, .. } => Some(&requests.bytes_of(op)[..key_len as usize]),
+                _ => None,
+            });
+            self.prefetch(gets);
             for op in group {
                 let bytes = requests.bytes_of(op);
-                replies.push(op.conn, op.slot, op.kind, |out| self.run_op(op.kind, bytes, out));
+                replies.push(op.conn, op.slot, op.kind, |out| self.run_work(op.kind, bytes, out));
             }
         }
         self.publish();
@@ -297,21 +209,24 @@ impl Core {
     /// Prefetches the keys of the gets this core owns among the requests at the start
     /// of `input` (complete ones only, at most `PREFETCH_GROUP` keys). Returns how many
     /// bytes of `input` that covered.
-    pub fn prefetch_requests(&self, input: &[u8]) -> usize {
+    pub fn prefetch_requests<'a>(&self, input: &'a [u8]) -> usize {
         let mut at = 0;
-        let mut keys = [&b""[..]; PREFETCH_GROUP];
+        let mut keys: [&'a [u8]; PREFETCH_GROUP] = [&b""[..]; PREFETCH_GROUP];
         let mut n = 0;
         while n < PREFETCH_GROUP {
             let Parsed::Done { request, consumed } = protocol::parse(&input[at..], &self.limits) else {
                 break;
             };
-            if let Request::Get { keys: ks, .. } = request {
-                for key in ks {
-                    if n < PREFETCH_GROUP && self.router.owner(key) == self.id {
-                        keys[n] = key;
-                        n += 1;
-                    }
+            let mut note = |key: &'a [u8]| {
+                if n < PREFETCH_GROUP && self.router.owner(key) == self.id {
+                    keys[n] = key;
+                    n += 1;
                 }
+            };
+            match request {
+                Request::Multi { keys: ks, .. } => ks.for_each(&mut note),
+                Request::Keyed(Keyed { key, op: Op::Get { .. }, .. }) => note(key),
+                _ => {}
             }
             at += consumed;
         }
@@ -322,12 +237,7 @@ impl Core {
     /// Once a second: a delayed flush that is due, and the shard figures for `stats`.
     pub fn housekeeping(&self) {
         let now = self.tick();
-        if let Some(at) = self.flush_at.get() {
-            if at <= now {
-                self.flush_at.set(None);
-                self.shard.borrow_mut().flush_all(now);
-            }
-        }
+        flush::apply_due(&mut self.shard.borrow_mut(), &self.shared.runtime, &self.flush_applied, now);
         self.publish();
     }
 

@@ -15,6 +15,10 @@ use std::task::{Poll, Waker};
 
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
+
+use crate::commands::stats::{write_conn, ConnView};
+use crate::commands::CoreOp;
+use crate::protocol::{stat_sink, text_reply, Form, Keyed, Op};
 use glommio::sync::Semaphore;
 use slab::Slab;
 
@@ -26,36 +30,31 @@ const KEEP_SPARE_BYTES: usize = 1 << 20;
 /// connection must not hold on to the large values it was once forwarded.
 const MAILBOX_KEEP_BYTES: usize = 64 << 10;
 
-/// What the owner is to do with a forwarded operation.
+/// What the owner is to do with a forwarded operation: a typed request, whose byte
+/// fields (key, then value) are the op's bytes in the batch. Nothing is parsed again.
 #[derive(Clone, Copy, Debug)]
-pub enum OpKind {
-    /// A whole keyed request (line and data block), parsed again and run by the owner.
-    Raw,
-    /// One key of a get/gets/gat/gats: the owner replies with its VALUE, or nothing.
-    GetKey { cas: bool, touch: Option<i64> },
-    /// Remove the key, reply nothing (a `set` too large for the cache unlinks it).
-    Unlink,
-    /// flush_all on the owner's shard, now or after `delay` (the client's exptime).
-    Flush { delay: i64 },
-    /// cache_memlimit: the owner's share of the new limit, in bytes.
-    MemoryLimit { bytes: u64 },
-    /// stats reset on the owner's counters.
-    ResetStats,
-    /// `stats conns`: the owner lists its connections.
-    ListConns,
-    /// `lru_crawler metadump`: the owner lists its items.
-    MetaDump,
-    /// `stats cachedump`: the owner lists up to `limit` items (0: all) in `max_bytes`.
-    CacheDump { limit: u32, max_bytes: u32 },
+pub enum Work {
+    /// A keyed request: its key is the first `key_len` bytes, its value the rest.
+    Keyed { op: Op, form: Form, key_len: u32 },
+    /// A server-wide command's part on this core.
+    Core { op: CoreOp, form: Form },
+}
+
+impl Work {
+    /// The typed request back from the bytes it travelled with.
+    pub fn keyed<'a>(op: Op, form: Form, key_len: u32, bytes: &'a [u8]) -> Keyed<'a> {
+        let (key, value) = bytes.split_at(key_len as usize);
+        Keyed { key, value, op, form }
+    }
 }
 
 /// One operation of a batch: who waits for it, what to do, and its bytes (the request
 /// going out, the reply coming back) in the batch's byte buffer.
 #[derive(Clone, Copy, Debug)]
-pub struct Op {
+pub struct BatchOp {
     pub conn: u32,
     pub slot: u32,
-    pub kind: OpKind,
+    pub kind: Work,
     pub start: u32,
     pub len: u32,
 }
@@ -63,7 +62,7 @@ pub struct Op {
 /// Operations and their bytes.
 #[derive(Default, Debug)]
 pub struct Batch {
-    pub ops: Vec<Op>,
+    pub ops: Vec<BatchOp>,
     pub bytes: BytesMut,
 }
 
@@ -73,16 +72,16 @@ impl Batch {
         self.bytes.clear();
     }
 
-    pub fn bytes_of(&self, op: &Op) -> &[u8] {
+    pub fn bytes_of(&self, op: &BatchOp) -> &[u8] {
         &self.bytes[op.start as usize..(op.start + op.len) as usize]
     }
 
     /// Appends an op whose bytes `write` puts at the end of the buffer.
-    pub fn push(&mut self, conn: u32, slot: u32, kind: OpKind, write: impl FnOnce(&mut BytesMut)) {
+    pub fn push(&mut self, conn: u32, slot: u32, kind: Work, write: impl FnOnce(&mut BytesMut)) {
         let start = self.bytes.len();
         write(&mut self.bytes);
         let len = self.bytes.len() - start;
-        self.ops.push(Op { conn, slot, kind, start: start as u32, len: len as u32 });
+        self.ops.push(BatchOp { conn, slot, kind, start: start as u32, len: len as u32 });
     }
 }
 
@@ -211,19 +210,22 @@ impl Forwarder {
     }
 
     /// `stats conns` lines for this executor's connections.
-    pub fn list_conns(&self, out: &mut BytesMut, now: u32) {
-        use crate::protocol::reply::stat;
+    pub fn list_conns(&self, form: Form, out: &mut BytesMut, now: u32) {
+        let mut sink = stat_sink(form, out);
         for (_, mailbox) in self.mailboxes.borrow().iter() {
             let info = &mailbox.info;
-            stat(out, &format!("{}:addr", info.fd), &info.addr);
-            stat(out, &format!("{}:listen_addr", info.fd), &info.listen_addr);
-            stat(out, &format!("{}:state", info.fd), "conn_parse_cmd");
-            stat(out, &format!("{}:secs_since_last_cmd", info.fd), now.saturating_sub(info.last_cmd.get()));
+            let view = ConnView {
+                fd: info.fd,
+                addr: &info.addr,
+                listen_addr: &info.listen_addr,
+                secs_since_last_cmd: now.saturating_sub(info.last_cmd.get()),
+            };
+            write_conn(&mut sink, &view);
         }
     }
 
     /// Queues an op for `peer`; its reply arrives in the connection's mailbox.
-    pub fn send(&self, peer: usize, conn: u32, slot: u32, kind: OpKind, write: impl FnOnce(&mut BytesMut)) {
+    pub fn send(&self, peer: usize, conn: u32, slot: u32, kind: Work, write: impl FnOnce(&mut BytesMut)) {
         debug_assert_ne!(peer, self.me);
         self.pending[peer].borrow_mut().push(conn, slot, kind, write);
         if !self.scheduled[peer].replace(true) {
@@ -262,7 +264,7 @@ impl Forwarder {
             if let Err(glommio::GlommioError::Closed(glommio::ResourceType::Channel(message))) =
                 senders.send_to(peer, message).await
             {
-                self.deliver_all(&message.requests, Some(b"SERVER_ERROR shutting down\r\n"));
+                self.deliver_all(&message.requests, Some(text_reply::SHUTTING_DOWN));
             }
         }
     }

@@ -21,7 +21,7 @@ use super::core::Core;
 use super::forward::ConnInfo;
 use super::stream::PolledStream;
 use crate::config::Config;
-use crate::protocol::reply::TOO_MANY_CONNECTIONS;
+use crate::protocol::text_reply::TOO_MANY_CONNECTIONS;
 
 /// The TCP addresses to listen on: `-l`'s list, or every interface (IPv4 and IPv6).
 pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {

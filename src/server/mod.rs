@@ -4,12 +4,9 @@
 mod clock;
 mod connection;
 mod core;
-mod dump;
 mod forward;
 mod listener;
-mod settings;
 mod stream;
-pub mod stats;
 pub mod systemd;
 
 use std::rc::Rc;
@@ -20,11 +17,11 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use self::core::{Core, Router, Shared, MEMCACHED_VERSION};
+use self::core::{Core, Router, Shared};
 use self::forward::{Forwarder, ToOrigin, ToOwner};
-use self::stats::{ExecutorStats, ProcessFacts};
+use crate::commands::{ExecutorStats, ProcessFacts, Runtime};
 use crate::config::Config;
-use crate::protocol::Limits;
+use crate::protocol::{Limits, MEMCACHED_VERSION};
 use crate::store::{Shard, StoreConfig};
 use poller::Poller;
 
@@ -39,6 +36,7 @@ const IO_MEMORY: usize = 64 << 10;
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
     let shared = Arc::new(Shared {
+        runtime: Runtime::new(&config),
         clock: clock::Clock::start(),
         stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
         connections: AtomicUsize::new(0),
@@ -226,7 +224,7 @@ async fn executor_main(
         forwarder: forwarder.clone(),
         poller: poller.clone(),
         limits: Limits { item_size_max: config.item_size_max },
-        flush_at: Default::default(),
+        flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
         shared: shared.clone(),
     });

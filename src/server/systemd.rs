@@ -20,8 +20,14 @@ pub const STOPPING: &str = "STOPPING=1";
 /// manager. `Ok(false)` when not run by systemd (`$NOTIFY_SOCKET` unset or empty), so
 /// callers need no special case for a foreground start; `Ok(true)` once sent.
 pub fn notify(state: &str) -> io::Result<bool> {
-    match std::env::var_os("NOTIFY_SOCKET") {
-        Some(socket) if !socket.is_empty() => notify_to(&socket, state).map(|()| true),
+    notify_via(std::env::var_os("NOTIFY_SOCKET").as_deref(), state)
+}
+
+/// `notify` given the value of `$NOTIFY_SOCKET` (None: unset), so tests need not change
+/// the environment (`set_var` races with every other thread that reads it).
+fn notify_via(socket: Option<&OsStr>, state: &str) -> io::Result<bool> {
+    match socket {
+        Some(socket) if !socket.is_empty() => notify_to(socket, state).map(|()| true),
         _ => Ok(false),
     }
 }
@@ -115,21 +121,17 @@ mod tests {
         assert!(notify_to(path.as_os_str(), READY).is_err());
     }
 
-    /// The only test that touches `$NOTIFY_SOCKET`, so parallel tests cannot race on it.
+    /// `$NOTIFY_SOCKET` unset or empty: not under systemd, nothing sent, no error; set:
+    /// sent there.
     #[test]
-    fn notify_reads_the_environment() {
-        std::env::remove_var("NOTIFY_SOCKET");
-        assert!(!notify(READY).unwrap());
-        std::env::set_var("NOTIFY_SOCKET", "");
-        assert!(!notify(READY).unwrap());
+    fn notify_follows_the_socket_variable() {
+        assert!(!notify_via(None, READY).unwrap());
+        assert!(!notify_via(Some(OsStr::new("")), READY).unwrap());
 
         let path = temp_socket_path("env");
         let _ = std::fs::remove_file(&path);
         let listener = UnixDatagram::bind(&path).unwrap();
-        std::env::set_var("NOTIFY_SOCKET", &path);
-        let sent = notify(READY);
-        std::env::remove_var("NOTIFY_SOCKET");
-        assert!(sent.unwrap());
+        assert!(notify_via(Some(path.as_os_str()), READY).unwrap());
         assert_eq!(receive(&listener), READY);
         std::fs::remove_file(&path).unwrap();
     }

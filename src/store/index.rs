@@ -195,8 +195,7 @@ impl Index {
         self.count = 0;
     }
 
-    /// Every entry's location, for consistency checks in tests.
-    #[cfg(test)]
+    /// Every entry's location, for the shard's self-check (`Shard::check_invariants`).
     pub fn locs(&self) -> Vec<Loc> {
         self.slots
             .iter()

@@ -4,9 +4,6 @@
 //! the server's clock in whole seconds since it started (memcached's `rel_time_t`), and
 //! expiry times are on that same clock (0 = never expires).
 //!
-//! API CONTRACT (the server is written against exactly this; the implementation is
-//! being built separately).
-//!
 //! Implementation (Segcache-like, see `store-measurements.md` for why):
 //! - `item`: records packed back to back in segments: an 11-byte header for a
 //!   small item without flags/exptime (mask, key length, value length, CAS), then key
@@ -16,16 +13,18 @@
 //! - `segment`: 1 MiB (or `-I`-sized) segments, allocated lazily within the budget.
 //! - `eviction`: FIFO over segments with CLOCK second chances, whole-segment reuse of
 //!   expired/dead segments first, in-place compaction, the background reclaim walk.
-//! - `arith`: incr/decr as memcached's `do_add_delta`.
 //! - `prefetch`: starting a group of lookups' cache misses before running them.
 //!
 //! Memory held (`allocated` in stats: segments + index) stays within `memory_limit`,
 //! including while the index is rebuilt, with one exception: a shard always keeps two
 //! segments and the index for what they hold, even when the limit is smaller. Beside
 //! that, outside the count: a few words per segment, and a scratch buffer for
-//! append/prepend/incr/touch (kept at most 64 KiB, transiently up to `-I`).
+//! append/prepend/rewrite/touch (kept at most 64 KiB, transiently up to `-I`).
+//!
+//! What each command does with a shard (which call, what counts, what it answers) is
+//! in `crate::commands`; this module is the mechanism: where bytes live and when they go.
 
-pub use crate::protocol::StoreMode;
+use crate::rules::{item_size_ok, StoreMode};
 
 /// How one shard is sized and behaves.
 #[derive(Clone, Debug)]
@@ -63,13 +62,16 @@ pub enum StoreOutcome {
     OutOfMemory,
 }
 
-/// Result of incr/decr.
+/// Result of [`Shard::rewrite_value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArithOutcome {
-    Value(u64),
+pub enum Rewrite<T> {
+    /// Rewritten; what the caller's function returned.
+    Done(T),
     NotFound,
-    NonNumeric,
-    OutOfMemory,
+    /// The caller's function refused the old value.
+    Refused,
+    /// `-M` and no room for a longer value.
+    NoMemory,
 }
 
 /// Counters memcached reports, for this shard.
@@ -95,17 +97,12 @@ pub struct StoreStats {
     pub oldest_write: Option<u32>,
 }
 
-/// memcached's test for "object too large for cache": its item header (48 bytes, 56 with
-/// CAS), the key and its NUL, and the value with its `\r\n` must fit in `-I`.
-pub fn item_size_ok(key_len: usize, value_len: usize, item_size_max: usize) -> bool {
-    56 + key_len + 1 + value_len + 2 <= item_size_max
-}
-
-mod arith;
 mod eviction;
 mod index;
+mod invariants;
 mod item;
 mod prefetch;
+mod rewrite;
 mod segment;
 mod stats;
 #[cfg(test)]
@@ -115,7 +112,6 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
-pub use arith::safe_strtoull;
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
@@ -305,39 +301,6 @@ impl Shard {
 
     pub fn touch(&mut self, key: &[u8], exptime: u32, now: u32) -> bool {
         self.touch_item(key, exptime, now).is_some()
-    }
-
-    pub fn incr_decr(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
-        let hash = self.hash(key);
-        let Some((_, loc, h)) = self.find_live(key, hash, now) else {
-            return ArithOutcome::NotFound;
-        };
-        let Some(old) = arith::safe_strtoull(self.value_at(loc, h)) else {
-            return ArithOutcome::NonNumeric;
-        };
-        let new = arith::apply_delta(old, incr, delta);
-        let mut buf = std::mem::take(&mut self.scratch);
-        let cas = self.next_cas();
-        let outcome = if arith::render(new, h.value_len, &mut buf) {
-            // memcached's in-place update: same length, new CAS.
-            let seg = &mut self.pool.segs[loc.seg as usize];
-            let off = loc.off as usize;
-            seg.data[off + h.value_off()..off + h.total_len()].copy_from_slice(&buf);
-            seg.data[off + h.cas_off()..off + h.cas_off() + 8].copy_from_slice(&cas.to_le_bytes());
-            seg.data[off] = item::read_once(seg.data[off]);
-            ArithOutcome::Value(new)
-        } else {
-            let bits = item::read_once(h.mask);
-            match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, now) {
-                Some(_) => {
-                    self.c.total_items += 1;
-                    ArithOutcome::Value(new)
-                }
-                None => ArithOutcome::OutOfMemory,
-            }
-        };
-        self.return_scratch(buf);
-        outcome
     }
 
     /// flush_all: every item stored so far is gone. Eager: segments are emptied and kept

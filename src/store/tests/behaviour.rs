@@ -1,7 +1,7 @@
 //! memcached semantics of each operation.
 
 use super::*;
-use crate::store::{ArithOutcome, StoreStats};
+use crate::store::StoreStats;
 
 fn shard() -> Shard {
     Shard::new(config(8 << 20, 1 << 20, true))
@@ -186,66 +186,6 @@ fn too_large() {
         s.get(b"big", 1),
         None,
         "a failed set drops the old value, as memcached does"
-    );
-    s.check_invariants();
-}
-
-#[test]
-fn incr_decr_like_do_add_delta() {
-    let mut s = shard();
-    assert_eq!(s.incr_decr(b"n", true, 1, 1), ArithOutcome::NotFound);
-    s.store(StoreMode::Set, b"n", 4, 0, b"100", 0, 1);
-    let cas0 = s.get(b"n", 1).unwrap().cas;
-    assert_eq!(s.incr_decr(b"n", false, 1, 1), ArithOutcome::Value(99));
-    let it = s.get(b"n", 1).unwrap();
-    assert_eq!(
-        (it.value, it.flags),
-        (&b"99 "[..], 4),
-        "in place, padded to the old length"
-    );
-    assert_ne!(it.cas, cas0, "new CAS even in place");
-    assert_eq!(s.incr_decr(b"n", false, 1000, 1), ArithOutcome::Value(0));
-    assert_eq!(s.get(b"n", 1).unwrap().value, b"0  ");
-    let total = s.stats().total_items;
-    assert_eq!(
-        s.incr_decr(b"n", true, 12345, 1),
-        ArithOutcome::Value(12345)
-    );
-    assert_eq!(
-        s.get(b"n", 1).unwrap().value,
-        b"12345",
-        "longer: exactly the digits"
-    );
-    assert_eq!(
-        s.stats().total_items,
-        total + 1,
-        "a realloc counts as a store"
-    );
-    s.store(StoreMode::Set, b"w", 0, 0, b"18446744073709551615", 0, 1);
-    assert_eq!(
-        s.incr_decr(b"w", true, 2, 1),
-        ArithOutcome::Value(1),
-        "wraps at 2^64"
-    );
-    assert_eq!(s.get(b"w", 1).unwrap().value, b"1                   ");
-    for bad in [&b""[..], b"abc", b"-1", b"12abc", b"18446744073709551616"] {
-        s.store(StoreMode::Set, b"b", 0, 0, bad, 0, 1);
-        assert_eq!(
-            s.incr_decr(b"b", true, 1, 1),
-            ArithOutcome::NonNumeric,
-            "{bad:?}"
-        );
-    }
-    s.store(StoreMode::Set, b"b", 0, 0, b" 5", 0, 1);
-    assert_eq!(s.incr_decr(b"b", true, 1, 1), ArithOutcome::Value(6));
-    s.store(StoreMode::Set, b"b", 0, 0, b"12 abc", 0, 1);
-    assert_eq!(s.incr_decr(b"b", true, 1, 1), ArithOutcome::Value(13));
-    assert_eq!(s.get(b"b", 1).unwrap().value, b"13    ");
-    s.store(StoreMode::Set, b"e", 0, 10, b"5", 0, 1);
-    assert_eq!(
-        s.incr_decr(b"e", true, 1, 10),
-        ArithOutcome::NotFound,
-        "expired"
     );
     s.check_invariants();
 }

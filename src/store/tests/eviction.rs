@@ -159,8 +159,8 @@ fn no_evict_mode_refuses_with_out_of_memory() {
         assert!(s.get(&key(i), 1).is_some(), "-M never drops a stored item");
     }
     assert_eq!(
-        s.incr_decr(b"nope", true, 1, 1),
-        crate::store::ArithOutcome::NotFound
+        crate::commands::arith::apply(&mut s, b"nope", true, 1, 1),
+        crate::store::Rewrite::NotFound
     );
     // Deleting makes room again (mostly-dead segments are compacted).
     for i in 0..stored / 2 {

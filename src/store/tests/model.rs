@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::store::arith;
-use crate::store::{item_size_ok, ArithOutcome};
+use crate::commands::arith;
+use crate::rules::{item_size_ok, strtoull};
+use crate::store::Rewrite;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -255,14 +256,14 @@ impl Harness {
             Op::Arith(k, incr, delta) => {
                 let k = key_of(*k);
                 self.sync(&k);
-                let got = self.shard.incr_decr(&k, *incr, *delta, now);
+                let got = arith::apply(&mut self.shard, &k, *incr, *delta, now);
                 let want = match self.live(&k).cloned() {
                     None => {
                         self.model.remove(&k);
-                        ArithOutcome::NotFound
+                        Rewrite::NotFound
                     }
-                    Some(m) => match arith::safe_strtoull(&m.value) {
-                        None => ArithOutcome::NonNumeric,
+                    Some(m) => match strtoull(&m.value) {
+                        None => Rewrite::Refused,
                         Some(n) => {
                             let new = arith::apply_delta(n, *incr, *delta);
                             let mut digits = new.to_string().into_bytes();
@@ -270,17 +271,17 @@ impl Harness {
                                 digits.resize(m.value.len(), b' ');
                             }
                             self.model.insert(k.clone(), MItem { value: digits, ..m });
-                            ArithOutcome::Value(new)
+                            Rewrite::Done(new)
                         }
                     },
                 };
-                if got == ArithOutcome::OutOfMemory {
+                if got == Rewrite::NoMemory {
                     assert!(!self.shard.config.evict);
                     self.resync(&k);
                     return;
                 }
                 assert_eq!(got, want);
-                if matches!(got, ArithOutcome::Value(_)) {
+                if matches!(got, Rewrite::Done(_)) {
                     self.record_cas(&k);
                 }
             }

@@ -1,0 +1,81 @@
+//! The server-wide commands besides flush_all and stats: version, verbosity, quit,
+//! shutdown, cache_memlimit, lru_crawler and the two item dumps. Each runs on the core
+//! whose connection asked; what must happen on every shard goes there as a [`CoreOp`].
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::BytesMut;
+
+use super::dump::{CACHEDUMP_MAX_BYTES, CLASS};
+use super::{flush, stats, CoreOp, Flow, Server};
+use crate::protocol::{answer, Answer, Form, ServerCmd};
+
+/// Runs one server-wide request.
+pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut BytesMut) -> Flow {
+    match cmd {
+        ServerCmd::FlushAll { delay } => flush::flush_all(server, delay, form, out),
+        ServerCmd::Stats(kind) => stats::stats(server, kind, form, out),
+        ServerCmd::CacheMemlimit { megabytes } => cache_memlimit(server, megabytes, form, out),
+        ServerCmd::Version => answer(form, Answer::Version, out),
+        // memcached answers OK and changes its log level; we have no such levels past -v.
+        ServerCmd::Verbosity => answer(form, Answer::Ok, out),
+        ServerCmd::Quit => return Flow::Close,
+        ServerCmd::Shutdown { graceful: _, valid } => {
+            if !server.config().enable_shutdown {
+                answer(form, Answer::ShutdownDisabled, out);
+            } else if !valid {
+                answer(form, Answer::InvalidShutdownMode, out);
+            } else {
+                server.shutdown();
+                return Flow::Close;
+            }
+        }
+        ServerCmd::MetaDump { classes } => {
+            if !server.runtime().crawler_enabled.load(Relaxed) {
+                answer(form, Answer::CrawlerDisabled, out);
+            } else {
+                if classes & (1 << CLASS) != 0 {
+                    server.on_every_core(CoreOp::MetaDump, form, out);
+                }
+                answer(form, Answer::End, out);
+            }
+        }
+        ServerCmd::LruCrawler { enable } => {
+            // memcached: an error only when starting a crawler that already runs.
+            let was = server.runtime().crawler_enabled.swap(enable, Relaxed);
+            answer(form, if was && enable { Answer::CrawlerStartFailed } else { Answer::Ok }, out);
+        }
+        ServerCmd::CacheDump { class, limit } => {
+            if class == CLASS {
+                // Split the limit and memcached's 2 MB cap over the cores.
+                let cores = server.cores();
+                let n = cores as u32;
+                let max_bytes = (CACHEDUMP_MAX_BYTES / cores) as u32;
+                for core in 0..cores {
+                    let share = limit / n + u32::from((core as u32) < limit % n);
+                    if limit == 0 || share > 0 {
+                        server.on_core(core, CoreOp::CacheDump { limit: share, max_bytes }, form, out);
+                    }
+                }
+            }
+            answer(form, Answer::End, out);
+        }
+    }
+    Flow::Continue
+}
+
+/// `cache_memlimit <megabytes>`: memcached's limits on the value, then each core's
+/// share of the new limit; `stats settings` shows it from then on.
+fn cache_memlimit(server: &mut impl Server, megabytes: u64, form: Form, out: &mut BytesMut) {
+    if megabytes < 8 {
+        return answer(form, Answer::MemlimitTooSmall, out);
+    }
+    if megabytes > 1_000_000_000 {
+        return answer(form, Answer::MemlimitAdjustFailed, out);
+    }
+    let total = megabytes * 1024 * 1024;
+    server.runtime().memory_limit.store(total, Relaxed);
+    let bytes = total / server.cores() as u64;
+    server.on_every_core(CoreOp::MemoryLimit { bytes }, form, out);
+    answer(form, Answer::Ok, out)
+}

@@ -1,0 +1,52 @@
+//! set, add, replace, append, prepend and cas: storing a value.
+//!
+//! Every storage command bumps `cmd_set`; cas also `cas_hits`, `cas_badval` (the unique
+//! did not match) or `cas_misses` (no such item), as memcached counts them.
+
+use super::Ctx;
+use crate::protocol::Outcome;
+use crate::rules::StoreMode;
+use crate::store::StoreOutcome;
+
+pub fn store<'s>(
+    ctx: &'s mut Ctx<'_>,
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: i64,
+    value: &[u8],
+    cas_unique: u64,
+) -> Outcome<'s> {
+    let c = ctx.counters;
+    c.cmd_set.incr();
+    let exptime = ctx.expiry(exptime);
+    let outcome = ctx.shard.store(mode, key, flags, exptime, value, cas_unique, ctx.now);
+    if mode == StoreMode::Cas {
+        match outcome {
+            StoreOutcome::Stored => c.cas_hits.incr(),
+            StoreOutcome::Exists => c.cas_badval.incr(),
+            StoreOutcome::NotFound => c.cas_misses.incr(),
+            _ => {}
+        }
+    }
+    match outcome {
+        StoreOutcome::Stored => Outcome::Stored,
+        StoreOutcome::NotStored => Outcome::NotStored,
+        StoreOutcome::Exists => Outcome::Exists,
+        StoreOutcome::NotFound => Outcome::NotFound,
+        // memcached: an append/prepend that would outgrow -I is NOT_STORED.
+        StoreOutcome::TooLarge if matches!(mode, StoreMode::Append | StoreMode::Prepend) => Outcome::NotStored,
+        StoreOutcome::TooLarge => Outcome::TooLarge,
+        StoreOutcome::OutOfMemory => Outcome::StoreNoMemory,
+    }
+}
+
+/// A storage command whose value was larger than `-I` (refused before its data block
+/// was read): memcached unlinks the old value when the command was `set`, so a failed
+/// overwrite leaves no stale value behind.
+pub fn too_large<'s>(ctx: &'s mut Ctx<'_>, mode: StoreMode, key: &[u8]) -> Outcome<'s> {
+    if mode == StoreMode::Set {
+        ctx.shard.delete(key, ctx.now);
+    }
+    Outcome::TooLarge
+}
