@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# memcached-rs against memcached 1.6 (Debian package), with mcbench.
+# memcached-rs against memcached 1.6 (Debian package), with two generators: mcbench (ours)
+# and memtier_benchmark (Redis Ltd.'s, independent; built by shared/tools/build-memtier.sh).
 #
 # Both servers run on the same pinned core(s) with the same flags (-m, -c, -U 0), are
 # preloaded with the same keys, and are measured in alternation (A B A B ..., ROUNDS
-# rounds per workload) with the generator pinned to the other core. Per run the
-# server's CPU time (utime+stime from /proc/PID/stat) is divided by the requests served.
-# Prints one table per mode (medians over rounds) with our/memcached ratios.
+# rounds per workload and generator) with the generator pinned to the other core. Per
+# run the server's CPU time (utime+stime from /proc/PID/stat) is divided by the
+# requests served. Prints one table per mode (medians over rounds) with our/memcached
+# ratios, a row per generator; a ratio is a result only where both generators agree.
 #
 # Usage: scripts/bench-vs-memcached.sh [path/to/memcached-rs]
 # Environment (defaults in brackets):
@@ -19,6 +21,12 @@
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
 #                 compares memcached with itself: the ratios show the noise)
 #   B_ARGS="..."  extra flags for server B only (B_ARGS="-o cpu_steering")
+#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k (it has no multi-get
+#                 nor open loop of this kind), with MEMTIER=path or the shared build script
+#   SYSCALLS=1    after the timed rounds, one more run per workload, server and generator
+#                 with `perf stat` attached to the server: syscalls and context switches
+#                 per command (cmd_get+cmd_set from the server's stats, same window); kept
+#                 out of the timed rounds so tracing does not touch their CPU figures
 #   GENCMP=1      also compare one core of mcbench with memcaslap on memcached -t 1
 #   OUT [target/bench-vs-memcached]  where run JSON and the tables go
 #   LAG_SHARE [0.25]  open loop: a row is marked INVALID when mcbench's send lag (how late
@@ -46,6 +54,11 @@ OURS=${1:-${B_BIN:-$ROOT/target/release/memcached-rs}}
 NAME_B=${B_NAME:-memcached-rs}
 [[ -n ${B_BIN:-} ]] && NAME_B=${B_NAME:-$(basename "$B_BIN")-B}
 MCBENCH=$ROOT/target/release/mcbench
+GENS=${GENS:-"mcbench memtier"}
+if [[ " $GENS " == *" memtier "* && -z ${MEMTIER:-} ]]; then
+    MEMTIER=$("$ROOT/../shared/tools/build-memtier.sh" 2>/dev/null || true)
+    [[ -x ${MEMTIER:-} ]] || MEMTIER=$(command -v memtier_benchmark || true)
+fi
 TICK=$(getconf CLK_TCK)
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -89,27 +102,82 @@ workload_args() {
     esac
 }
 
-# run_one MODE WORKLOAD ROUND SERVERNAME PORT PID GEN_THREADS GEN_CPUS CONNS
+# Workload flags for memtier_benchmark (memcache_text); $1 workload, $2 connections
+# per thread; empty: memtier has no such workload.
+memtier_args() {
+    local common=(-P memcache_text -c "$2" --key-minimum=1 --key-maximum="$KEYS" --key-pattern=R:R --hide-histogram)
+    case $1 in
+        p1) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=1" ;;
+        p16) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=16" ;;
+        set1k) echo "${common[*]} --ratio=1:0 --data-size=1024 --pipeline=1" ;;
+        *) echo "" ;;
+    esac
+}
+
+# Commands the server has run: cmd_get + cmd_set from its stats.
+server_commands() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"stats\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    buf += s.recv(65536)
+st = dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith("STAT "))
+print(int(st["cmd_get"]) + int(st["cmd_set"]))
+EOF
+}
+
+# run_one GEN MODE WORKLOAD ROUND SERVERNAME PORT PID GEN_THREADS GEN_CPUS CONNS [sys]
+# With `sys`: perf stat counts the server's syscalls and context switches over the run.
 run_one() {
-    local mode=$1 wl=$2 round=$3 name=$4 port=$5 pid=$6 gthreads=$7 gcpus=$8 conns=$9
-    local json=$OUT/$mode-core-$wl-$name-$round.json
-    local before after load
+    local gen=$1 mode=$2 wl=$3 round=$4 name=$5 port=$6 pid=$7 gthreads=$8 gcpus=$9 conns=${10} sys=${11:-}
+    local json=$OUT/$mode-core-$wl-$name-$gen-$round.json
+    local before after load perfout="" cmds_before=0 cmds_after=0 perfpid=""
+    if [[ $gen == memtier && -z $(memtier_args "$wl" "$conns") ]]; then return; fi
     load=$(cut -d' ' -f1 /proc/loadavg)
+    if [[ -n $sys ]]; then
+        perfout=$OUT/$mode-core-$wl-$name-$gen-perf.txt
+        cmds_before=$(server_commands "$port")
+        perf stat -x, -e 'syscalls:sys_enter_*,context-switches,cpu-migrations' -p "$pid" -o "$perfout" &
+        perfpid=$!
+        sleep 0.2
+    fi
     before=$(cpu_ticks "$pid")
-    # shellcheck disable=SC2046  # the workload's flags are meant to split
-    "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
-        $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
-        --label "$name $wl ${mode}c r$round" --json -q > "$json"
-    after=$(cpu_ticks "$pid")
-    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" "$load" >> "$RESULTS" <<'EOF'
+    if [[ $gen == mcbench ]]; then
+        # shellcheck disable=SC2046  # the workload's flags are meant to split
+        "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
+            $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
+            --label "$name $wl ${mode}c r$round" --json -q > "$json"
+    else
+        # memtier has no warm-up: it runs WARMUP + DURATION and all of it counts.
+        local total
+        total=$(python3 -c "import math; print(math.ceil($DURATION + $WARMUP))")
+        # shellcheck disable=SC2046
+        taskset -c "$gcpus" "$MEMTIER" -s 127.0.0.1 -p "$port" -t "$gthreads" \
+            $(memtier_args "$wl" "$conns") --test-time="$total" --json-out-file="$json.mt" > "$OUT/memtier.log" 2>&1
+        python3 - "$json.mt" "$total" > "$json" <<'EOF'
 import json, sys
-f, mode, wl, name, rnd, b, a, tick, dur, warm, load = sys.argv[1:]
+t = json.load(open(sys.argv[1]))["ALL STATS"]["Totals"]
+p = t["Percentile Latencies"]
+print(json.dumps({"requests": t["Count"], "throughput": t["Ops/sec"], "errors": t.get("Connection Errors", 0),
+    "latency_us": {"p50": p["p50.00"] * 1e3, "p99": p["p99.00"] * 1e3, "p999": p["p99.90"] * 1e3}, "whole_run": float(sys.argv[2])}))
+EOF
+    fi
+    after=$(cpu_ticks "$pid")
+    if [[ -n $perfpid ]]; then
+        kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true
+        cmds_after=$(server_commands "$port")
+    fi
+    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" "$load" "$gen" "$perfout" "$((cmds_after - cmds_before))" >> "$RESULTS" <<'EOF'
+import json, sys
+f, mode, wl, name, rnd, b, a, tick, dur, warm, load, gen, perfout, cmds = sys.argv[1:]
 r = json.load(open(f))
 secs = (float(a) - float(b)) / float(tick)
-# The server also worked during warm-up: charge it the warm-up's requests too.
-served = r["requests"] * (float(dur) + float(warm)) / float(dur)
-print(json.dumps({
-    "mode": int(mode), "workload": wl, "server": name, "round": int(rnd),
+# The server also worked during mcbench's warm-up: charge it the warm-up's requests too.
+served = r["requests"] if r.get("whole_run") else r["requests"] * (float(dur) + float(warm)) / float(dur)
+row = {
+    "gen": gen, "mode": int(mode), "workload": wl, "server": name, "round": int(rnd),
     "throughput": r["throughput"], "p50": r["latency_us"]["p50"], "p99": r["latency_us"]["p99"],
     "p999": r["latency_us"]["p999"], "errors": r["errors"],
     "cpu_us_per_req": secs * 1e6 / served if served else None,
@@ -117,16 +185,33 @@ print(json.dumps({
     "send_lag_p99": (r.get("send_lag_us") or {}).get("p99"),
     "send_lag_p999": (r.get("send_lag_us") or {}).get("p999"),
     "load": float(load),
-}))
+}
+if perfout:
+    calls, switches, by = 0, 0, {}
+    for line in open(perfout):
+        parts = line.strip().split(",")
+        if len(parts) < 3 or not parts[0].replace(".", "").isdigit():
+            continue
+        n, ev = float(parts[0]), parts[2]
+        if ev.startswith("syscalls:sys_enter_"):
+            calls += n
+            if n:
+                by[ev[len("syscalls:sys_enter_"):]] = n
+        elif ev == "context-switches":
+            switches = n
+    cmds = max(int(cmds), 1)
+    row.update({"syscalls": True, "syscalls_per_cmd": calls / cmds, "switches_per_cmd": switches / cmds,
+                "syscalls_by": {k: round(v / cmds, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6]}})
+print(json.dumps(row))
 EOF
-    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else ""))' >&2
+    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(gen)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else "") + ("  syscalls/cmd %.2f switches/cmd %.2f %s" % (r["syscalls_per_cmd"], r["switches_per_cmd"], r["syscalls_by"]) if r.get("syscalls") else ""))' >&2
 }
 
 median_throughput() { # mode workload server
     python3 - "$RESULTS" "$@" <<'EOF'
 import json, statistics, sys
 f, mode, wl, name = sys.argv[1:]
-v = [r["throughput"] for r in map(json.loads, open(f)) if r["mode"] == int(mode) and r["workload"] == wl and r["server"] == name]
+v = [r["throughput"] for r in map(json.loads, open(f)) if r["mode"] == int(mode) and r["workload"] == wl and r["server"] == name and r["gen"] == "mcbench" and not r.get("syscalls")]
 print(int(statistics.median(v)) if v else 0)
 EOF
 }
@@ -134,9 +219,16 @@ EOF
 preload() { # port gthreads gcpus
     "$MCBENCH" --servers "127.0.0.1:$1" --threads "$2" --cpus "$3" --keys "$KEYS" \
         --value-size 64-1024 --preload --requests 1 --connections 8 -q > /dev/null
+    if [[ " $GENS " == *" memtier "* ]]; then
+        # memtier's own key names (memtier-1 ..), every one stored once.
+        taskset -c "$3" "$MEMTIER" -s 127.0.0.1 -p "$1" -P memcache_text -t 1 -c 8 --ratio=1:0 \
+            --key-pattern=P:P --key-minimum=1 --key-maximum="$KEYS" -n allkeys --data-size-range=64-1024 \
+            --hide-histogram > "$OUT/memtier-preload.log" 2>&1
+    fi
 }
 
-echo "bench-vs-memcached: A=memcached ($MEMCACHED), B=$NAME_B ($OURS)"
+[[ " $GENS " != *" memtier "* || -x ${MEMTIER:-} ]] || die "memtier_benchmark not found (../shared/tools/build-memtier.sh, or MEMTIER=path, or GENS=mcbench)"
+echo "bench-vs-memcached: A=memcached ($MEMCACHED), B=$NAME_B ($OURS), generators: $GENS"
 echo "  rounds $ROUNDS, ${DURATION}s + ${WARMUP}s warm-up per run, modes: $MODES, workloads: $WORKLOADS"
 echo "  $(date -u +%F) on $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 
@@ -154,7 +246,7 @@ for mode in $MODES; do
             # throughput (the p1 rounds above, or rounds made now for it).
             peak=$(median_throughput "$mode" p1 memcached)
             if [[ $peak == 0 ]]; then
-                for r in $(seq "$ROUNDS"); do run_one "$mode" p1 "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"; done
+                for r in $(seq "$ROUNDS"); do run_one mcbench "$mode" p1 "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"; done
                 peak=$(median_throughput "$mode" p1 memcached)
             fi
             OPEN_RATE=$((peak / 2))
@@ -162,9 +254,17 @@ for mode in $MODES; do
             echo "$mode $OPEN_RATE $peak" >> "$OUT/open-rate.txt"
         fi
         for r in $(seq "$ROUNDS"); do
-            run_one "$mode" "$wl" "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"
-            run_one "$mode" "$wl" "$r" "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns"
+            for gen in $GENS; do
+                run_one "$gen" "$mode" "$wl" "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"
+                run_one "$gen" "$mode" "$wl" "$r" "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns"
+            done
         done
+        if [[ ${SYSCALLS:-0} == 1 ]]; then
+            for gen in $GENS; do
+                run_one "$gen" "$mode" "$wl" 0 memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns" sys
+                run_one "$gen" "$mode" "$wl" 0 "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns" sys
+            done
+        fi
     done
     stop_all
 done
@@ -206,7 +306,10 @@ if os.path.exists(open_rate):
         m, rate, peak = l.split()
         rates[int(m)] = (int(rate), int(peak))
 invalid = []
-rows = [json.loads(l) for l in open(f)]
+allrows = [json.loads(l) for l in open(f)]
+rows = [r for r in allrows if not r.get("syscalls")]
+sysrows = [r for r in allrows if r.get("syscalls")]
+gens = [g for g in ["mcbench", "memtier"] if any(r["gen"] == g for r in rows)]
 med = lambda v: statistics.median(v) if v else float("nan")
 names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "mget10": "10-key multi-get", "set1k": "set-only 1 KiB", "open50": "open loop 50% of peak",
@@ -214,12 +317,12 @@ names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "pingpong": "one connection, get after get"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
-    print("| workload | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wl in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong"]:
+    print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong"] for g in gens]:
         agg = {}
         for s in ["memcached", ours]:
-            rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s]
+            rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s and r["gen"] == gen]
             if not rs:
                 continue
             agg[s] = {k: med([r[k] for r in rs if r.get(k) is not None]) for k in ["throughput", "p50", "p99", "p999", "cpu_us_per_req", "load", "send_lag_p99", "send_lag_p999"]}
@@ -237,11 +340,19 @@ for mode in sorted({r["mode"] for r in rows}):
                 if behind:
                     name += " **INVALID: generator behind schedule**"
                     invalid.append(f"{mode}c {s}")
-            print(f"| {name} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['errors']} | {a['load']:.1f} | {lag} |")
+            print(f"| {name} | {gen} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['errors']} | {a['load']:.1f} | {lag} |")
         if len(agg) == 2:
             a, b = agg["memcached"], agg[ours]
             r = lambda k: b[k] / a[k] if a[k] else float("nan")
-            print(f"| {names[wl]} | **ratio ours/memcached** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | |")
+            print(f"| {names[wl]} | {gen} | **ratio ours/memcached** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | |")
+    srs = [r for r in sysrows if r["mode"] == mode]
+    if srs:
+        print(f"\nSyscalls and context switches per command (cmd_get+cmd_set), {mode} core{'s' if mode > 1 else ''}, perf stat on the server:\n")
+        print("| workload | generator | server | syscalls/cmd | switches/cmd | largest |")
+        print("|---|---|---|---:|---:|---|")
+        for r in srs:
+            top = ", ".join(f"{k} {v:.2f}" for k, v in r["syscalls_by"].items())
+            print(f"| {names[r['workload']]} | {r['gen']} | {r['server']} | {r['syscalls_per_cmd']:.2f} | {r['switches_per_cmd']:.2f} | {top} |")
 print("\nMedians over rounds. load = 1-minute load average when the runs started (2 CPUs: above ~2.5 other")
 print("processes compete for the cores and tails mean little). send lag = open loop only: how late mcbench")
 print(f"sent against its schedule (p99 / p99.9); a row is INVALID when it exceeds {lag_share:.0%} of the latency at p99 or p99.9.")
