@@ -87,7 +87,7 @@ struct Flags {
     /// number of executors, one per core (default: the CPUs this process may run on)
     #[arg(short = 't', long = "threads")]
     threads: Option<usize>,
-    /// accepted for compatibility
+    /// requests a connection may run per event before yielding to others (default 20)
     #[arg(short = 'R', long = "max-reqs-per-event")]
     max_reqs_per_event: Option<u32>,
     /// disable CAS uniques (every item reports 0)
@@ -142,8 +142,18 @@ pub struct Config {
     pub backlog: i32,
     /// `-I` in bytes.
     pub item_size_max: usize,
-    /// Extended options accepted but not acted on, for the warning at start.
+    /// Extended options accepted but not acted on, for the warning at start (and for
+    /// `stats settings`, which shows the values given).
     pub ignored: Vec<String>,
+    /// `-f`, `-n`, `-D`: memcached's slab growth factor, smallest chunk and stats key
+    /// delimiter, accepted and shown by `stats settings` (no slab classes here).
+    pub growth_factor: f64,
+    pub chunk_size: u32,
+    pub prefix_delimiter: char,
+    /// `-R`: requests a connection may run per event before it yields (memcached's 20).
+    pub reqs_per_event: u32,
+    /// `-o idle_timeout=N`: seconds a connection may stay idle (0: forever).
+    pub idle_timeout: u32,
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
@@ -236,6 +246,7 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         .map_err(|_| (format!("Invalid -a mask: {}", f.unix_mask), EX_USAGE))?;
     let mut ignored = Vec::new();
     let mut cpu_steering = false;
+    let mut idle_timeout = 0;
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
         if option == "cpu_steering" {
             cpu_steering = true;
@@ -244,6 +255,10 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         let name = option.split('=').next().unwrap_or(option);
         if !KNOWN_EXTENDED.contains(&name) {
             return Err((format!("Illegal suboption \"{option}\""), 1));
+        }
+        if name == "idle_timeout" {
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            idle_timeout = value.parse().map_err(|_| (format!("Illegal suboption \"{option}\""), 1))?;
         }
         ignored.push(option.to_string());
     }
@@ -273,6 +288,11 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         backlog: f.listen_backlog,
         item_size_max,
         ignored,
+        growth_factor: f.slab_growth_factor.unwrap_or(1.25),
+        chunk_size: f.slab_min_size.unwrap_or(48),
+        prefix_delimiter: f.prefix_delimiter.as_deref().and_then(|d| d.chars().next()).unwrap_or(':'),
+        reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
+        idle_timeout,
         cpu_steering,
     })
 }
@@ -360,5 +380,16 @@ mod tests {
         assert_eq!(parse_size("64k"), Some(64 << 10));
         assert_eq!(parse_size("1048576"), Some(1 << 20));
         assert_eq!(parse_size("x"), None);
+    }
+}
+
+impl Config {
+    /// The value given to extended option `name` (`-o name=value`), if any.
+    pub fn extended(&self, name: &str) -> Option<&str> {
+        self.ignored.iter().rev().find_map(|o| match o.split_once('=') {
+            Some((n, v)) if n == name => Some(v),
+            None if o == name => Some(""),
+            _ => None,
+        })
     }
 }

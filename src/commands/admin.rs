@@ -17,8 +17,17 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
         ServerCmd::Stats(kind) => stats::stats(server, kind, form, out),
         ServerCmd::CacheMemlimit { megabytes } => cache_memlimit(server, megabytes, form, out),
         ServerCmd::Version => answer(form, Answer::Version, out),
-        // memcached answers OK and changes its log level; we have no such levels past -v.
-        ServerCmd::Verbosity => answer(form, Answer::Ok, out),
+        ServerCmd::Verbosity { level } => {
+            // memcached's MAX_VERBOSITY_LEVEL. Shown by `stats settings`; what we log is
+            // decided by -v at start.
+            server.runtime().verbosity.store(level.min(2), Relaxed);
+            answer(form, Answer::Ok, out)
+        }
+        ServerCmd::SlabsAutomove { level } => {
+            server.runtime().slab_automove.store(level, Relaxed);
+            answer(form, Answer::Ok, out)
+        }
+        ServerCmd::SlabsReassign { src, dst } => answer(form, slabs_reassign(server.config(), src, dst), out),
         ServerCmd::Quit => return Flow::Close,
         ServerCmd::Shutdown { graceful: _, valid } => {
             if !server.config().enable_shutdown {
@@ -39,6 +48,17 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
                 }
                 answer(form, Answer::End, out);
             }
+        }
+        ServerCmd::LruCrawl { valid } => {
+            // memcached checks the crawler is running before it reads the class list.
+            let answer_is = if !server.runtime().crawler_enabled.load(Relaxed) {
+                Answer::CrawlerDisabled
+            } else if valid {
+                Answer::Ok
+            } else {
+                Answer::BadCrawlerClass
+            };
+            answer(form, answer_is, out);
         }
         ServerCmd::LruCrawler { enable } => {
             // memcached: an error only when starting a crawler that already runs.
@@ -62,6 +82,25 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
         }
     }
     Flow::Continue
+}
+
+/// `slabs reassign <src> <dst>` as memcached checks it. There are no slab pages to
+/// move here (one store packs every size), so a valid request is acknowledged with
+/// `OK` and changes nothing (README, "Differences from memcached").
+fn slabs_reassign(config: &crate::config::Config, src: i32, dst: i32) -> Answer {
+    if !super::settings::slab_reassign(config) {
+        return Answer::SlabReassignDisabled;
+    }
+    if src == dst {
+        return Answer::SlabsSameClass;
+    }
+    // memcached: class 0 is its global page pool, -1 as the source picks any class.
+    let largest = super::stats_slabs::size_classes(config).len() as i32;
+    let in_range = |c: i32| (0..=largest).contains(&c);
+    if !(src == -1 || in_range(src)) || !in_range(dst) {
+        return Answer::SlabsBadClass;
+    }
+    Answer::Ok
 }
 
 /// `cache_memlimit <megabytes>`: memcached's limits on the value, then each core's

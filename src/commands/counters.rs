@@ -54,12 +54,13 @@ counters! {
     /// What memcached's `stats` reports per thread, for one executor. Commands are
     /// counted where they run (the key's owner); connections where they are served.
     CommandCounters {
-        cmd_get, cmd_set, cmd_flush, cmd_touch,
+        cmd_get, cmd_set, cmd_flush, cmd_touch, cmd_meta,
         get_hits, get_misses,
         delete_misses, delete_hits,
         incr_misses, incr_hits, decr_misses, decr_hits,
         cas_misses, cas_hits, cas_badval,
         touch_hits, touch_misses,
+        store_too_large, store_no_memory, auth_cmds, auth_errors, idle_kicks, conn_yields,
         bytes_read, bytes_written,
         total_connections, curr_connections, rejected_connections,
         /// Requests this executor sent to their owner on another core.

@@ -15,10 +15,11 @@ use crate::rules::realtime;
 use crate::store::Shard;
 
 pub fn flush_all(server: &mut impl Server, delay: i64, form: Form, out: &mut BytesMut) {
+    // memcached counts a refused flush_all too.
+    server.counters().cmd_flush.incr();
     if !server.config().flush_enabled {
         return answer(form, Answer::FlushNotAllowed, out);
     }
-    server.counters().cmd_flush.incr();
     let now = server.now();
     let at = if delay > 0 { realtime(delay, now, server.unix_at_zero()) } else { now };
     // memcached's `settings.oldest_live`, shown by `stats settings` as `oldest`.

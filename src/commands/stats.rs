@@ -77,12 +77,24 @@ pub struct ProcessFacts {
     pub listeners: u64,
     pub rusage_user: f64,
     pub rusage_system: f64,
+    /// Settings that decide which of memcached's optional fields `stats` prints.
+    pub idle_timeout: u32,
+    pub slab_reassign: bool,
+    pub lru_crawler: bool,
+    pub lru_maintainer: bool,
+    pub lru_segmented: bool,
 }
 
-/// `stats`: memcached's general statistics, in memcached's order.
+/// `stats`: memcached 1.6.18's general statistics, every field in its order (Debian's
+/// build: TLS and extstore compiled in, no proxy). Where a mechanism does not exist
+/// here the field is a constant, listed in README ("Differences from memcached"):
+/// response objects, slab reassignment and LRU maintainer/segment counters, the
+/// logger, NAPI ids. Fields memcached prints only under a setting (idle_kicks,
+/// slab_reassign_*, lru_crawler_*, lru_maintainer_juggles) follow the same setting.
 pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorStats]) {
     let c = |f: fn(&CommandCounters) -> &Counter| sum(all, |s| f(&s.commands));
     let g = |f: fn(&ShardGauges) -> &Counter| sum(all, |s| f(&s.shard));
+    let conns = c(|c| &c.curr_connections);
     out.stat("pid", &p.pid);
     out.stat("uptime", &p.uptime);
     out.stat("time", &p.time);
@@ -93,20 +105,25 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     out.stat("rusage_system", &format_args!("{:.6}", p.rusage_system));
     out.stat("max_connections", &p.max_connections);
     // memcached counts its listening sockets in total_connections, not in curr.
-    out.stat("curr_connections", &c(|c| &c.curr_connections));
+    out.stat("curr_connections", &conns);
     out.stat("total_connections", &(c(|c| &c.total_connections) + p.listeners));
     out.stat("rejected_connections", &c(|c| &c.rejected_connections));
-    out.stat("connection_structures", &(c(|c| &c.curr_connections) + p.listeners));
+    out.stat("connection_structures", &(conns + p.listeners));
+    // memcached's response objects and read buffers are per-request and per-thread
+    // allocations; ours are one read and one write buffer per connection.
     out.stat("response_obj_oom", &0);
     out.stat("response_obj_count", &0);
     out.stat("response_obj_bytes", &0);
+    out.stat("read_buf_count", &conns);
+    out.stat("read_buf_bytes", &(conns * READ_BUFFER_BYTES));
+    out.stat("read_buf_bytes_free", &0);
     out.stat("read_buf_oom", &0);
     out.stat("reserved_fds", &0);
     out.stat("cmd_get", &c(|c| &c.cmd_get));
     out.stat("cmd_set", &c(|c| &c.cmd_set));
     out.stat("cmd_flush", &c(|c| &c.cmd_flush));
     out.stat("cmd_touch", &c(|c| &c.cmd_touch));
-    out.stat("cmd_meta", &0);
+    out.stat("cmd_meta", &c(|c| &c.cmd_meta));
     out.stat("get_hits", &c(|c| &c.get_hits));
     out.stat("get_misses", &c(|c| &c.get_misses));
     out.stat("get_expired", &g(|g| &g.get_expired));
@@ -122,29 +139,68 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     out.stat("cas_badval", &c(|c| &c.cas_badval));
     out.stat("touch_hits", &c(|c| &c.touch_hits));
     out.stat("touch_misses", &c(|c| &c.touch_misses));
-    out.stat("store_too_large", &0);
-    out.stat("store_no_memory", &0);
-    out.stat("auth_cmds", &0);
-    out.stat("auth_errors", &0);
+    out.stat("store_too_large", &c(|c| &c.store_too_large));
+    out.stat("store_no_memory", &c(|c| &c.store_no_memory));
+    out.stat("auth_cmds", &c(|c| &c.auth_cmds));
+    out.stat("auth_errors", &c(|c| &c.auth_errors));
+    if p.idle_timeout > 0 {
+        out.stat("idle_kicks", &c(|c| &c.idle_kicks));
+    }
     out.stat("bytes_read", &c(|c| &c.bytes_read));
     out.stat("bytes_written", &c(|c| &c.bytes_written));
     out.stat("limit_maxbytes", &g(|g| &g.limit_maxbytes));
     out.stat("accepting_conns", &1);
     out.stat("listen_disabled_num", &0);
+    out.stat("time_in_listen_disabled_us", &0);
     out.stat("threads", &p.threads);
-    out.stat("conn_yields", &0);
+    out.stat("conn_yields", &c(|c| &c.conn_yields));
     out.stat("hash_power_level", &16);
     out.stat("hash_bytes", &524288);
     out.stat("hash_is_expanding", &0);
+    if p.slab_reassign {
+        for name in [
+            "slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+            "slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
+            "slab_reassign_running", "slabs_moved",
+        ] {
+            out.stat(name, &0);
+        }
+    }
+    if p.lru_crawler {
+        out.stat("lru_crawler_running", &0);
+        out.stat("lru_crawler_starts", &0);
+    }
+    if p.lru_maintainer {
+        out.stat("lru_maintainer_juggles", &0);
+    }
+    out.stat("malloc_fails", &0);
+    for name in ["log_worker_dropped", "log_worker_written", "log_watcher_skipped", "log_watcher_sent", "log_watchers"] {
+        out.stat(name, &0);
+    }
+    out.stat("unexpected_napi_ids", &0);
+    out.stat("round_robin_fallback", &0);
+    out.stat("bytes", &g(|g| &g.bytes));
+    out.stat("curr_items", &g(|g| &g.curr_items));
+    out.stat("total_items", &g(|g| &g.total_items));
+    out.stat("slab_global_page_pool", &0);
     out.stat("expired_unfetched", &g(|g| &g.expired_unfetched));
     out.stat("evicted_unfetched", &g(|g| &g.evicted_unfetched));
     out.stat("evicted_active", &0);
     out.stat("evictions", &g(|g| &g.evictions));
     out.stat("reclaimed", &g(|g| &g.reclaimed));
-    out.stat("bytes", &g(|g| &g.bytes));
-    out.stat("curr_items", &g(|g| &g.curr_items));
-    out.stat("total_items", &g(|g| &g.total_items));
+    out.stat("crawler_reclaimed", &0);
+    out.stat("crawler_items_checked", &0);
+    out.stat("lrutail_reflocked", &0);
+    if p.lru_segmented {
+        for name in ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"] {
+            out.stat(name, &0);
+        }
+    }
 }
+
+/// What `stats` counts as one connection's read buffer (`read_buf_bytes`): the size a
+/// connection's read buffer starts with.
+pub const READ_BUFFER_BYTES: u64 = 16 * 1024;
 
 /// `stats shards` (ours): what each executor holds and does.
 pub fn write_shards(out: &mut impl StatSink, all: &[ExecutorStats]) {
@@ -177,7 +233,8 @@ mod tests {
         all[1].shard.curr_items.set(10);
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
-            listeners: 1, rusage_user: 0.5, rusage_system: 0.25,
+            listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);
@@ -187,5 +244,29 @@ mod tests {
         assert!(text.contains("STAT curr_items 10\r\n"));
         assert!(text.contains("STAT rusage_user 0.500000\r\n"));
         assert!(text.contains("STAT libevent epoll+io_uring\r\n"));
+        let names: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(names, MEMCACHED_1_6_18_STATS, "every field of memcached's `stats`, in its order");
     }
+
+    /// `stats` of memcached 1.6.18 (Debian) with its default settings, names only.
+    const MEMCACHED_1_6_18_STATS: &[&str] = &[
+        "pid", "uptime", "time", "version", "libevent", "pointer_size", "rusage_user", "rusage_system",
+        "max_connections", "curr_connections", "total_connections", "rejected_connections",
+        "connection_structures", "response_obj_oom", "response_obj_count", "response_obj_bytes",
+        "read_buf_count", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom", "reserved_fds", "cmd_get",
+        "cmd_set", "cmd_flush", "cmd_touch", "cmd_meta", "get_hits", "get_misses", "get_expired", "get_flushed",
+        "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits", "cas_misses",
+        "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large", "store_no_memory",
+        "auth_cmds", "auth_errors", "bytes_read", "bytes_written", "limit_maxbytes", "accepting_conns",
+        "listen_disabled_num", "time_in_listen_disabled_us", "threads", "conn_yields", "hash_power_level",
+        "hash_bytes", "hash_is_expanding", "slab_reassign_rescues", "slab_reassign_chunk_rescues",
+        "slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim", "slab_reassign_busy_items",
+        "slab_reassign_busy_deletes", "slab_reassign_running", "slabs_moved", "lru_crawler_running",
+        "lru_crawler_starts", "lru_maintainer_juggles", "malloc_fails", "log_worker_dropped",
+        "log_worker_written", "log_watcher_skipped", "log_watcher_sent", "log_watchers",
+        "unexpected_napi_ids", "round_robin_fallback", "bytes", "curr_items", "total_items",
+        "slab_global_page_pool", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
+        "reclaimed", "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked", "moves_to_cold",
+        "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped",
+    ];
 }

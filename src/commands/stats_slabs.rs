@@ -8,7 +8,30 @@
 //! the oldest segment still holding items was started (the tail of our FIFO).
 
 use super::ExecutorStats;
+use crate::config::Config;
 use crate::protocol::StatSink;
+
+/// The chunk sizes of memcached's slab classes 1, 2, ... for these settings, as its
+/// `slabs_init` computes them: from a 48-byte item header plus `-n` (48), times `-f`
+/// (1.25) each class, 8-byte aligned, up to the largest chunk (`slab_chunk_max`).
+pub fn size_classes(c: &Config) -> Vec<u32> {
+    const ITEM_HEADER: f64 = 48.0;
+    const ALIGN: u32 = 8;
+    let chunk_max = super::settings::slab_chunk_max(c);
+    let mut sizes = Vec::new();
+    let mut size = ITEM_HEADER + f64::from(c.chunk_size);
+    // Class ids run 1 ..= 63; the last one is always `chunk_max`.
+    while sizes.len() < (crate::rules::MAX_NUMBER_OF_SLAB_CLASSES as usize - 2) && size < f64::from(chunk_max) / c.growth_factor {
+        let mut s = size as u32;
+        if s % ALIGN != 0 {
+            s += ALIGN - s % ALIGN;
+        }
+        sizes.push(s);
+        size = f64::from(s) * c.growth_factor;
+    }
+    sizes.push(chunk_max);
+    sizes
+}
 
 fn total(all: &[ExecutorStats], f: impl Fn(&ExecutorStats) -> u64) -> u64 {
     all.iter().map(f).sum()

@@ -1,7 +1,9 @@
 //! set, add, replace, append, prepend and cas: storing a value.
 //!
 //! Every storage command bumps `cmd_set`; cas also `cas_hits`, `cas_badval` (the unique
-//! did not match) or `cas_misses` (no such item), as memcached counts them.
+//! did not match) or `cas_misses` (no such item); a value too large for `-I`
+//! `store_too_large`, one refused for memory under `-M` `store_no_memory`, as memcached
+//! counts them.
 
 use super::Ctx;
 use crate::protocol::Outcome;
@@ -29,6 +31,15 @@ pub fn store<'s>(
             _ => {}
         }
     }
+    // memcached counts these when it cannot allocate the request's own item; an
+    // append/prepend that fails to grow the old one is only NOT_STORED.
+    if !matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+        match outcome {
+            StoreOutcome::TooLarge => c.store_too_large.incr(),
+            StoreOutcome::OutOfMemory => c.store_no_memory.incr(),
+            _ => {}
+        }
+    }
     match outcome {
         StoreOutcome::Stored => Outcome::Stored,
         StoreOutcome::NotStored => Outcome::NotStored,
@@ -45,6 +56,7 @@ pub fn store<'s>(
 /// was read): memcached unlinks the old value when the command was `set`, so a failed
 /// overwrite leaves no stale value behind.
 pub fn too_large<'s>(ctx: &'s mut Ctx<'_>, mode: StoreMode, key: &[u8]) -> Outcome<'s> {
+    ctx.counters.store_too_large.incr();
     if mode == StoreMode::Set {
         ctx.shard.delete(key, ctx.now);
     }

@@ -84,6 +84,12 @@ pub enum Answer {
     CrawlerStartFailed,
     /// `stats sizes` with size tracking off (always, here).
     SizesDisabled,
+    /// The bare `ERROR` of a command memcached refuses (`slabs automove 3`).
+    Error,
+    SlabReassignDisabled,
+    SlabsBadClass,
+    SlabsSameClass,
+    BadCrawlerClass,
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.

@@ -71,7 +71,8 @@ pub enum ServerCmd {
     CacheMemlimit { megabytes: u64 },
     Stats(StatsKind),
     Version,
-    Verbosity,
+    /// `verbosity <level>`: memcached's log level (capped at 2), shown by `stats settings`.
+    Verbosity { level: u32 },
     Quit,
     /// `shutdown [graceful]`; refused unless `-A`. `valid` is false for any other
     /// argument, an error only when shutdown is enabled (memcached's order of checks).
@@ -81,8 +82,16 @@ pub enum ServerCmd {
     MetaDump { classes: u64 },
     /// `lru_crawler enable|disable`.
     LruCrawler { enable: bool },
+    /// `lru_crawler crawl <classes>`: we reclaim expired items continuously, so a
+    /// crawl is acknowledged; `valid` is false for a bad class list (BADCLASS).
+    LruCrawl { valid: bool },
     /// `stats cachedump <class> <limit>` (limit 0: no limit).
     CacheDump { class: u32, limit: u32 },
+    /// `slabs reassign <src> <dst>`: accepted as memcached accepts it; there are no
+    /// slab pages to move here.
+    SlabsReassign { src: i32, dst: i32 },
+    /// `slabs automove <0|1|2>`.
+    SlabsAutomove { level: u32 },
 }
 
 /// One client request.

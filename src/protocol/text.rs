@@ -94,6 +94,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
         b"stats" => Now(stats(t)),
         b"lru_crawler" => Now(lru_crawler(t)),
+        b"slabs" => Now(slabs(t)),
         b"version" => Now(server(ServerCmd::Version)),
         b"quit" => Now(server(ServerCmd::Quit)),
         b"shutdown" => Now(server(match (t.count, t.get(1)) {
@@ -252,8 +253,8 @@ fn cache_memlimit<'a>(t: &Tokens<'a>) -> Request<'a> {
 
 fn verbosity<'a>(t: &Tokens<'a>) -> Request<'a> {
     let noreply = t.noreply();
-    match strtoull(t.get(1)) {
-        Some(_) => Request::Server { cmd: ServerCmd::Verbosity, form: Form::Text { noreply, cas: false } },
+    match strtoul32(t.get(1)) {
+        Some(level) => Request::Server { cmd: ServerCmd::Verbosity { level }, form: Form::Text { noreply, cas: false } },
         None => Request::Reply(silenced(noreply, BAD_FORMAT)),
     }
 }
@@ -285,6 +286,31 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
     server(ServerCmd::Stats(kind))
 }
 
+/// `slabs reassign|automove ...`, checked as memcached's `process_slabs_command` does.
+fn slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
+    match (t.count, t.get(1)) {
+        (4, b"reassign") => match (strtol(t.get(2)), strtol(t.get(3))) {
+            (Some(src), Some(dst)) => server(ServerCmd::SlabsReassign { src: src as i32, dst: dst as i32 }),
+            _ => Request::Reply(BAD_FORMAT),
+        },
+        (n, b"automove") if n >= 3 => {
+            let noreply = t.noreply();
+            let reply = |line| Request::Reply(silenced(noreply, line));
+            if t.get(2) == b"ratio" {
+                // memcached takes a ratio (a float) and answers OK; we keep none.
+                let ratio = std::str::from_utf8(t.get(3)).ok().and_then(|r| r.parse::<f64>().ok());
+                return reply(if n >= 4 && ratio.is_some() { OK } else { ERROR });
+            }
+            match strtoul32(t.get(2)) {
+                None => reply(BAD_FORMAT),
+                Some(level @ 0..=2) => Request::Server { cmd: ServerCmd::SlabsAutomove { level }, form: Form::Text { noreply, cas: false } },
+                Some(_) => reply(ERROR),
+            }
+        }
+        _ => Request::Reply(ERROR),
+    }
+}
+
 /// `stats cachedump <class> <limit>`, checked as memcached's `process_stat` does.
 fn cachedump<'a>(t: &Tokens<'a>) -> Request<'a> {
     if t.count < 4 {
@@ -306,10 +332,7 @@ fn lru_crawler<'a>(t: &Tokens<'a>) -> Request<'a> {
     const BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
     const FORMAT: &[u8] = b"CLIENT_ERROR bad command line format\r\n";
     match (t.count, t.get(1)) {
-        (3, b"crawl") => Request::Reply(match classes(t.get(2), false) {
-            Some(_) => OK,
-            None => BADCLASS,
-        }),
+        (3, b"crawl") => server(ServerCmd::LruCrawl { valid: classes(t.get(2), false).is_some() }),
         (3, b"metadump") => match classes(t.get(2), true) {
             Some(classes) => server(ServerCmd::MetaDump { classes }),
             None => Request::Reply(BADCLASS),
@@ -454,14 +477,18 @@ mod crawler_tests {
         assert_eq!(req(b"lru_crawler disable\r\n"), server(ServerCmd::LruCrawler { enable: false }));
         let bad = Request::Reply(b"BADCLASS invalid class id\r\n");
         for line in [&b"lru_crawler metadump 0\r\n"[..], b"lru_crawler metadump 64\r\n", b"lru_crawler metadump -1\r\n",
-            b"lru_crawler metadump 1,x\r\n", b"lru_crawler metadump foo\r\n", b"lru_crawler crawl 99\r\n",
-            b"lru_crawler crawl x\r\n", b"lru_crawler crawl hash\r\n"] {
+            b"lru_crawler metadump 1,x\r\n", b"lru_crawler metadump foo\r\n"] {
             assert_eq!(req(line), bad, "{}", String::from_utf8_lossy(line));
         }
-        let ok = Request::Reply(OK);
-        for line in [&b"lru_crawler crawl all\r\n"[..], b"lru_crawler crawl 1,2\r\n", b"lru_crawler sleep 100\r\n",
-            b"lru_crawler tocrawl 10\r\n"] {
-            assert_eq!(req(line), ok);
+        // crawl: whether the crawler runs is checked first (commands::admin), then the classes.
+        for line in [&b"lru_crawler crawl 99\r\n"[..], b"lru_crawler crawl x\r\n", b"lru_crawler crawl hash\r\n"] {
+            assert_eq!(req(line), server(ServerCmd::LruCrawl { valid: false }), "{}", String::from_utf8_lossy(line));
+        }
+        for line in [&b"lru_crawler crawl all\r\n"[..], b"lru_crawler crawl 1,2\r\n"] {
+            assert_eq!(req(line), server(ServerCmd::LruCrawl { valid: true }));
+        }
+        for line in [&b"lru_crawler sleep 100\r\n"[..], b"lru_crawler tocrawl 10\r\n"] {
+            assert_eq!(req(line), Request::Reply(OK));
         }
         let format = Request::Reply(b"CLIENT_ERROR bad command line format\r\n");
         assert_eq!(req(b"lru_crawler sleep x\r\n"), format);

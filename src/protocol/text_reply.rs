@@ -115,6 +115,11 @@ pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
         Answer::CrawlerDisabled => CRAWLER_DISABLED,
         Answer::CrawlerStartFailed => CRAWLER_START_FAILED,
         Answer::SizesDisabled => SIZES_DISABLED,
+        Answer::Error => ERROR,
+        Answer::SlabReassignDisabled => b"CLIENT_ERROR slab reassignment disabled\r\n",
+        Answer::SlabsBadClass => b"BADCLASS invalid src or dst class id\r\n",
+        Answer::SlabsSameClass => b"SAME src and dst class are identical\r\n",
+        Answer::BadCrawlerClass => b"BADCLASS invalid class id\r\n",
     };
     out.put_slice(line);
 }

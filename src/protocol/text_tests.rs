@@ -194,7 +194,7 @@ fn small_commands() {
     assert_eq!(reply(b"verbosity x\r\n"), BAD_FORMAT);
     assert_eq!(
         done(b"verbosity 1 noreply\r\n").0,
-        Request::Server { cmd: ServerCmd::Verbosity, form: Form::Text { noreply: true, cas: false } }
+        Request::Server { cmd: ServerCmd::Verbosity { level: 1 }, form: Form::Text { noreply: true, cas: false } }
     );
     assert_eq!(done(b"shutdown\r\n").0, server(ServerCmd::Shutdown { graceful: false, valid: true }));
     assert_eq!(done(b"shutdown graceful\r\n").0, server(ServerCmd::Shutdown { graceful: true, valid: true }));

@@ -19,7 +19,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::core::{Core, Router, Shared};
 use self::forward::{Forwarder, ToOrigin, ToOwner};
-use crate::commands::{ExecutorStats, ProcessFacts, Runtime};
+use crate::commands::{settings, ExecutorStats, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::protocol::{Limits, MEMCACHED_VERSION};
 use crate::store::{Shard, StoreConfig};
@@ -340,6 +340,11 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         listeners: shared.listeners.load(Ordering::Relaxed) as u64,
         rusage_user: seconds(usage.ru_utime),
         rusage_system: seconds(usage.ru_stime),
+        idle_timeout: shared.config.idle_timeout,
+        slab_reassign: settings::slab_reassign(&shared.config),
+        lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
+        lru_maintainer: settings::lru_maintainer(&shared.config),
+        lru_segmented: settings::lru_segmented(&shared.config),
     }
 }
 
