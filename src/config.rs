@@ -18,9 +18,11 @@ pub const EX_USAGE: i32 = 64;
     disable_version_flag = true
 )]
 struct Flags {
-    /// TCP port to listen on (0 = off)
-    #[arg(short = 'p', long = "port", default_value_t = 11211)]
-    port: u16,
+    /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
+    /// MEMCACHED_PORT_FILENAME)
+    #[arg(short = 'p', long = "port", default_value_t = 11211, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1..=65535))]
+    port: i32,
     /// UDP port; only 0 (off) is supported, as memcached's default since 1.5.6
     #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
     udp_port: u16,
@@ -122,7 +124,10 @@ struct Flags {
 /// Everything the server needs, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The port to bind (0: one the kernel picks, from `-p -1`).
     pub port: u16,
+    /// `-p` as given (memcached shows it as `tcpport`): 0 turns TCP off.
+    pub tcp_port: i32,
     /// Addresses to listen on, each with its port.
     pub listen: Vec<String>,
     pub unix_socket: Option<PathBuf>,
@@ -267,10 +272,11 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         .iter()
         .flat_map(|l| l.split(','))
         .filter(|l| !l.is_empty())
-        .map(|l| with_port(l, f.port))
+        .map(|l| with_port(l, f.port.max(0) as u16))
         .collect();
     Ok(Config {
-        port: f.port,
+        port: f.port.max(0) as u16,
+        tcp_port: f.port,
         listen,
         unix_socket: f.unix_socket,
         unix_mask,

@@ -111,3 +111,36 @@ fn store_and_flush_counters(threads: &str) {
 }
 
 per_threads!(every_field_in_memcacheds_order, settings_in_force, store_and_flush_counters);
+
+/// `-p -1` and `MEMCACHED_PORT_FILENAME`, as test harnesses start memcached: the
+/// kernel picks the port, the file says which (a line per address family), and
+/// `stats settings` shows `tcpport -1`.
+#[test]
+fn port_file_names_the_port_the_kernel_picked() {
+    let dir = std::env::temp_dir().join(format!("mcrs-portfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ports");
+    let mut cmd = std::process::Command::new(common::server_bin());
+    cmd.args(["-p", "-1", "-U", "0", "-l", "127.0.0.1", "-t", "2"]).env("MEMCACHED_PORT_FILENAME", &file);
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "root"]);
+    }
+    let mut child = cmd.spawn().expect("start the server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no port file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!dir.join("ports.lck").exists(), "the .lck file is renamed into place");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one address, one line: {text:?}");
+    let port: u16 = lines[0].strip_prefix("TCP INET: ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{text:?}"));
+    let mut c = Client::connect(port);
+    assert_eq!(c.stats("settings").get("tcpport").map(String::as_str), Some("-1"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

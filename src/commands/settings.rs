@@ -77,7 +77,7 @@ pub fn write_settings(out: &mut impl StatSink, c: &Config, r: &Runtime) {
     let has = |name: &str| c.extended(name).is_some();
     out.stat("maxbytes", &r.memory_limit.load(Relaxed));
     out.stat("maxconns", &c.max_connections);
-    out.stat("tcpport", &c.port);
+    out.stat("tcpport", &c.tcp_port);
     out.stat("udpport", &0);
     out.stat("inter", &if c.listen.is_empty() { "NULL".to_string() } else { c.listen.join(",") });
     out.stat("verbosity", &r.verbosity.load(Relaxed));

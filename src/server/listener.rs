@@ -25,6 +25,9 @@ use crate::protocol::text_reply::TOO_MANY_CONNECTIONS;
 
 /// The TCP addresses to listen on: `-l`'s list, or every interface (IPv4 and IPv6).
 pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
+    if config.tcp_port == 0 {
+        return Ok(Vec::new()); // memcached: -p 0 turns TCP off
+    }
     if config.listen.is_empty() {
         if config.unix_socket.is_some() {
             return Ok(Vec::new()); // memcached: -s alone turns TCP off

@@ -66,6 +66,7 @@ pub fn run(config: Config) -> i32 {
     if shared.config.cpu_steering {
         steer_by_cpu(&shared.config, &listeners, &cpus);
     }
+    write_port_file(&shared.config, &listeners);
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -137,23 +138,31 @@ fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> 
     let failed = |addr: &std::net::SocketAddr, e| format!("failed to listen on TCP port {}: {e}", addr.port());
     for (i, addr) in addresses.iter().enumerate() {
         match listener::check_port_free(*addr) {
+            // Port 0 (`-p -1`): the kernel picks a free one, nothing to probe.
+            _ if addr.port() == 0 => {}
             Err(e) if !may_skip(i, addr) => return Err(failed(addr, e)),
             _ => {}
         }
     }
     let mut listening = Vec::new();
     for (i, addr) in addresses.iter().enumerate() {
-        let mut group = Vec::new();
+        let mut group: Vec<std::net::TcpListener> = Vec::new();
         for _ in 0..config.threads {
-            match listener::bind_tcp(*addr, config.backlog) {
+            // Every executor's socket on the port the first one got (the kernel's
+            // pick when the address asked for port 0).
+            let mut addr = *addr;
+            if let Some(port) = group.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
+                addr.set_port(port);
+            }
+            match listener::bind_tcp(addr, config.backlog) {
                 Ok(l) => group.push(l),
-                Err(e) if may_skip(i, addr) => {
+                Err(e) if may_skip(i, &addr) => {
                     if config.verbosity > 0 {
                         eprintln!("not listening on {addr}: {e}");
                     }
                     break;
                 }
-                Err(e) => return Err(failed(addr, e)),
+                Err(e) => return Err(failed(&addr, e)),
             }
         }
         if group.len() == config.threads {
@@ -168,6 +177,36 @@ fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> 
         }
     }
     Ok(per_executor)
+}
+
+/// memcached's `MEMCACHED_PORT_FILENAME`: when set, the TCP ports listened on are
+/// written there, a line per address (`TCP INET: 11211`, `TCP INET6: 11211`), through
+/// `<file>.lck` renamed into place once complete, so a test harness that started us
+/// with `-p -1` can read the port the kernel picked. Not written with `-s`, as memcached.
+fn write_port_file(config: &Config, listeners: &[Vec<std::net::TcpListener>]) {
+    let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") else { return };
+    if config.unix_socket.is_some() {
+        return;
+    }
+    let mut lines = String::new();
+    for l in listeners.first().into_iter().flatten() {
+        if let Ok(addr) = l.local_addr() {
+            let family = if addr.is_ipv6() { "INET6" } else { "INET" };
+            lines.push_str(&format!("TCP {family}: {}\n", addr.port()));
+        }
+    }
+    let mut temp = path.clone();
+    temp.push(".lck");
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&temp)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(e) = written {
+        eprintln!("Failed to open \"{}\": {e}", std::path::Path::new(&temp).display());
+    }
 }
 
 /// `-o cpu_steering`: each port's connections go to the executor on the CPU that took
