@@ -144,3 +144,14 @@ fn port_file_names_the_port_the_kernel_picked() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// memcached counts its listeners as connections and prints one fewer than it has:
+/// one client on the default IPv4 and IPv6 listeners shows `curr_connections 2`.
+#[test]
+fn curr_connections_counts_listeners_as_memcached() {
+    let s = common::Server::start_with(&["-t", "2"], false);
+    let mut c = s.client();
+    c.wait_for_stat("curr_connections", 2);
+    let st = c.stats("");
+    assert_eq!(stat_num(&st, "connection_structures"), 3);
+}

@@ -104,8 +104,10 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     out.stat("rusage_user", &format_args!("{:.6}", p.rusage_user));
     out.stat("rusage_system", &format_args!("{:.6}", p.rusage_system));
     out.stat("max_connections", &p.max_connections);
-    // memcached counts its listening sockets in total_connections, not in curr.
-    out.stat("curr_connections", &conns);
+    // memcached counts its listening sockets as connections and prints one fewer than
+    // it has: clients + listeners - 1 (1 for one client on one listener, 2 for one
+    // client on the default IPv4 and IPv6 listeners).
+    out.stat("curr_connections", &(conns + p.listeners).saturating_sub(1));
     out.stat("total_connections", &(c(|c| &c.total_connections) + p.listeners));
     out.stat("rejected_connections", &c(|c| &c.rejected_connections));
     out.stat("connection_structures", &(conns + p.listeners));

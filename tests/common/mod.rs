@@ -91,12 +91,22 @@ impl Server {
     /// (plus `-u root` when running as root, which memcached requires). Retries
     /// with another port if the chosen one was taken in the meantime.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with(extra, true)
+    }
+
+    /// `start`, or without `-l 127.0.0.1` (`loopback_only` false): then the server
+    /// listens on every interface, IPv4 and IPv6, as with no `-l` at all (clients still
+    /// connect over loopback).
+    pub fn start_with(extra: &[&str], loopback_only: bool) -> Server {
         let mut last_err = String::new();
         for _ in 0..20 {
             let port = free_port();
             let mut cmd = Command::new(server_bin());
-            cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
-                .args(extra);
+            cmd.args(["-p", &port.to_string(), "-U", "0"]);
+            if loopback_only {
+                cmd.args(["-l", "127.0.0.1"]);
+            }
+            cmd.args(extra);
             // SAFETY: geteuid has no preconditions and cannot fail.
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
