@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cases;
 mod notation;
-#[allow(unused_imports)] // not every test file uses both
-pub use notation::{escape, unescape};
+#[allow(unused_imports)] // not every test file uses them all
+pub use notation::{escape, escape_pieces, parse_pieces, unescape, Piece};
 
 /// How long any single expected reply may take.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
