@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real memcached is the reference some tests compare against (and mcbench's end-to-end
-# test drives); libmemcached-tools, nc and python3-venv serve scripts/compat.sh.
-packages=(memcached libmemcached-tools netcat-openbsd python3-venv)
+# test drives); libmemcached-tools, nc and python3-venv serve scripts/compat.sh;
+# sasl2-bin's saslpasswd2 builds the Cyrus sasldb of tests/cases/sasl.txt.
+packages=(memcached libmemcached-tools netcat-openbsd python3-venv sasl2-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
