@@ -38,6 +38,9 @@ const SERVER_ARGS: [&str; 10] = ["-U", "0", "-t", "1", "-m", "64", "-c", "64", "
 /// reply or in the probe.
 const GRACE_MS: u64 = 20;
 
+/// Silence a reply that does not match yet may take before the step ends.
+const PATIENCE_MS: u64 = 3000;
+
 /// Cases replayed at a time (each with its own server).
 const JOBS: usize = 4;
 
@@ -154,6 +157,7 @@ struct Replay<'t> {
     bin: PathBuf,
     reference: bool,
     grace: Duration,
+    patience: Duration,
 }
 
 impl<'t> Replay<'t> {
@@ -174,6 +178,7 @@ impl<'t> Replay<'t> {
             bin: super::server_bin(),
             reference: super::is_reference(),
             grace: Duration::from_millis(env_num("MC_CASE_GRACE_MS", GRACE_MS)),
+            patience: Duration::from_millis(env_num("MC_CASE_PATIENCE_MS", PATIENCE_MS)),
         };
         let h = &table.header;
         for (path, content) in &h.files {
@@ -267,7 +272,12 @@ impl<'t> Replay<'t> {
                 // An empty expectation is met from the start: it waits the full IDLE,
                 // as the recorder did, so that the server has read (and acted on) the
                 // send before the next bytes arrive.
-                conn.exchange(&data, self.grace, |r| {
+                // A reply that has not matched yet waits longer than the recorder's
+                // IDLE: on a loaded machine (CI, parallel tests) a server can be
+                // descheduled for more than 300 ms, and memcached's replies were
+                // recorded on a quiet one. Only a failing case pays for it.
+                let patience = if want.is_empty() { session::IDLE } else { self.patience };
+                conn.exchange(&data, self.grace, patience, |r| {
                     !want.is_empty() && normal(r, &mut vars.clone()) == *want
                 })
             };

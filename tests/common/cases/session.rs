@@ -180,13 +180,15 @@ impl Conn {
 
     /// Write `data` (in 64 KiB writes, reading meanwhile: the server may answer, or
     /// close, before it has read everything) and read the reply. The reply ends,
-    /// as in the recorder, when the server closes, after OVERALL, or after IDLE of
-    /// silence; but once `matches(reply)` holds, `grace` of silence is enough (a
+    /// as in the recorder, when the server closes, after OVERALL, or after `patience`
+    /// of silence (the recorder's IDLE, or longer for a reply still short of what is
+    /// expected); but once `matches(reply)` holds, `grace` of silence is enough (a
     /// later byte would still show, in the next step's reply or in the probe).
     pub fn exchange(
         &mut self,
         data: &[u8],
         grace: Duration,
+        patience: Duration,
         matches: impl Fn(&[u8]) -> bool,
     ) -> Vec<u8> {
         let fd = self.stream.as_raw_fd();
@@ -198,7 +200,7 @@ impl Conn {
         while !self.closed {
             let now = Instant::now();
             let writing = sent < data.len();
-            let quiet_until = last + if done { grace } else { IDLE };
+            let quiet_until = last + if done { grace } else { patience };
             if (!writing && now >= quiet_until) || now >= deadline {
                 break;
             }
