@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod counters;
 pub mod delete;
 pub mod dump;
@@ -68,12 +69,18 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::Get { touch: None } => get::get(ctx, key),
         Op::Get { touch: Some(exptime) } => get::get_and_touch(ctx, key, exptime),
         Op::Touch { exptime } => get::touch(ctx, key, exptime),
+        Op::Store { mode, flags, exptime, cas_unique } if request.form.reply_cas() => {
+            storage::store_with_cas(ctx, mode, key, flags, exptime, request.value, cas_unique)
+        }
         Op::Store { mode, flags, exptime, cas_unique } => {
             storage::store(ctx, mode, key, flags, exptime, request.value, cas_unique)
         }
         Op::TooLarge { mode } => storage::too_large(ctx, mode, key),
         Op::Delete => delete::delete(ctx, key),
         Op::Arith { incr, delta } => arith::incr_decr(ctx, key, incr, delta),
+        Op::TouchFetch { exptime } => get::touch_fetch(ctx, key, exptime),
+        Op::DeleteIf { cas } => delete::delete_if(ctx, key, cas),
+        Op::Counter { incr, delta, create, cas } => arith::counter(ctx, key, incr, delta, create, cas),
     }
 }
 

@@ -6,13 +6,15 @@
 //! allocates nothing. Every reply byte the server sends is written here.
 
 pub mod binary;
+pub mod binary_reply;
 mod keys;
 mod request;
 pub mod text;
+pub mod text_auth;
 pub mod text_reply;
 
 pub use keys::Keys;
-pub use request::{Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
+pub use request::{AuthStep, Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
 pub use text::parse;
 
 use bytes::BytesMut;
@@ -52,6 +54,7 @@ pub enum Parsed<'a> {
 pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
     match request.form {
         Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
+        Form::Binary { .. } => binary_reply::outcome(request, outcome, out),
     }
 }
 
@@ -59,6 +62,7 @@ pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
 pub fn encode_end(form: Form, out: &mut BytesMut) {
     match form {
         Form::Text { .. } => out.extend_from_slice(text_reply::END),
+        Form::Binary { .. } => {}
     }
 }
 
@@ -90,12 +94,48 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// The connection closes after this (quit): nothing in text, an empty success in
+    /// binary (unless quiet).
+    Closing,
+    /// Binary errors the parser decides (text never sends these).
+    UnknownCommand,
+    InvalidArguments,
+    /// Binary status 0x20: refused before authentication (and flush under `-F`).
+    AuthError,
+    NotFound,
+    OutOfMemory,
+}
+
+/// What an authentication step came to, one to one with memcached's replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthAnswer<'a> {
+    /// SASL List Mechanisms: the names, space-separated.
+    Mechs(&'a str),
+    /// Authenticated (binary "Authenticated", text `STORED`).
+    Ok,
+    /// Go on with a Step: the server's challenge.
+    Continue(&'a [u8]),
+    /// Wrong user or password, or a step out of order.
+    Failed,
+    /// `-Y`: fewer than two tokens in the payload.
+    BadFormat,
+    /// `-Y`: the payload did not end in `\r\n`.
+    BadTermination,
+}
+
+/// Writes an authentication step's reply in the request's protocol.
+pub fn encode_auth(form: Form, answer: AuthAnswer, out: &mut BytesMut) {
+    match form {
+        Form::Text { .. } => text_reply::auth(answer, out),
+        Form::Binary { .. } => binary_reply::auth(form, answer, out),
+    }
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.
 pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     match form {
         Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
+        Form::Binary { .. } => binary_reply::answer(form, answer, out),
     }
 }
 
@@ -106,8 +146,25 @@ pub trait StatSink {
 }
 
 /// The stat writer of the request's protocol.
-pub fn stat_sink(form: Form, out: &mut BytesMut) -> impl StatSink + '_ {
+pub fn stat_sink(form: Form, out: &mut BytesMut) -> Stats<'_> {
     match form {
-        Form::Text { .. } => text_reply::StatLines(out),
+        Form::Text { .. } => Stats::Text(text_reply::StatLines(out)),
+        Form::Binary { opaque, .. } => Stats::Binary(binary_reply::StatPackets { out, opaque }),
+    }
+}
+
+/// The stat writer of one protocol.
+pub enum Stats<'a> {
+    Text(text_reply::StatLines<'a>),
+    Binary(binary_reply::StatPackets<'a>),
+}
+
+impl StatSink for Stats<'_> {
+    #[inline]
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display) {
+        match self {
+            Stats::Text(s) => s.stat(name, value),
+            Stats::Binary(s) => s.stat(name, value),
+        }
     }
 }
