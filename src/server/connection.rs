@@ -246,10 +246,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Proto::Text if ascii_auth_pending => text_auth::parse(buf),
                 Proto::Text => protocol::parse(buf, &self.core.limits),
             };
-            if ascii_auth_pending {
-                let at = *self.auth_reply_at.get_or_insert(self.output.buf.len());
-                self.output.buf.truncate(at);
-            }
             let (request, consumed, swallow) = match parsed {
                 Parsed::Incomplete { need } => {
                     input.make_room(need);
@@ -259,6 +255,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
+            if ascii_auth_pending {
+                let at = *self.auth_reply_at.get_or_insert(self.output.buf.len());
+                self.output.buf.truncate(at);
+            }
             if self.proto == Proto::Text && input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
