@@ -23,7 +23,6 @@ use crate::commands::{settings, ExecutorStats, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::protocol::{Limits, MEMCACHED_VERSION};
 use crate::store::{Shard, StoreConfig};
-use poller::Poller;
 
 /// memcached's exit status when it cannot listen (`EX_OSERR`).
 const EX_OSERR: i32 = 71;
@@ -252,16 +251,17 @@ async fn executor_main(
         shard_count: threads as u32,
     });
     let forwarder = Rc::new(Forwarder::new(id, threads));
-    let poller = match Poller::new() {
-        Ok(poller) => poller,
-        Err(e) => return send_ready(&ready, Err(format!("epoll_create: {e}"))),
-    };
+    // Client sockets go through this executor's ring and its provided-buffer ring
+    // (kernel 6.0 for multishot receives): register it now, so that a kernel that
+    // refuses it stops the server at start with one line, not its first client.
+    if let Err(e) = glommio::net::prepare_ring_sockets() {
+        return send_ready(&ready, Err(format!("io_uring provided-buffer ring: {e} (memcached-rs needs Linux 6.0 or later)")));
+    }
     let core = Rc::new(Core {
         id,
         router: Router::new(threads, shared.route_seeds),
         shard: shard.into(),
         forwarder: forwarder.clone(),
-        poller: poller.clone(),
         limits: Limits { item_size_max: config.item_size_max },
         flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
@@ -294,7 +294,6 @@ async fn executor_main(
         });
         tasks.push(glommio::spawn_local(serve));
     }
-    tasks.push(glommio::spawn_local(poller.drive()));
     let mut accepting = Vec::new();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
