@@ -66,6 +66,9 @@ pub fn run(config: Config) -> i32 {
         steer_by_cpu(&shared.config, &listeners, &cpus);
     }
     write_port_file(&shared.config, &listeners);
+    // The main ring's completion mode (vendored glommio patch 11): see README, "How it
+    // is built". MEMCACHED_RS_RING=coop|defer chooses, for measuring one against the other.
+    glommio::set_main_ring_defer_taskrun(ring_mode_defer());
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -116,6 +119,19 @@ pub fn run(config: Config) -> i32 {
     }
     0
 }
+
+/// Whether executors create their main ring with SINGLE_ISSUER | DEFER_TASKRUN
+/// (completions posted only when the executor enters the ring each turn) rather than
+/// COOP_TASKRUN. Either falls back to the next where the kernel refuses it.
+fn ring_mode_defer() -> bool {
+    match std::env::var("MEMCACHED_RS_RING").as_deref() {
+        Ok("coop") => false,
+        Ok("defer") => true,
+        _ => DEFAULT_RING_DEFER,
+    }
+}
+
+const DEFAULT_RING_DEFER: bool = false;
 
 /// Tells systemd (Type=notify) where we are; a no-op outside systemd.
 fn notify(state: &str) {

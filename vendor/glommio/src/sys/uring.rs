@@ -293,6 +293,19 @@ thread_local! {
 
 /// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
 /// of the executor running on this thread, 0 outside an executor.
+/// memcached-rs patch 11: whether executors create their main ring with
+/// SINGLE_ISSUER | DEFER_TASKRUN (falling back to COOP_TASKRUN where the kernel
+/// refuses them). Set before the executors start.
+pub fn set_main_ring_defer_taskrun(on: bool) {
+    MAIN_RING_DEFER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+static MAIN_RING_DEFER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn main_ring_defer_taskrun() -> bool {
+    MAIN_RING_DEFER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn main_ring_setup_flags() -> u32 {
     MAIN_RING_SETUP_FLAGS.with(|f| f.get())
 }
@@ -966,14 +979,35 @@ impl SleepableRing {
         assert!(*IO_URING_RECENT_ENOUGH);
         // memcached-rs patch: cooperative task running (see PATCHES.md). Kernels older
         // than 5.19 reject the flags with EINVAL; fall back to glommio's default rings.
-        let ring = match iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-            iou::SetupFeatures::empty(),
-        ) {
-            Ok(ring) => ring,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
-            Err(e) => return Err(e),
+        // memcached-rs patch 11: the main ring may instead defer all completion task
+        // work to our own io_uring_enter(GETEVENTS) (SINGLE_ISSUER | DEFER_TASKRUN,
+        // kernel 6.1), which patch 10 makes on every turn where the kernel holds some.
+        // Not the latency ring: the executor reads its completion queue for preemption
+        // without entering the kernel, so its completions must be posted unprompted.
+        let defer = name == "main" && main_ring_defer_taskrun();
+        let created = if defer {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::SINGLE_ISSUER | iou::SetupFlags::DEFER_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        let ring = match created {
+            Some(ring) => ring?,
+            None => match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => ring,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
+                Err(e) => return Err(e),
+            },
         };
         if name == "main" {
             MAIN_RING_SETUP_FLAGS.with(|f| f.set(ring.setup_flags().bits()));
