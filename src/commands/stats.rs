@@ -10,9 +10,10 @@ use super::{settings, stats_slabs, CoreOp, Server};
 use crate::protocol::{answer, stat_sink, Answer, Form, StatSink, StatsKind};
 
 /// What `stats` shows as `libevent`: memcached names its event library there; ours is
-/// the executor's event mechanism. Client sockets are read through one epoll set per
-/// executor, which sleeps in its io_uring ring (see README, "How it is built").
-pub const EVENT_MECHANISM: &str = "epoll+io_uring";
+/// the executor's event mechanism. Client sockets are accepted, read and written
+/// through each executor's io_uring ring alone (multishot accept and receive, send
+/// SQEs), where the executor also sleeps (see README, "How it is built").
+pub const EVENT_MECHANISM: &str = "io_uring";
 
 /// Runs `stats <kind>`.
 pub fn stats(server: &mut impl Server, kind: StatsKind, form: Form, out: &mut BytesMut) {
@@ -83,6 +84,10 @@ pub struct ProcessFacts {
     pub lru_crawler: bool,
     pub lru_maintainer: bool,
     pub lru_segmented: bool,
+    /// `-m` (or the last `cache_memlimit`): memcached's `settings.maxbytes`. Not the
+    /// executors' published limits, which a just-started executor may not have
+    /// published yet when the first client asks.
+    pub limit_maxbytes: u64,
 }
 
 /// `stats`: memcached 1.6.18's general statistics, every field in its order (Debian's
@@ -150,7 +155,7 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     }
     out.stat("bytes_read", &c(|c| &c.bytes_read));
     out.stat("bytes_written", &c(|c| &c.bytes_written));
-    out.stat("limit_maxbytes", &g(|g| &g.limit_maxbytes));
+    out.stat("limit_maxbytes", &p.limit_maxbytes);
     out.stat("accepting_conns", &1);
     out.stat("listen_disabled_num", &0);
     out.stat("time_in_listen_disabled_us", &0);
@@ -236,7 +241,7 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, limit_maxbytes: 64 << 20,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);
@@ -245,7 +250,7 @@ mod tests {
         assert!(text.contains("STAT get_hits 7\r\n"));
         assert!(text.contains("STAT curr_items 10\r\n"));
         assert!(text.contains("STAT rusage_user 0.500000\r\n"));
-        assert!(text.contains("STAT libevent epoll+io_uring\r\n"));
+        assert!(text.contains("STAT libevent io_uring\r\n"));
         let names: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
         assert_eq!(names, MEMCACHED_1_6_18_STATS, "every field of memcached's `stats`, in its order");
     }
