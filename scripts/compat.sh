@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Compatibility check: run what memcached's users run (python-memcached, pymemcache,
-# libmemcached-tools, nc) against a server binary, and fail on any wrong result.
+# libmemcached-tools, nc; in the binary protocol pylibmc with binary=True, with and
+# without SASL, and Node's memjs with SASL) against a server binary, and fail on any
+# wrong result.
 #
 # Usage: scripts/compat.sh [SERVER_BIN]     (default: target/release/memcached-rs;
 #                                            /usr/bin/memcached works too)
-# Installs what it needs itself (idempotent): the Python clients into a venv under
-# target/compat-venv, libmemcached-tools and netcat-openbsd with apt-get if missing.
+# Installs what it needs itself (idempotent): the Python clients (pylibmc too) into a
+# venv under target/compat-venv, memjs with npm into target/compat-npm,
+# libmemcached-tools, netcat-openbsd, nodejs/npm, sasl2-bin and libsasl2-modules with
+# apt-get if missing.
 # Builds nothing. Prints `compat: N passed, M failed`; exits non-zero on any failure.
 set -uo pipefail
 
@@ -39,15 +43,31 @@ apt_install() {
     $sudo apt-get install -y "$@" >/dev/null ||
         { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$@" >/dev/null; }
 }
-if ! "$PY" -c 'import memcache, pymemcache' 2>/dev/null; then
-    echo "compat: installing python-memcached and pymemcache into $VENV"
-    if ! python3 -m venv --clear "$VENV" 2>/dev/null; then
+if ! "$PY" -c 'import memcache, pymemcache, pylibmc' 2>/dev/null; then
+    echo "compat: installing python-memcached, pymemcache and pylibmc into $VENV"
+    if [ ! -x "$PY" ] && ! python3 -m venv --clear "$VENV" 2>/dev/null; then
         # Debian ships venv (ensurepip) separately.
         apt_install python3-venv && python3 -m venv --clear "$VENV" ||
             { echo "compat: cannot create a Python venv (python3-venv)" >&2; exit 2; }
     fi
-    "$VENV/bin/pip" install -q python-memcached pymemcache ||
-        { echo "compat: pip install python-memcached pymemcache failed" >&2; exit 2; }
+    "$VENV/bin/pip" install -q python-memcached pymemcache pylibmc ||
+        { echo "compat: pip install python-memcached pymemcache pylibmc failed" >&2; exit 2; }
+fi
+# pylibmc's wheel carries its own libsasl2, which looks for its mechanisms (PLAIN) in
+# Red Hat's directory: point it at Debian's plugins.
+SASL_PLUGINS=/usr/lib/$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)/sasl2
+[ -e "$SASL_PLUGINS/libplain.so" ] || [ -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so ] ||
+    apt_install libsasl2-modules || { echo "compat: cannot install libsasl2-modules" >&2; exit 2; }
+[ -d "$SASL_PLUGINS" ] || SASL_PLUGINS=/usr/lib/x86_64-linux-gnu/sasl2
+command -v saslpasswd2 >/dev/null || apt_install sasl2-bin ||
+    { echo "compat: cannot install sasl2-bin" >&2; exit 2; }
+NPM_DIR=$ROOT/target/compat-npm
+if [ ! -d "$NPM_DIR/node_modules/memjs" ]; then
+    echo "compat: installing memjs into $NPM_DIR"
+    command -v npm >/dev/null || apt_install nodejs npm ||
+        { echo "compat: cannot install nodejs/npm" >&2; exit 2; }
+    mkdir -p "$NPM_DIR" && (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund memjs@1.3.2 >/dev/null) ||
+        { echo "compat: npm install memjs failed" >&2; exit 2; }
 fi
 missing=0
 for tool in memcstat memccp memccat nc; do
@@ -73,6 +93,20 @@ start_server P2 PID2
 start_server P3 PID3
 echo "compat: $BIN on ports $P1 $P2 $P3"
 
+# A SASL (-S) server: ours reads MEMCACHED_SASL_PWDB; Debian's memcached reads Cyrus'
+# sasldb through SASL_CONF_PATH. Both get the same user.
+SASL_USER=compat
+SASL_PASS=compat-$RANDOM$RANDOM
+printf '%s:%s\n' "$SASL_USER" "$SASL_PASS" >"$WORK/pwdb"
+mkdir -p "$WORK/sasl"
+printf 'mech_list: plain login\nsasldb_path: %s\n' "$WORK/sasldb2" >"$WORK/sasl/memcached.conf"
+printf '%s' "$SASL_PASS" | saslpasswd2 -p -c -f "$WORK/sasldb2" -a memcached "$SASL_USER"
+MEMCACHED_SASL_PWDB=$WORK/pwdb SASL_CONF_PATH=$WORK/sasl SERVER_LOG=$WORK/server-sasl.log \
+    start "$BIN" -t 2 -m 64 -S ||
+    { echo "compat: cannot start $BIN -S; its log:" >&2; cat "$WORK/server-sasl.log" >&2; exit 2; }
+PS=$PORT PIDS_SASL=$PID
+echo "compat: $BIN -S on port $PS"
+
 # --- Python clients -----------------------------------------------------------
 run_py() {
     local out rc line
@@ -92,6 +126,21 @@ run_py() {
 run_py python_memcached.py "$P1"
 run_py pymemcache_client.py "$P2"
 run_py three_servers.py "$P1" "$P2" "$P3"
+export SASL_PATH=$SASL_PLUGINS
+run_py pylibmc_binary.py "$P3"
+run_py pylibmc_binary.py "$PS" "$SASL_USER" "$SASL_PASS"
+
+# --- memjs (Node, binary protocol, SASL) -------------------------------------------
+out=$(cd "$ROOT/scripts/compat" && NODE_PATH=$NPM_DIR/node_modules node memjs_sasl.js "$PS" "$SASL_USER" "$SASL_PASS" 2>&1)
+rc=$?
+while IFS= read -r line; do
+    case $line in
+        PASS\ *) pass "${line#PASS }" ;;
+        FAIL\ *) fail "${line#FAIL }" ;;
+        *) echo "  $line" ;;
+    esac
+done <<<"$out"
+[ $rc = 0 ] || grep -q '^FAIL ' <<<"$out" || fail "memjs_sasl.js exited with status $rc"
 
 # --- libmemcached-tools ---------------------------------------------------------
 out=$(memcstat --servers=127.0.0.1:"$P1" 2>&1)
@@ -121,7 +170,7 @@ else
 fi
 
 # --- the servers survived all of it ----------------------------------------------
-for pid in "$PID1" "$PID2" "$PID3"; do
+for pid in "$PID1" "$PID2" "$PID3" "$PIDS_SASL"; do
     kill -0 "$pid" 2>/dev/null || fail "server pid $pid died during the run"
 done
 
