@@ -50,7 +50,7 @@ struct Flags {
     /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
     #[arg(short = 'l', long = "listen")]
     listen: Vec<String>,
-    /// run as a daemon
+    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// accepted for compatibility (core dumps follow the system setting)
