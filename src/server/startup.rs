@@ -21,7 +21,7 @@ pub type Failure = (String, i32);
 
 /// glommio's default ring depth (entries per ring, three rings per executor).
 const DEFAULT_RING_DEPTH: usize = 128;
-/// glommio's own minimum RLIMIT_MEMLOCK (see vendor/glommio/PATCHES.md, patch 10).
+/// glommio's own minimum RLIMIT_MEMLOCK (see vendor/glommio/PATCHES.md, patch 12).
 const GLOMMIO_MEMLOCK_MINIMUM: u64 = 512 * 1024;
 
 /// `-d`: the write end of the pipe the waiting parent reads; -1 when not detached.
