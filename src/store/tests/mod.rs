@@ -35,7 +35,7 @@ impl Shard {
     /// The item as the model sees it, without touching recency or expiring anything.
     pub(super) fn peek(&self, key: &[u8], now: u32) -> Option<model::MItem> {
         let (_, loc, h) = self.find(key, self.hash(key))?;
-        if h.is_expired(now) {
+        if h.is_expired(now) || self.flushed(&h) {
             return None;
         }
         Some(model::MItem {
