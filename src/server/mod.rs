@@ -6,6 +6,7 @@ mod connection;
 mod core;
 mod forward;
 mod listener;
+mod pacing;
 mod stream;
 pub mod systemd;
 
