@@ -6,6 +6,7 @@ mod connection;
 mod core;
 mod forward;
 mod listener;
+mod pacing;
 mod startup;
 mod stream;
 pub mod systemd;
@@ -323,7 +324,7 @@ async fn executor_main(
     // (kernel 6.0 for multishot receives): register it now, so that a kernel that
     // refuses it stops the server at start with one line, not its first client.
     if let Err(e) = glommio::net::prepare_ring_sockets() {
-        return ready.send(Err(format!("io_uring provided-buffer ring: {e} (memcached-rs needs Linux 6.0 or later)")));
+        return ready.send(Err(startup::buffer_ring_failure(&e)));
     }
     let core = Rc::new(Core {
         id,

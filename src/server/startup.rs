@@ -203,7 +203,7 @@ pub fn fit_locked_memory(threads: usize, verbosity: u8) -> Result<usize, Failure
         return Ok(DEFAULT_RING_DEPTH);
     }
     let Some(depth) = fit_ring_depth(soft, threads) else {
-        let need = RING_SLACK + threads as u64 * RINGS_PER_EXECUTOR * ring_bytes(MIN_RING_DEPTH);
+        let need = RING_SLACK + threads as u64 * executor_bytes(MIN_RING_DEPTH);
         let message = format!(
             "RLIMIT_MEMLOCK is {}: too low for the io_uring rings of {threads} executors (they need {}); {raise}, or lower -t",
             kib(soft),
@@ -224,6 +224,22 @@ pub fn fit_locked_memory(threads: usize, verbosity: u8) -> Result<usize, Failure
         );
     }
     Ok(depth)
+}
+
+/// The provided-buffer ring (client sockets' receive buffers, registered at start)
+/// refused, in one line: ENOMEM is the locked-memory limit (the ring is pinned and
+/// charged to it), anything else a kernel without it.
+pub fn buffer_ring_failure(e: &io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENOMEM) {
+        let (soft, _) = memlock_limit();
+        format!(
+            "io_uring provided-buffer ring: {e}: RLIMIT_MEMLOCK is {}, shared by every process of this user; \
+             raise it (systemd: LimitMEMLOCK=infinity; docker: --ulimit memlock=-1; shell: ulimit -l unlimited)",
+            kib(soft)
+        )
+    } else {
+        format!("io_uring provided-buffer ring: {e} (memcached-rs needs Linux 6.0 or later)")
+    }
 }
 
 /// An executor glommio could not build, in one line; ENOMEM under a low RLIMIT_MEMLOCK
@@ -258,22 +274,30 @@ const CAP_IPC_LOCK: u32 = 14;
 
 /// glommio's three rings per executor (main, latency, poll).
 const RINGS_PER_EXECUTOR: u64 = 3;
+/// Each executor's provided-buffer ring for client receives (glommio patch 10's
+/// `netops`: 1024 entries of 16 bytes), pinned and charged like the rings.
+const BUFFER_RING_BYTES: u64 = 16 << 10;
 /// Room for the short-lived probe rings (ours and glommio's), whose memory the kernel
 /// may release a little after they are closed.
 const RING_SLACK: u64 = 16 << 10;
 const MIN_RING_DEPTH: usize = 16;
 
-/// The deepest rings (128, 64, 32, 16 entries) whose locked memory, three rings per
-/// executor plus the probes' slack, fits in `limit` bytes.
+/// The deepest rings (128, 64, 32, 16 entries) whose locked memory, each executor's
+/// three rings and buffer ring plus the probes' slack, fits in `limit` bytes.
 fn fit_ring_depth(limit: u64, threads: usize) -> Option<usize> {
     let mut depth = DEFAULT_RING_DEPTH;
     while depth >= MIN_RING_DEPTH {
-        if RING_SLACK + threads as u64 * RINGS_PER_EXECUTOR * ring_bytes(depth) <= limit {
+        if RING_SLACK + threads as u64 * executor_bytes(depth) <= limit {
             return Some(depth);
         }
         depth /= 2;
     }
     None
+}
+
+/// One executor's locked memory at this ring depth.
+fn executor_bytes(depth: usize) -> u64 {
+    RINGS_PER_EXECUTOR * ring_bytes(depth) + BUFFER_RING_BYTES
 }
 
 /// One ring's locked memory (an estimate from the kernel's layout): the SQ and CQ rings
@@ -340,10 +364,13 @@ mod tests {
         assert_eq!(ring_bytes(128), 16 << 10);
         assert_eq!(ring_bytes(64), 8 << 10);
         assert_eq!(ring_bytes(16), 8 << 10);
+        // Per executor: 3 rings + a 16 KiB buffer ring; 16 KiB of slack for probes.
+        assert_eq!(executor_bytes(128), 64 << 10);
+        assert_eq!(executor_bytes(64), 40 << 10);
         assert_eq!(fit_ring_depth(512 << 10, 2), Some(128));
-        assert_eq!(fit_ring_depth(64 << 10, 2), Some(64));
-        assert_eq!(fit_ring_depth(64 << 10, 1), Some(128));
-        assert_eq!(fit_ring_depth(64 << 10, 4), None);
+        assert_eq!(fit_ring_depth(128 << 10, 2), Some(64));
+        assert_eq!(fit_ring_depth(64 << 10, 1), Some(64));
+        assert_eq!(fit_ring_depth(64 << 10, 2), None);
         assert_eq!(fit_ring_depth(0, 1), None);
     }
 }
