@@ -10,6 +10,7 @@ mod keys;
 mod request;
 pub mod text;
 pub mod text_reply;
+pub mod watch_lines;
 
 pub use keys::Keys;
 pub use request::{Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
@@ -90,6 +91,12 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// `watch` with `-W`.
+    WatchDisabled,
+    /// `watch` behind other requests of the same read.
+    WatchPipelined,
+    /// `watch` past memcached's 20 watchers.
+    WatchTooMany,
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.

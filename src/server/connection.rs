@@ -19,6 +19,7 @@ use super::forward::{ConnInfo, Mailbox, Work};
 use super::process_facts;
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
+use crate::observe::latency::RoundTally;
 use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
@@ -45,6 +46,8 @@ pub struct Connection<S> {
     mailbox: Rc<Mailbox>,
     input: Input,
     output: Output,
+    /// This round's requests by family, for the latency histograms (crate::observe).
+    tally: RoundTally,
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -80,6 +83,7 @@ struct Holes {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
+        super::watching::conn_new(&core, &info);
         let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
@@ -92,12 +96,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES },
                 spliced: BytesMut::new(),
             },
+            tally: RoundTally::default(),
         }
     }
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
-        let _ = self.serve_inner().await;
+        let served = self.serve_inner().await;
+        super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         self.core.forwarder.unregister(self.id);
     }
 
@@ -124,13 +130,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
             self.mailbox.info.last_cmd.set(core.tick());
+            self.tally.start(core.shared.observe.latency_on);
             let next = self.run_round().await;
             let flushed = self.flush().await;
+            self.tally.finish(&core.observe.latency);
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
             if next == Flow::Close {
                 return Ok(());
+            }
+            if let Flow::Watch(kinds) = next {
+                match super::watching::watch(&core, &mut self.stream, kinds).await {
+                    Some(result) => return result,
+                    None => continue, // too many watchers: memcached's connection carries on
+                }
             }
             if self.core.shared.shutting_down() {
                 stats.busy_connections.incr();
@@ -220,6 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
+            self.tally.note(&request);
             if input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
@@ -265,8 +280,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.input.start += consumed;
             self.input.prefetched = self.input.prefetched.saturating_sub(consumed);
             self.input.swallow = swallow;
-            if next == Flow::Close {
-                return Flow::Close;
+            if next != Flow::Continue {
+                return next;
             }
             if self.output.is_full() && self.flush().await.is_err() {
                 return Flow::Close;
@@ -396,12 +411,13 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
 fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
     let owner = core.router.owner(request.key);
     if owner == core.id {
-        core.execute(request, &mut out.buf);
+        core.execute_for(request, mailbox.info.fd, &mut out.buf);
     } else {
         let slot = out.holes.hole(out.buf.len(), mailbox);
         out.holes.forwarded += request.key.len() + request.value.len();
         core.stats().commands.forwarded.incr();
-        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32 };
+        core.shared.observe.forwarded_to(core.id, owner);
+        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32, fd: mailbox.info.fd };
         core.forwarder.send(owner, conn, slot, work, |b| {
             b.extend_from_slice(request.key);
             b.extend_from_slice(request.value);
@@ -467,6 +483,10 @@ impl commands::Server for Here<'_> {
 
     fn shutdown(&self) {
         super::request_shutdown(&self.core.shared);
+    }
+
+    fn observe(&self) -> &crate::observe::Observe {
+        &self.core.shared.observe
     }
 }
 
