@@ -35,7 +35,8 @@ fn ttl(exptime: u32, now: u32) -> u32 {
 }
 
 /// Writes the request's lines to the watchers.
-pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, outcome: &Outcome) {
+/// `missed`: how a lookup that found nothing live missed (not found, flushed, expired).
+pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, missed: GetStatus, status: StoreStatus) {
     let flags_before = before.is_some_and(|b| b.2 != 0);
     let key = request.key;
     let get_line = |w: &Watchers| {
@@ -45,7 +46,7 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, outco
                     let class = clsid(ctx, key.len(), len, flags_before);
                     watch_lines::item_get(out, ts, gid, key, GetStatus::Found, class, ctx.cfd, len)
                 }
-                None => watch_lines::item_get(out, ts, gid, key, GetStatus::NotFound, 0, ctx.cfd, 0),
+                None => watch_lines::item_get(out, ts, gid, key, missed, 0, ctx.cfd, 0),
             });
         }
     };
@@ -56,14 +57,6 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, outco
             if !w.wants(MUTATIONS) {
                 return;
             }
-            let status = match outcome {
-                Outcome::Stored => StoreStatus::Stored,
-                Outcome::Exists => StoreStatus::Exists,
-                Outcome::NotFound => StoreStatus::NotFound,
-                Outcome::TooLarge => StoreStatus::TooLarge,
-                Outcome::StoreNoMemory => StoreStatus::NoMemory,
-                _ => StoreStatus::NotStored,
-            };
             // append/prepend store the joined item, with the old item's expiry.
             let joined = matches!(mode, StoreMode::Append | StoreMode::Prepend) && status == StoreStatus::Stored;
             let (size, exp) = match before {
@@ -85,6 +78,18 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, outco
                 get_line(w);
             }
         }
+    }
+}
+
+/// A storage command's outcome as memcached's `store_item_type`.
+pub fn store_status(outcome: &Outcome) -> StoreStatus {
+    match outcome {
+        Outcome::Stored => StoreStatus::Stored,
+        Outcome::Exists => StoreStatus::Exists,
+        Outcome::NotFound => StoreStatus::NotFound,
+        Outcome::TooLarge => StoreStatus::TooLarge,
+        Outcome::StoreNoMemory => StoreStatus::NoMemory,
+        _ => StoreStatus::NotStored,
     }
 }
 

@@ -93,8 +93,6 @@ pub enum Answer {
     BadCrawlerClass,
     /// `watch` with `-W`.
     WatchDisabled,
-    /// `watch` behind other requests of the same read.
-    WatchPipelined,
     /// `watch` past memcached's 20 watchers.
     WatchTooMany,
 }

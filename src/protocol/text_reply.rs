@@ -121,7 +121,6 @@ pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
         Answer::SlabsSameClass => b"SAME src and dst class are identical\r\n",
         Answer::BadCrawlerClass => b"BADCLASS invalid class id\r\n",
         Answer::WatchDisabled => super::watch_lines::WATCH_DISABLED,
-        Answer::WatchPipelined => super::watch_lines::WATCH_PIPELINED,
         Answer::WatchTooMany => super::watch_lines::WATCH_TOO_MANY,
     };
     out.put_slice(line);

@@ -30,8 +30,6 @@ pub const KINDS: &[(&[u8], u16)] = &[
 
 /// `watch` refused: `-W`.
 pub const WATCH_DISABLED: &[u8] = b"CLIENT_ERROR watch commands not allowed\r\n";
-/// `watch` after other requests in the same read.
-pub const WATCH_PIPELINED: &[u8] = b"ERROR cannot pipeline other commands before watch\r\n";
 /// More than memcached's WATCHER_LIMIT (20) watchers.
 pub const WATCH_TOO_MANY: &[u8] = b"WATCHER_TOO_MANY log watcher limit reached\r\n";
 /// What a watcher gets first.

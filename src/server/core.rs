@@ -15,7 +15,7 @@ use super::clock::Clock;
 use super::forward::{Batch, Forwarder, Work};
 use crate::commands::{self, dump, flush, stats, stats_slabs, CoreOp, Ctx, ExecutorStats, Runtime};
 use crate::observe::keyed;
-use crate::protocol::watch_lines::{FETCHERS, MUTATIONS};
+use crate::protocol::watch_lines::{GetStatus, FETCHERS, MUTATIONS};
 use crate::config::Config;
 use crate::protocol::{self, Form, Keyed, Limits, Op, Parsed, Request};
 use crate::store::Shard;
@@ -159,6 +159,7 @@ impl Core {
     fn execute_watched(&self, request: &Keyed, cfd: i32, out: &mut BytesMut) {
         let mut shard = self.shard.borrow_mut();
         let before = shard.peek(request.key, self.now());
+        let gone_before = shard.stats();
         let mut ctx = Ctx {
             shard: &mut shard,
             now: self.now(),
@@ -167,6 +168,17 @@ impl Core {
             cas_enabled: self.shared.config.cas_enabled,
         };
         let outcome = commands::execute(&mut ctx, request);
+        protocol::encode(request, &outcome, out);
+        let status = keyed::store_status(&outcome);
+        // memcached tells a flushed or expired item from a missing one.
+        let gone = shard.stats();
+        let missed = if gone.get_flushed > gone_before.get_flushed {
+            GetStatus::Flushed
+        } else if gone.get_expired > gone_before.get_expired {
+            GetStatus::Expired
+        } else {
+            GetStatus::NotFound
+        };
         let classes = stats_slabs::size_classes(&self.shared.config);
         let context = keyed::Context {
             cfd,
@@ -175,8 +187,7 @@ impl Core {
             cas_enabled: self.shared.config.cas_enabled,
             classes: &classes,
         };
-        keyed::lines(&self.shared.observe.watch, &context, request, before, &outcome);
-        protocol::encode(request, &outcome, out);
+        keyed::lines(&self.shared.observe.watch, &context, request, before, missed, status);
     }
 
     /// Runs a server-wide command's part on this core.
