@@ -119,6 +119,10 @@ struct Flags {
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
+    /// (ours) serve Prometheus /metrics over HTTP on [ADDR:]PORT (default
+    /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
+    #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
+    metrics: Option<String>,
 }
 
 /// Everything the server needs, validated.
@@ -261,6 +265,9 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     let mut cpu_steering = false;
     let mut idle_timeout = 0;
     let (mut metrics, mut hotkeys) = (None, false);
+    if let Some(value) = &f.metrics {
+        metrics = Some(metrics_address(value).ok_or((format!("Invalid --metrics address: {value}"), EX_USAGE))?);
+    }
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
         if option == "cpu_steering" {
             cpu_steering = true;
@@ -414,6 +421,8 @@ mod tests {
         assert!(c.hotkeys, "hot keys come with the metrics");
         assert!(run(&["-o", "hotkeys"]).hotkeys);
         assert!(!run(&["-W"]).watch_enabled);
+        assert_eq!(run(&["--metrics=9151"]).metrics, Some("127.0.0.1:9151".parse().unwrap()));
+        assert_eq!(run(&["--metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
         assert_eq!(fail(&["-o", "metrics=nowhere"]).1, 1);
     }
 

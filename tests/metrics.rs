@@ -355,3 +355,35 @@ fn url_encode(s: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// deploy/: the scrape configuration is valid for Prometheus, and every query of the
+/// Grafana dashboard parses (as recording rules, Grafana's variables filled in) and
+/// names only metrics the server exports.
+#[test]
+fn deploy_scrape_config_and_dashboard_queries_are_valid() {
+    skip_on_reference!("deploy/ and -o metrics are ours");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("promtool").arg("check").arg("config").arg(root.join("deploy/prometheus/scrape.yml")).output().expect("promtool");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/memcached-rs.json")).unwrap();
+    let exprs: Vec<String> = dashboard
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"expr\": \""))
+        .map(|e| e.trim_end_matches(',').trim_end_matches('"').replace("\\\"", "\"").replace("$__rate_interval", "1m").replace("$job", ".*").replace("$instance", ".*"))
+        .collect();
+    assert!(exprs.len() > 20, "the dashboard's queries: {exprs:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let rules: String = exprs.iter().enumerate().map(|(i, e)| format!("      - record: dashboard:q{i}\n        expr: '{}'\n", e.replace('\'', "''"))).collect();
+    std::fs::write(dir.path().join("rules.yml"), format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
+    let out = Command::new("promtool").arg("check").arg("rules").arg(dir.path().join("rules.yml")).output().expect("promtool");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (_server, port) = start("2", &["-o", "hotkeys"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = scrape(port);
+    for e in &exprs {
+        for name in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("memcached_")) {
+            let base = name.trim_end_matches("_bucket");
+            assert!(text.contains(&format!("# TYPE {base} ")), "the dashboard asks for {name}, which /metrics does not have");
+        }
+    }
+}

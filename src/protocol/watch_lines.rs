@@ -150,3 +150,24 @@ mod tests {
         assert_eq!(out, b"ts=2.1 gid=9 type=conn_close rip=127.0.0.1 rport=4000 transport=tcp reason=normal cfd=22\n");
     }
 }
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+    use crate::protocol::{parse, Form, Limits, Parsed, Request, ServerCmd, StatsKind};
+
+    fn cmd(line: &[u8]) -> ServerCmd {
+        match parse(line, &Limits { item_size_max: 1 << 20 }) {
+            Parsed::Done { request: Request::Server { cmd, form: Form::Text { .. } }, .. } => cmd,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_words_as_memcached_reads_them() {
+        assert_eq!(cmd(b"watch\r\n"), ServerCmd::Watch { kinds: FETCHERS, valid: true });
+        assert_eq!(cmd(b"watch mutations connevents\r\n"), ServerCmd::Watch { kinds: MUTATIONS | CONNEVENTS, valid: true });
+        assert_eq!(cmd(b"watch fetchers bogus\r\n"), ServerCmd::Watch { kinds: 0, valid: false });
+        assert_eq!(cmd(b"stats hotkeys\r\n"), ServerCmd::Stats(StatsKind::HotKeys));
+    }
+}

@@ -158,7 +158,7 @@ impl Core {
     #[cold]
     fn execute_watched(&self, request: &Keyed, cfd: i32, out: &mut BytesMut) {
         let mut shard = self.shard.borrow_mut();
-        let before = shard.peek(request.key, self.now());
+        let before = shard.peek_item(request.key, self.now());
         let gone_before = shard.stats();
         let mut ctx = Ctx {
             shard: &mut shard,

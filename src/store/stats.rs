@@ -35,7 +35,7 @@ impl Shard {
     }
     /// A live item's value length, exptime (0: never) and flags, without counting an access
     /// or unlinking anything: for `watch` lines, which must not change what they show.
-    pub fn peek(&self, key: &[u8], now: u32) -> Option<(usize, u32, u32)> {
+    pub fn peek_item(&self, key: &[u8], now: u32) -> Option<(usize, u32, u32)> {
         let (_, _, h) = self.find(key, self.hash(key))?;
         (!h.is_expired(now)).then_some((h.value_len, h.exptime, h.flags))
     }
