@@ -130,6 +130,8 @@ pub trait Server {
     fn page_size(&self) -> u64;
     /// Stops the server: every executor stops accepting and drains.
     fn shutdown(&self);
+    /// Metrics, hot keys and `watch` (crate::observe).
+    fn observe(&self) -> &crate::observe::Observe;
 }
 
 /// After a request: go on reading, or close the connection (quit, shutdown).
@@ -137,4 +139,7 @@ pub trait Server {
 pub enum Flow {
     Continue,
     Close,
+    /// `watch`: the connection stops taking commands and streams these kinds of log
+    /// lines (memcached's `LOG_*` bits) until the client leaves.
+    Watch(u16),
 }

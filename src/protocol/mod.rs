@@ -13,6 +13,7 @@ pub mod meta_reply;
 mod request;
 pub mod text;
 pub mod text_reply;
+pub mod watch_lines;
 
 pub use keys::Keys;
 pub use meta::{resolve_key, MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus, MetaTtl};
@@ -95,6 +96,10 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// `watch` with `-W`.
+    WatchDisabled,
+    /// `watch` past memcached's 20 watchers.
+    WatchTooMany,
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.

@@ -76,6 +76,8 @@ pub enum StatsKind {
     Conns,
     /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
     Shards,
+    /// `stats hotkeys`: ours, each core's most requested keys (`-o hotkeys`/`metrics`).
+    HotKeys,
     Reset,
 }
 
@@ -108,6 +110,9 @@ pub enum ServerCmd {
     SlabsReassign { src: i32, dst: i32 },
     /// `slabs automove <0|1|2>`.
     SlabsAutomove { level: u32 },
+    /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
+    /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
+    Watch { kinds: u16, valid: bool },
 }
 
 /// One client request.

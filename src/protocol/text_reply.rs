@@ -122,6 +122,8 @@ pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
         Answer::SlabsBadClass => b"BADCLASS invalid src or dst class id\r\n",
         Answer::SlabsSameClass => b"SAME src and dst class are identical\r\n",
         Answer::BadCrawlerClass => b"BADCLASS invalid class id\r\n",
+        Answer::WatchDisabled => super::watch_lines::WATCH_DISABLED,
+        Answer::WatchTooMany => super::watch_lines::WATCH_TOO_MANY,
     };
     out.put_slice(line);
 }
