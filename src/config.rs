@@ -119,6 +119,15 @@ struct Flags {
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
+    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
+    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
+    /// holds one file per core)
+    #[arg(short = 'e', long = "memory-file")]
+    memory_file: Option<PathBuf>,
+    /// (ours) `-e` in directory form: the directory the cache is kept in across a
+    /// restart (created if missing)
+    #[arg(long = "restart-dir")]
+    restart_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -162,6 +171,30 @@ pub struct Config {
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
+    /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
+    /// (`server::restart`). None: it is not kept.
+    pub memory_file: Option<MemoryFile>,
+}
+
+/// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
+/// and `FILE.<core>`) or a directory of ours (`DIR/memcached-rs.cache*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// As given, for `stats settings memory_file`.
+    pub given: PathBuf,
+    /// Names of the files: `<base>.<core>` for each core's shard.
+    pub base: PathBuf,
+    /// The directory form: create it at start if missing.
+    pub directory: bool,
+}
+
+impl MemoryFile {
+    /// `-e PATH`: a directory when PATH is one (or ends in '/'), else memcached's file.
+    pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
+        let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
+        let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
+        MemoryFile { given, base, directory }
+    }
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -300,6 +333,11 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
         idle_timeout,
         cpu_steering,
+        memory_file: match (f.restart_dir, f.memory_file) {
+            (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
+            (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
+            (None, None) => None,
+        },
     })
 }
 

@@ -47,6 +47,8 @@ pub struct Shared {
     /// Seeds for the key → core hash, the same on every core, random per process so a
     /// client cannot choose keys that all land on one core.
     pub route_seeds: [u64; 4],
+    /// `-e`: the warm restart's state (what was loaded at start, the save at stop).
+    pub restart: Option<super::restart::State>,
 }
 
 impl Shared {

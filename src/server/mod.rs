@@ -6,6 +6,8 @@ mod connection;
 mod core;
 mod forward;
 mod listener;
+pub mod restart;
+mod restart_file;
 mod stream;
 pub mod systemd;
 
@@ -35,14 +37,17 @@ const IO_MEMORY: usize = 64 << 10;
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
+    let clock = clock::Clock::start();
+    let restart = restart::prepare(&config, &clock);
     let shared = Arc::new(Shared {
         runtime: Runtime::new(&config),
-        clock: clock::Clock::start(),
+        clock,
         stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
         connections: AtomicUsize::new(0),
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
-        route_seeds: random_seeds(),
+        route_seeds: restart.as_ref().and_then(|r| r.route_seeds()).unwrap_or_else(random_seeds),
+        restart,
         config,
     });
     if let Err(e) = install_signal_handlers(&shared) {
@@ -114,6 +119,9 @@ pub fn run(config: Config) -> i32 {
     notify(systemd::READY);
     for handle in executors {
         let _ = handle.join();
+    }
+    if let Some(state) = &shared.restart {
+        restart::finish_save(state, threads);
     }
     0
 }
@@ -269,6 +277,7 @@ async fn executor_main(
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
     core.publish();
+    restart::load_on_core(&core);
 
     let unix = if id == 0 {
         match listener::bind_unix(config) {
@@ -321,6 +330,7 @@ async fn executor_main(
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     drop(tasks);
+    restart::save_on_core(&core);
 }
 
 fn send_ready(ready: &mpsc::Sender<Result<(), String>>, result: Result<(), String>) {
@@ -384,6 +394,7 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
         lru_segmented: settings::lru_segmented(&shared.config),
+        restart: shared.restart.as_ref().map(|r| r.facts()),
     }
 }
 

@@ -101,6 +101,7 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+mod persist;
 mod prefetch;
 mod rewrite;
 mod segment;
@@ -112,6 +113,7 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
