@@ -305,6 +305,7 @@ async fn executor_main(
     }
     tasks.push(glommio::spawn_local(poller.drive()));
     let mut accepting = Vec::new();
+    let listening: Vec<i32> = bound.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
     }
@@ -323,7 +324,14 @@ async fn executor_main(
         }
     }
     // Stop accepting, then let the requests in flight on every core finish: a core
-    // still forwarding needs its peers to answer.
+    // still forwarding needs its peers to answer. shutdown() takes the port out of
+    // LISTEN at once: a closed listener that io_uring still polls stays listening until
+    // the ring is torn down, after the process exits, and a successor started then (a
+    // restart) could not bind the port and its first clients were reset.
+    for &fd in &listening {
+        // SAFETY: the fds belong to the listeners the accept tasks still own.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+    }
     drop(accepting);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < deadline && shared.stats.iter().any(|s| s.busy_connections.get() > 0) {

@@ -270,6 +270,7 @@ pub fn load_on_core(core: &Core) {
         shard.reset_stats();
         shard.continue_cas_above(plan.cas_high);
     }
+    core.publish();
     if core.id == 0 {
         let given = state.file.given.display();
         if let Some(why) = &failed {
@@ -294,7 +295,8 @@ pub fn load_on_core(core: &Core) {
         }
         remove_saves(&state.file);
     }
-    core.publish();
+    // No core serves before every core's figures and the restore's are in place.
+    state.barrier.wait();
 }
 
 /// The same core count and segment size: this core's own file, segment by segment.
@@ -356,7 +358,7 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
 /// Another core count or segment size: every file, oldest segments first (merged by
 /// their start time), each item this core owns stored anew.
 fn load_every_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Result<u64, String> {
-    let mut readers = Vec::new();
+    let mut readers: Vec<(&PathBuf, Reader, Option<restart_file::Chunk>)> = Vec::new();
     for path in &plan.files {
         let r = Reader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         readers.push((path, r, None));
@@ -369,10 +371,16 @@ fn load_every_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Res
                 *next = r.next_chunk().map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
+        // Oldest first: by start time (whole seconds), and within a second by how far
+        // through its file the segment is, so that no file's newest segments come
+        // before another's older ones.
+        let position = |r: &Reader, c: &restart_file::Chunk| {
+            (c.started, c.number as u64 * 1_000_000 / r.header.segments.max(1) as u64)
+        };
         let Some((path, r, next)) = readers
             .iter_mut()
             .filter(|(_, _, next)| next.is_some())
-            .min_by_key(|(_, _, next)| next.map(|c: restart_file::Chunk| c.started))
+            .min_by_key(|(_, r, next)| next.map(|c| position(r, &c)))
         else {
             break;
         };

@@ -258,7 +258,8 @@ pub struct Chunk {
     pub started: u32,
     pub live_items: u32,
     crc: u32,
-    number: u32,
+    /// Its place in the file, from 0.
+    pub number: u32,
 }
 
 /// Reads a shard file chunk by chunk.
