@@ -161,6 +161,8 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
 }
 
 impl Shard {
@@ -189,6 +191,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
         }
     }
 

@@ -154,8 +154,7 @@ impl Shard {
         }
     }
 
-    /// After an `Err` the shard is consistent but holds part of the segment: the caller
-    /// flushes it (a restore is all or nothing).
+    /// After an `Err` the shard is as it was before the call.
     ///
     /// Takes a saved segment whole: `fill` writes its `len` bytes into a new segment
     /// (the caller reads them from the file straight into it and checks them); records
@@ -180,24 +179,26 @@ impl Shard {
             return Some(Err(AdoptError::Fill(e)));
         }
         let mut got = Adopted::default();
+        // First pass: check every record, move exptimes, drop what is not kept, hash the
+        // rest. Nothing is indexed yet, so a corrupt record leaves the shard as it was.
+        let mut todo = std::mem::take(&mut self.adopting);
+        todo.clear();
         let mut off = 0usize;
         while off < len {
-            let h = match checked_header(&self.pool.segs[id as usize].data[off..len], off) {
+            let seg = &mut self.pool.segs[id as usize];
+            let h = match checked_header(&seg.data[off..len], off) {
                 Ok(h) => h,
                 Err(c) => {
-                    // What was indexed stays consistent; the caller flushes the shard.
-                    self.place_adopted(id, off, started);
+                    self.adopting = todo;
+                    self.pool.release(id);
                     return Some(Err(AdoptError::Corrupt(c)));
                 }
             };
-            let total = h.total_len();
-            let loc = Loc { seg: id, off: off as u32 };
-            off += total;
+            let at = off;
+            off += h.total_len();
             if h.is_dead() {
                 continue;
             }
-            let seg = &mut self.pool.segs[id as usize];
-            let at = loc.off as usize;
             let exptime = shift_exptime(h.exptime, delta);
             let key = &seg.data[at + h.key_off..at + h.value_off()];
             let expired = exptime != 0 && exptime <= now;
@@ -210,23 +211,32 @@ impl Shard {
                 }
                 continue;
             }
+            let hash = self.hasher.hash_one(key);
             if let Some(e) = h.exptime_off() {
                 seg.data[at + e..at + e + 4].copy_from_slice(&exptime.to_le_bytes());
             }
-            seg.live_bytes += total as u32;
+            todo.push((hash, at as u32));
+        }
+        // Second pass: index them, each home slot prefetched a few records ahead so the
+        // cache misses of a large index overlap (a load is mostly these misses).
+        const AHEAD: usize = 8;
+        for j in 0..todo.len() {
+            if let Some(&(hash, _)) = todo.get(j + AHEAD) {
+                self.index.prefetch_home(hash);
+            }
+            let (hash, at) = todo[j];
+            let loc = Loc { seg: id, off: at };
+            let h = item::parse(&self.pool.segs[id as usize].data[at as usize..]);
+            let seg = &mut self.pool.segs[id as usize];
+            seg.live_bytes += h.total_len() as u32;
             seg.live_items += 1;
-            seg.note_exptime(exptime);
-            self.c.bytes += total as u64;
-            let hash = self.hasher.hash_one(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()]);
+            seg.note_exptime(h.exptime);
+            self.c.bytes += h.total_len() as u64;
             if let Some(n) = self.index.wants_growth() {
                 self.index.resize(n);
             }
-            // The key is copied out so the segment can be borrowed again for the lookup.
-            let mut key = std::mem::take(&mut self.scratch);
-            key.clear();
-            key.extend_from_slice(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()]);
-            let older = self.find(&key, hash);
-            self.scratch = key;
+            let at = at as usize;
+            let older = self.find(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()], hash);
             match older {
                 // An older record of the same key (in an earlier segment): the later wins.
                 Some((slot, old, old_h)) => {
@@ -237,6 +247,7 @@ impl Shard {
             }
             got.items += 1;
         }
+        self.adopting = todo;
         self.place_adopted(id, len, started);
         Some(Ok(got))
     }
