@@ -264,7 +264,7 @@ pub fn load_on_core(core: &Core) {
     {
         let mut shard = core.shard.borrow_mut();
         if failed.is_some() {
-            shard.flush_all(now);
+            shard.clear();
         }
         // Evictions and expiries of the load itself are not the clients'.
         shard.reset_stats();
@@ -325,6 +325,7 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
         r.rewind().map_err(named)?;
     }
     shard.reserve_items(r.header.items as usize);
+    let flushed_below = r.header.flushed_below;
     let mut loaded = 0u64;
     let mut n = 0usize;
     let started_shift = |s: u32| shift_exptime(s, plan.delta).min(now);
@@ -340,6 +341,7 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
             started_shift(chunk.started),
             plan.delta,
             now,
+            flushed_below,
             |buf| reader.read_into(&chunk, buf),
             |key| core.router.owner(key) == core.id,
         );
@@ -389,7 +391,9 @@ fn load_every_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Res
         r.read_into(&chunk, &mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
         for rec in saved_records(&buf) {
             let rec = rec.map_err(|c| format!("{}: malformed record at offset {}", path.display(), c.offset))?;
-            if rec.dead || core.router.owner(rec.key) != core.id {
+            // Dead, flushed (flush_all is lazy: what it covers may still be in the
+            // segments), or another core's.
+            if rec.dead || rec.cas < r.header.flushed_below || core.router.owner(rec.key) != core.id {
                 continue;
             }
             let exptime = shift_exptime(rec.exptime, plan.delta);
@@ -411,7 +415,7 @@ pub fn save_on_core(core: &Core) {
     let runtime = &core.shared.runtime;
     let mut shard = core.shard.borrow_mut();
     // A delayed flush already due is applied first, so the save holds what clients see.
-    flush::apply_due(&mut shard, runtime, &core.flush_applied, now);
+    flush::apply_due(&mut shard, runtime, &core.flush_applied, now, core.shared.config.cas_enabled);
     let config = &core.shared.config;
     let stats = shard.stats();
     let segments: Vec<_> = shard.saved_segments().collect();
@@ -427,6 +431,7 @@ pub fn save_on_core(core: &Core) {
         saved_unix_ms: unix_ms(),
         saved_now: core.shared.clock.now(),
         cas_high: shard.cas_high(),
+        flushed_below: shard.flushed_below(),
         oldest_live: runtime.oldest_live.load(Relaxed),
         pending_flush: runtime.pending_flush.load(Relaxed),
         route_seeds: core.shared.route_seeds,

@@ -26,7 +26,7 @@ const SEG_TAG: u32 = u32::from_le_bytes(*b"SEG1");
 const END_TAG: u32 = u32::from_le_bytes(*b"END1");
 const CHUNK_HEADER: usize = 20;
 /// Bytes of the header after magic, version and length, before the crc.
-const HEADER_FIELDS: usize = 4 + 8 * 3 + 4 * 2 + 8 * 2 + 8 + 4 + 8 + 4 * 2 + 8 * 4 + 4 + 8 * 2;
+const HEADER_FIELDS: usize = 4 + 8 * 3 + 4 * 2 + 8 * 2 + 8 + 4 + 8 * 2 + 4 * 2 + 8 * 4 + 4 + 8 * 2;
 
 /// What a shard file says about the cache it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -49,6 +49,9 @@ pub struct Header {
     pub saved_now: u32,
     /// The highest CAS unique this shard gave out.
     pub cas_high: u64,
+    /// The shard's last flush_all: records with a CAS below this are gone (memcached
+    /// flushes lazily, and so do we: they may still be in the segments).
+    pub flushed_below: u64,
     /// `flush_all` state on the saving clock: memcached's oldest_live and a delayed
     /// flush not yet due (0: none).
     pub oldest_live: u32,
@@ -141,6 +144,7 @@ impl Header {
         p.u64(self.saved_unix_ms as u64);
         p.u32(self.saved_now);
         p.u64(self.cas_high);
+        p.u64(self.flushed_below);
         p.u32(self.oldest_live);
         p.u32(self.pending_flush);
         for s in self.route_seeds {
@@ -194,6 +198,7 @@ impl Header {
             saved_unix_ms: g.u64() as i64,
             saved_now: g.u32(),
             cas_high: g.u64(),
+            flushed_below: g.u64(),
             oldest_live: g.u32(),
             pending_flush: g.u32(),
             route_seeds: [g.u64(), g.u64(), g.u64(), g.u64()],
@@ -350,6 +355,7 @@ mod tests {
             saved_unix_ms: 1_700_000_000_000,
             saved_now: 100,
             cas_high: 12345,
+            flushed_below: 17,
             oldest_live: 3,
             pending_flush: 0,
             route_seeds: [1, 2, 3, 4],

@@ -127,6 +127,18 @@ impl Shard {
         })
     }
 
+    /// Records with a CAS below this are gone by the last flush_all (0: none).
+    pub fn flushed_below(&self) -> u64 {
+        self.flush.below
+    }
+
+    /// Empties the shard at once (a failed restore), as new: unlike `flush_all`,
+    /// nothing is left for lookups to find flushed.
+    pub fn clear(&mut self) {
+        let mut fresh = Shard::new(self.config.clone());
+        std::mem::swap(self, &mut fresh);
+    }
+
     /// The highest CAS unique this shard has given out (0: none).
     pub fn cas_high(&self) -> u64 {
         match self.seq {
@@ -159,7 +171,8 @@ impl Shard {
     /// Takes a saved segment whole: `fill` writes its `len` bytes into a new segment
     /// (the caller reads them from the file straight into it and checks them); records
     /// are then indexed, their exptimes moved by `delta` (see `shift_exptime`). Items
-    /// expired by `now`, dead ones and those `keep` refuses (by key) are marked dead.
+    /// expired by `now`, flushed ones (CAS below `flushed_below`), dead ones and those
+    /// `keep` refuses (by key) are marked dead.
     /// None from the outer result: no segment could be had (the entry layout's limit).
     pub fn adopt_segment<E>(
         &mut self,
@@ -167,6 +180,7 @@ impl Shard {
         started: u32,
         delta: i64,
         now: u32,
+        flushed_below: u64,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> Option<Result<Adopted, AdoptError<E>>> {
@@ -201,7 +215,7 @@ impl Shard {
             }
             let exptime = shift_exptime(h.exptime, delta);
             let key = &seg.data[at + h.key_off..at + h.value_off()];
-            let expired = exptime != 0 && exptime <= now;
+            let expired = (exptime != 0 && exptime <= now) || h.cas < flushed_below;
             if expired || !keep(key) {
                 seg.data[at] |= DEAD;
                 if expired {
