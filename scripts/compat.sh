@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility check: run what memcached's users run (python-memcached, pymemcache,
-# libmemcached-tools, nc; in the binary protocol pylibmc with binary=True, with and
-# without SASL, and Node's memjs with SASL) against a server binary, and fail on any
-# wrong result.
+# meta-memcache (the meta protocol), libmemcached-tools, nc; in the binary protocol
+# pylibmc with binary=True, with and without SASL, and Node's memjs with SASL) against
+# a server binary, and fail on any wrong result.
 #
 # Usage: scripts/compat.sh [SERVER_BIN]     (default: target/release/memcached-rs;
 #                                            /usr/bin/memcached works too)
@@ -43,15 +43,15 @@ apt_install() {
     $sudo apt-get install -y "$@" >/dev/null ||
         { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$@" >/dev/null; }
 }
-if ! "$PY" -c 'import memcache, pymemcache, pylibmc' 2>/dev/null; then
-    echo "compat: installing python-memcached, pymemcache and pylibmc into $VENV"
+if ! "$PY" -c 'import memcache, pymemcache, meta_memcache, pylibmc' 2>/dev/null; then
+    echo "compat: installing python-memcached, pymemcache, meta-memcache and pylibmc into $VENV"
     if [ ! -x "$PY" ] && ! python3 -m venv --clear "$VENV" 2>/dev/null; then
         # Debian ships venv (ensurepip) separately.
         apt_install python3-venv && python3 -m venv --clear "$VENV" ||
             { echo "compat: cannot create a Python venv (python3-venv)" >&2; exit 2; }
     fi
-    "$VENV/bin/pip" install -q python-memcached pymemcache pylibmc ||
-        { echo "compat: pip install python-memcached pymemcache pylibmc failed" >&2; exit 2; }
+    "$VENV/bin/pip" install -q python-memcached pymemcache meta-memcache pylibmc ||
+        { echo "compat: pip install python-memcached pymemcache meta-memcache pylibmc failed" >&2; exit 2; }
 fi
 # pylibmc's wheel carries its own libsasl2, which looks for its mechanisms (PLAIN) in
 # Red Hat's directory: point it at Debian's plugins.
@@ -126,6 +126,7 @@ run_py() {
 run_py python_memcached.py "$P1"
 run_py pymemcache_client.py "$P2"
 run_py three_servers.py "$P1" "$P2" "$P3"
+run_py meta_memcache_client.py "$P3"
 export SASL_PATH=$SASL_PLUGINS
 run_py pylibmc_binary.py "$P3"
 run_py pylibmc_binary.py "$PS" "$SASL_USER" "$SASL_PASS"

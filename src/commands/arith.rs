@@ -40,7 +40,7 @@ pub fn counter<'s>(
     cas: u64,
 ) -> Outcome<'s> {
     if cas != 0 {
-        match ctx.shard.peek_cas(key, ctx.now) {
+        match ctx.shard.item_cas(key, ctx.now) {
             Some(current) if current != cas => return Outcome::Exists,
             _ => {}
         }

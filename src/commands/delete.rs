@@ -18,7 +18,7 @@ pub fn delete<'s>(ctx: &'s mut Ctx<'_>, key: &[u8]) -> Outcome<'s> {
 /// cas: Exists), as memcached's `process_bin_delete`.
 pub fn delete_if<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], cas: u64) -> Outcome<'s> {
     if cas != 0 {
-        match ctx.shard.peek_cas(key, ctx.now) {
+        match ctx.shard.item_cas(key, ctx.now) {
             Some(current) if current != cas => return Outcome::Exists,
             _ => {}
         }

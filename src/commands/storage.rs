@@ -65,7 +65,7 @@ pub fn store_with_cas<'s>(
     cas_unique: u64,
 ) -> Outcome<'s> {
     if cas_unique != 0 && matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-        if let Some(current) = ctx.shard.peek_cas(key, ctx.now) {
+        if let Some(current) = ctx.shard.item_cas(key, ctx.now) {
             if current != cas_unique {
                 ctx.counters.cmd_set.incr();
                 return Outcome::Exists;

@@ -76,7 +76,7 @@ fn success(out: &mut BytesMut, opcode: u8, opaque: u32, body: &[u8], cas: u64) {
 fn parts(form: Form) -> (u8, u32, bool) {
     match form {
         Form::Binary { opcode, opaque, quiet } => (opcode, opaque, quiet),
-        Form::Text { .. } => (0, 0, false),
+        Form::Text { .. } | Form::Meta(_) => (0, 0, false),
     }
 }
 
@@ -125,6 +125,10 @@ pub fn outcome(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
         Outcome::TooLarge => err(out, status::E2BIG),
         Outcome::StoreNoMemory => error(out, opcode, opaque, status::ENOMEM, Some(b"Out of memory allocating item")),
         Outcome::ArithNoMemory => error(out, opcode, opaque, status::ENOMEM, Some(b"Out of memory incrementing value")),
+        // Meta commands' outcomes: the binary parser never asks for them.
+        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => {
+            error(out, opcode, opaque, status::UNKNOWN_COMMAND, None)
+        }
     }
 }
 

@@ -5,15 +5,20 @@
 //! `protocol.txt` and real memcached 1.6. Requests borrow from the read buffer: parsing
 //! allocates nothing. Every reply byte the server sends is written here.
 
+pub mod base64;
 pub mod binary;
 pub mod binary_reply;
 mod keys;
+pub mod meta;
+pub mod meta_reply;
 mod request;
 pub mod text;
 pub mod text_auth;
 pub mod text_reply;
+pub mod watch_lines;
 
 pub use keys::Keys;
+pub use meta::{resolve_key, MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus, MetaTtl};
 pub use request::{AuthStep, Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
 pub use text::parse;
 
@@ -55,13 +60,14 @@ pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
     match request.form {
         Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
         Form::Binary { .. } => binary_reply::outcome(request, outcome, out),
+        Form::Meta(ref meta) => meta_reply::outcome(request, meta, outcome, out),
     }
 }
 
 /// Writes what ends a multi-key get (text: `END`).
 pub fn encode_end(form: Form, out: &mut BytesMut) {
     match form {
-        Form::Text { .. } => out.extend_from_slice(text_reply::END),
+        Form::Text { .. } | Form::Meta(_) => out.extend_from_slice(text_reply::END),
         Form::Binary { .. } => {}
     }
 }
@@ -94,6 +100,10 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// `watch` with `-W`.
+    WatchDisabled,
+    /// `watch` past memcached's 20 watchers.
+    WatchTooMany,
     /// The connection closes after this (quit): nothing in text, an empty success in
     /// binary (unless quiet).
     Closing,
@@ -126,7 +136,7 @@ pub enum AuthAnswer<'a> {
 /// Writes an authentication step's reply in the request's protocol.
 pub fn encode_auth(form: Form, answer: AuthAnswer, out: &mut BytesMut) {
     match form {
-        Form::Text { .. } => text_reply::auth(answer, out),
+        Form::Text { .. } | Form::Meta(_) => text_reply::auth(answer, out),
         Form::Binary { .. } => binary_reply::auth(form, answer, out),
     }
 }
@@ -136,6 +146,7 @@ pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     match form {
         Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
         Form::Binary { .. } => binary_reply::answer(form, answer, out),
+        Form::Meta(_) => text_reply::answer(false, answer, out),
     }
 }
 
@@ -148,7 +159,7 @@ pub trait StatSink {
 /// The stat writer of the request's protocol.
 pub fn stat_sink(form: Form, out: &mut BytesMut) -> Stats<'_> {
     match form {
-        Form::Text { .. } => Stats::Text(text_reply::StatLines(out)),
+        Form::Text { .. } | Form::Meta(_) => Stats::Text(text_reply::StatLines(out)),
         Form::Binary { opaque, .. } => Stats::Binary(binary_reply::StatPackets { out, opaque }),
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::rules::StoreMode;
 
+use super::meta::{MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus};
 use super::Keys;
 
 /// How a request's reply is written: which protocol, and what the client asked to get
@@ -18,6 +19,9 @@ pub enum Form {
     /// the reply holds: the key for GetK/GATK, no value for Touch) and `opaque`
     /// (echoed); `quiet` for the Q opcodes, whose successes (and get misses) send nothing.
     Binary { opcode: u8, opaque: u32, quiet: bool },
+    /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
+    /// the opaque, quiet mode, base64 key (see `meta.rs`).
+    Meta(MetaForm),
 }
 
 impl Form {
@@ -54,6 +58,18 @@ pub enum Op {
     /// Binary Increment/Decrement: `create` (initial value, exptime) makes a missing
     /// item (None: expiry 0xffffffff, a miss is NotFound); `cas` non-zero must match.
     Counter { incr: bool, delta: u64, create: Option<(u64, i64)>, cas: u64 },
+    /// `mg`: client exptimes of `T` (new TTL on a hit), `N` (vivify a miss with this
+    /// TTL), `R` (win the recache token below this TTL); `bump` false for `u`.
+    MetaGet { touch: Option<i32>, vivify: Option<i32>, recache: Option<i32>, bump: bool },
+    /// `ms`: `mode` after memcached's promotion of set/replace with `C` to cas;
+    /// `compare` 0: none; `stale` (`I`) writes a value older than the item's CAS as stale.
+    MetaSet { mode: StoreMode, flags: u32, exptime: i32, compare: u64, stale: bool },
+    /// `md`: `stale` (`I`) marks stale instead of deleting, with `touch` (`T`) its new TTL.
+    MetaDelete { compare: Option<u64>, stale: bool, touch: Option<i32> },
+    /// `ma`: `compare` 0: none; `vivify` (`N`) creates a miss with value `initial` (`J`).
+    MetaArith { incr: bool, delta: u64, compare: u64, vivify: Option<i32>, initial: u64, touch: Option<i32> },
+    /// `me`: memcached's debug line about an item.
+    MetaDebug,
 }
 
 /// One key's request, borrowing key and value from the read buffer (or, forwarded,
@@ -78,6 +94,8 @@ pub enum StatsKind {
     Conns,
     /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
     Shards,
+    /// `stats hotkeys`: ours, each core's most requested keys (`-o hotkeys`/`metrics`).
+    HotKeys,
     Reset,
 }
 
@@ -112,6 +130,9 @@ pub enum ServerCmd {
     SlabsAutomove { level: u32 },
     /// Binary Noop: an empty success reply (it also ends a batch of quiet requests).
     Noop,
+    /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
+    /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
+    Watch { kinds: u16, valid: bool },
 }
 
 /// One client request.
@@ -179,4 +200,12 @@ pub enum Outcome<'a> {
     StoredCas(u64),
     /// A counter's new value and the item's new cas unique (binary Increment/Decrement).
     NumberCas(u64, u64),
+    /// `mg` on a hit or an item it created.
+    MetaHit(MetaHit<'a>),
+    /// `ms`, `md`, and `ma`'s misses: a status word, and (ms) the new CAS or 0.
+    MetaStatus { status: MetaStatus, cas: u64 },
+    /// `ma`'s new value.
+    MetaNumber(MetaNumber),
+    /// `me` on a hit.
+    MetaDebug(MetaDebug),
 }

@@ -101,6 +101,8 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+mod meta;
+mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod prefetch;
@@ -114,6 +116,8 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
@@ -161,7 +165,28 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
+    flush: FlushMark,
 }
+
+/// The last `flush_all`, applied lazily as memcached applies it: a record whose CAS is
+/// below `below` is gone, found by the lookup that meets it (`get_flushed`) or by the
+/// reclaim (`reclaimed`); until then it counts in `curr_items`, as in memcached.
+#[derive(Default)]
+struct FlushMark {
+    below: u64,
+    /// Server second of the flush.
+    at: u32,
+    /// Without CAS (`-C`) memcached flushes by time alone: items written later in the
+    /// flush's own second are gone too.
+    whole_second: bool,
+}
+
+/// The background reclaim leaves an item this many seconds past its expiry (or a
+/// flush) before taking it: memcached's LRU maintainer comes by within about a second,
+/// and a lookup in between finds the item and counts `get_expired` / `get_flushed`.
+const RECLAIM_LAG: u32 = 1;
 
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
@@ -189,6 +214,8 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
+            flush: FlushMark::default(),
         }
     }
 
@@ -275,7 +302,7 @@ impl Shard {
             StoreOutcome::Stored
         } else {
             let cas = self.next_cas();
-            match self.write_item(key, hash, value, flags, exptime, cas, 0, now) {
+            match self.write_item(key, hash, value, flags, exptime, cas, 0, 0, now) {
                 Some(_) => {
                     self.c.total_items += 1;
                     StoreOutcome::Stored
@@ -303,7 +330,7 @@ impl Shard {
 
     /// A live item's cas unique, without counting as an access (binary requests that
     /// carry a cas to compare: delete, append, incr).
-    pub fn peek_cas(&mut self, key: &[u8], now: u32) -> Option<u64> {
+    pub fn item_cas(&mut self, key: &[u8], now: u32) -> Option<u64> {
         let hash = self.hash(key);
         self.find_live(key, hash, now).map(|(_, _, h)| h.cas)
     }
@@ -323,22 +350,16 @@ impl Shard {
         self.touch_item(key, exptime, now).is_some()
     }
 
-    /// flush_all: every item stored so far is gone. Eager: segments are emptied and kept
-    /// for reuse, the index is cleared.
-    pub fn flush_all(&mut self, now: u32) {
-        let _ = now; // eager: nothing is left to compare against a flush time
-        self.index.clear();
-        let pool = &mut self.pool;
-        pool.head = None;
-        pool.sealed.clear();
-        pool.free.clear();
-        for (id, seg) in pool.segs.iter_mut().enumerate() {
-            if !seg.data.is_empty() {
-                seg.reset();
-                pool.free.push(id as u32);
-            }
-        }
-        self.c.bytes = 0;
+    /// flush_all: every item stored so far is gone; with `whole_second` (memcached
+    /// without CAS) so is every item stored later in this second. Lazy, as memcached's:
+    /// nothing moves now; lookups, the reclaim and reuse of memory drop flushed items.
+    pub fn flush_all(&mut self, now: u32, whole_second: bool) {
+        self.flush = FlushMark { below: self.peek_cas(), at: now, whole_second };
+    }
+
+    /// Whether `h`'s record is gone by the last flush_all.
+    fn flushed(&self, h: &Header) -> bool {
+        h.cas < self.flush.below
     }
 
     /// cache_memlimit: takes effect at once; lowering it evicts (even with `-M`, as
@@ -356,13 +377,13 @@ impl Shard {
     /// Background reclaim step: drop up to `budget` expired items, looking at up to 64
     /// records per item (at least 4096); returns how many it dropped.
     pub fn reclaim_expired(&mut self, now: u32, budget: usize) -> usize {
-        self.reclaim_step(now, budget, budget.saturating_mul(64).max(4096))
+        self.reclaim_step(now, RECLAIM_LAG, budget, budget.saturating_mul(64).max(4096))
     }
 
     /// A reclaim step bounded by the records it may look at (`max_scan`), for a caller
     /// that checks its clock between small steps. Returns how many items it dropped.
     pub fn reclaim_slice(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
-        self.reclaim_step(now, budget, max_scan)
+        self.reclaim_step(now, RECLAIM_LAG, budget, max_scan)
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -399,12 +420,16 @@ impl Shard {
     }
 
     fn next_cas(&mut self) -> u64 {
-        let cas = self
-            .seq
-            .wrapping_mul(self.config.shard_count.max(1) as u64)
-            .wrapping_add(self.config.shard_id as u64 + 1);
+        let cas = self.peek_cas();
         self.seq += 1;
         cas
+    }
+
+    /// The CAS the next write will get.
+    fn peek_cas(&self) -> u64 {
+        self.seq
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1)
     }
 
     fn header(&self, loc: Loc) -> Header {
@@ -451,10 +476,16 @@ impl Shard {
         found.map(|(loc, h)| (slot, loc, h))
     }
 
-    /// The live record of `key`; an expired one is unlinked on the way (memcached's lazy
-    /// expiry, counted in `get_expired` as memcached's do_item_get counts it).
+    /// The live record of `key`; a flushed or expired one is unlinked on the way
+    /// (memcached's lazy expiry, counted in `get_flushed` / `get_expired` as memcached's
+    /// do_item_get counts them, flushed first).
     fn find_live(&mut self, key: &[u8], hash: u64, now: u32) -> Option<(usize, Loc, Header)> {
         let (slot, loc, h) = self.find(key, hash)?;
+        if self.flushed(&h) {
+            self.unlink(slot, loc, h);
+            self.c.get_flushed += 1;
+            return None;
+        }
         if h.is_expired(now) {
             self.unlink(slot, loc, h);
             self.c.get_expired += 1;
@@ -508,7 +539,7 @@ impl Shard {
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
         let bits = item::read_once(h.mask);
-        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
+        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, h.meta, now);
         self.return_scratch(buf);
         moved
     }
@@ -533,6 +564,7 @@ impl Shard {
         exptime: u32,
         cas: u64,
         bits: u8,
+        meta: u8,
         now: u32,
     ) -> Option<Loc> {
         if !self.ensure_index_room(now) {
@@ -545,6 +577,7 @@ impl Shard {
             flags,
             exptime,
             bits,
+            meta,
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;
@@ -556,7 +589,12 @@ impl Shard {
         seg.live_bytes += len as u32;
         seg.live_items += 1;
         seg.note_exptime(exptime);
+        seg.note_cas(cas);
         self.c.bytes += len as u64;
+        if self.flush.whole_second && self.flush.at == now {
+            // memcached without CAS: written in the flush's second, so flushed too.
+            self.flush.below = self.flush.below.max(cas + 1);
+        }
         match self.find(key, hash) {
             Some((slot, old, old_h)) => {
                 self.mark_dead(old, old_h);

@@ -342,7 +342,7 @@ impl Harness {
             }
             Op::Arith { key, incr, delta } => self.arith(&key_of(key), incr, delta),
             Op::Flush => {
-                self.shard.flush_all(now);
+                self.shard.flush_all(now, false);
                 self.model.clear();
                 self.unknown.clear();
             }

@@ -33,6 +33,13 @@ impl Shard {
     pub fn index_slots(&self) -> usize {
         self.index.slots()
     }
+    /// A live item's value length, exptime (0: never) and flags, without counting an access
+    /// or unlinking anything: for `watch` lines, which must not change what they show.
+    pub fn peek_item(&self, key: &[u8], now: u32) -> Option<(usize, u32, u32)> {
+        let (_, _, h) = self.find(key, self.hash(key))?;
+        (!h.is_expired(now)).then_some((h.value_len, h.exptime, h.flags))
+    }
+
     /// Calls `f` for every live (unexpired) item, newest segment first, until `f`
     /// returns false. Read-only: counts no access. For introspection, not a hot path.
     pub fn for_each_live<'a>(&'a self, now: u32, mut f: impl FnMut(ItemInfo<'a>) -> bool) {
@@ -44,7 +51,7 @@ impl Shard {
             while off < seg.write_off as usize {
                 let h = item::parse(&seg.data[off..]);
                 let len = h.total_len();
-                if !h.is_dead() && !h.is_expired(now) {
+                if !h.is_dead() && !h.is_expired(now) && !self.flushed(&h) {
                     let info = ItemInfo {
                         key: &seg.data[off + h.key_off..off + h.value_off()],
                         value_len: h.value_len,
@@ -71,7 +78,7 @@ impl Shard {
             .iter()
             .chain(pool.head.iter())
             .map(|&s| &pool.segs[s as usize])
-            .find(|seg| seg.live_items > 0)
+            .find(|seg| seg.live_items > 0 && seg.cas_to >= self.flush.below)
             .map(|seg| seg.started)
     }
 
@@ -134,7 +141,7 @@ mod tests {
         });
         assert_eq!(n, 7, "stops when asked");
         assert_eq!(s.oldest_write(), Some(3));
-        s.flush_all(11);
+        s.flush_all(11, false);
         assert_eq!(s.oldest_write(), None);
     }
 }
