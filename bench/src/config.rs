@@ -10,7 +10,7 @@ pub const MAX_VALUE: u32 = 1024 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(name = "mcbench", version, args_conflicts_with_subcommands = true)]
-/// Latency load generator for memcached-compatible servers (text or meta protocol).
+/// Latency load generator for memcached-compatible servers (text, meta or binary protocol).
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -49,6 +49,9 @@ pub enum Protocol {
     /// Meta commands: `mg KEY v f` (a multi-get: `mg KEY v f k q` per key, then `mn`),
     /// `ms KEY LEN F<flags>`.
     Meta,
+    /// The binary protocol: Get (a multi-get: GetKQ per key, then Noop, as libmemcached
+    /// sends it), Set with flags.
+    Binary,
 }
 
 #[derive(Args, Debug, Clone)]

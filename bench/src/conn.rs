@@ -146,6 +146,9 @@ fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot
     if s.protocol == Protocol::Meta {
         return write_meta_request(out, s, pattern, slot);
     }
+    if s.protocol == Protocol::Binary {
+        return write_binary_request(out, s, pattern, slot);
+    }
     match slot.kind {
         OpKind::Get => {
             out.extend_from_slice(b"get");
@@ -168,6 +171,44 @@ fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(pattern.value(k, len).unwrap_or_default());
             out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// One binary request header (magic 0x80) with its extras, key and value.
+fn binary_packet(out: &mut Vec<u8>, opcode: u8, extras: &[u8], key_len: usize, value_len: usize) {
+    out.extend_from_slice(&[0x80, opcode]);
+    out.extend_from_slice(&(key_len as u16).to_be_bytes());
+    out.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    out.extend_from_slice(&((extras.len() + key_len + value_len) as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 12]); // opaque, cas
+    out.extend_from_slice(extras);
+}
+
+/// The binary form of a request: Get of one key; a multi-get as GetKQ per key then a
+/// Noop (libmemcached's multi-get); Set with the value's flags, no expiry.
+fn write_binary_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot) {
+    let key_len = |k: u32| s.key_prefix.len() + itoa::Buffer::new().format(k).len();
+    match slot.kind {
+        OpKind::Get if slot.keys.len() == 1 => {
+            binary_packet(out, 0x00, &[], key_len(slot.keys[0]), 0);
+            write_key(out, &s.key_prefix, slot.keys[0]);
+        }
+        OpKind::Get => {
+            for &k in &slot.keys {
+                binary_packet(out, 0x0d, &[], key_len(k), 0);
+                write_key(out, &s.key_prefix, k);
+            }
+            binary_packet(out, 0x0a, &[], 0, 0);
+        }
+        OpKind::Set => {
+            let k = slot.keys[0];
+            let len = value_len(k, s.value_min, s.value_max);
+            let mut extras = [0u8; 8];
+            extras[..4].copy_from_slice(&value_flags(k, len).to_be_bytes());
+            binary_packet(out, 0x01, &extras, key_len(k), len as usize);
+            write_key(out, &s.key_prefix, k);
+            out.extend_from_slice(pattern.value(k, len).unwrap_or_default());
         }
     }
 }
@@ -251,6 +292,7 @@ pub async fn run(
         prefix: &s.key_prefix,
         pattern: &pattern,
         meta: s.protocol == Protocol::Meta,
+        binary: s.protocol == Protocol::Binary,
     };
     let mut ring = Ring::new(shared.pipeline, s.multiget, Instant::now());
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);

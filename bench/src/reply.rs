@@ -90,6 +90,8 @@ pub struct Checker<'p> {
     pub pattern: &'p Pattern,
     /// Replies to meta requests (`HD`, `EN`, `VA`, `MN`; see `conn::write_meta_request`).
     pub meta: bool,
+    /// Replies in the binary protocol (see `conn::write_binary_request`).
+    pub binary: bool,
 }
 
 fn is_key(token: &[u8], prefix: &[u8], idx: u32) -> bool {
@@ -124,6 +126,9 @@ fn error_kind(line: &[u8]) -> Option<ErrKind> {
 impl Checker<'_> {
     /// Parses what `buf` holds of the reply to a request of `kind` for `keys`.
     pub fn parse(&self, buf: &[u8], kind: OpKind, keys: &[u32], prog: &mut Progress) -> Step {
+        if self.binary {
+            return self.parse_binary(buf, kind, keys, prog);
+        }
         let mut pos = 0;
         loop {
             let rest = &buf[pos..];
@@ -248,6 +253,75 @@ impl Checker<'_> {
                     }
                     pos = data_end + 2;
                 }
+            }
+        }
+    }
+
+    /// Binary replies: a Get's one response (status 0 a hit, 1 a miss); a multi-get's
+    /// GetKQ hits (misses send nothing) ended by the Noop's response; a Set's response.
+    fn parse_binary(&self, buf: &[u8], kind: OpKind, keys: &[u32], prog: &mut Progress) -> Step {
+        let mut pos = 0;
+        loop {
+            let rest = &buf[pos..];
+            if rest.len() < 24 {
+                return Step { consumed: pos, parsed: Parsed::NeedMore, sample: None };
+            }
+            if rest[0] != 0x81 {
+                return self.fatal(pos, pos..pos + 24, ErrKind::UnexpectedReply);
+            }
+            let (opcode, key_len, extras_len) = (rest[1], u16::from_be_bytes([rest[2], rest[3]]) as usize, rest[4] as usize);
+            let status = u16::from_be_bytes([rest[6], rest[7]]);
+            let body = u32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+            if body > MAX_VALUE_BYTES + 300 || extras_len + key_len > body {
+                return self.fatal(pos, pos..pos + 24, ErrKind::BadLength);
+            }
+            if rest.len() < 24 + body {
+                return Step { consumed: pos, parsed: Parsed::NeedMore, sample: None };
+            }
+            let after = pos + 24 + body;
+            let done = |hits, misses, err| Step { consumed: after, parsed: Parsed::Done { hits, misses, err }, sample: None };
+            match (kind, opcode) {
+                (OpKind::Set, 0x01) => {
+                    return done(0, 0, (status != 0).then_some(ErrKind::NotStored));
+                }
+                (OpKind::Get, 0x0a) => {
+                    let misses = keys.len() as u32 - prog.hits.min(keys.len() as u32);
+                    return done(prog.hits, misses, prog.err);
+                }
+                (OpKind::Get, 0x00 | 0x0d) if status == 1 && opcode == 0x00 => return done(0, 1, None),
+                (OpKind::Get, 0x00 | 0x0d) if status == 0 && extras_len == 4 => {
+                    let flags = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]);
+                    let key = &rest[28..28 + key_len];
+                    let value = &rest[28 + key_len..24 + body];
+                    let idx = if opcode == 0x00 {
+                        keys.first().copied()
+                    } else {
+                        let found = keys[prog.cursor.min(keys.len())..].iter().position(|&k| is_key(key, self.prefix, k));
+                        found.map(|j| {
+                            let idx = keys[prog.cursor + j];
+                            prog.cursor += j + 1;
+                            idx
+                        })
+                    };
+                    match idx {
+                        None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
+                        Some(idx) => {
+                            prog.hits += 1;
+                            let len = value.len() as u32;
+                            if flags != value_flags(idx, len) {
+                                prog.err = prog.err.or(Some(ErrKind::BadFlags));
+                            } else if self.pattern.value(idx, len) != Some(value) {
+                                prog.err = prog.err.or(Some(ErrKind::BadData));
+                            }
+                        }
+                    }
+                    if opcode == 0x00 {
+                        return done(prog.hits, 0, prog.err);
+                    }
+                    pos = after;
+                }
+                _ if status != 0 => return Step { consumed: after, parsed: Parsed::Done { hits: prog.hits, misses: 0, err: Some(ErrKind::ServerError) }, sample: Some(pos..pos + 24) },
+                _ => return self.fatal(pos, pos..pos + 24, ErrKind::UnexpectedReply),
             }
         }
     }

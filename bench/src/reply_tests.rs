@@ -17,6 +17,7 @@ fn parse_all(buf: &[u8], kind: OpKind, keys: &[u32]) -> (Step, Progress) {
         prefix: PREFIX,
         pattern: &p,
         meta: false,
+        binary: false,
     };
     let mut prog = Progress::default();
     let s = c.parse(buf, kind, keys, &mut prog);
@@ -196,6 +197,7 @@ fn incremental_parse_gives_the_same_answer_byte_by_byte() {
         prefix: PREFIX,
         pattern: &p,
         meta: false,
+        binary: false,
     };
     let mut whole = value_block(&p, 1, 300);
     whole.extend(value_block(&p, 2, 64));
@@ -233,7 +235,7 @@ fn meta_block(p: &Pattern, idx: u32, len: u32, with_key: bool) -> Vec<u8> {
 
 fn parse_meta(buf: &[u8], kind: OpKind, keys: &[u32]) -> Step {
     let p = Pattern::new(MAX_VALUE);
-    let c = Checker { prefix: PREFIX, pattern: &p, meta: true };
+    let c = Checker { prefix: PREFIX, pattern: &p, meta: true, binary: false };
     c.parse(buf, kind, keys, &mut Progress::default())
 }
 
