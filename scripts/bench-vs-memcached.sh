@@ -16,6 +16,10 @@
 #                 mp1 mp16 mmget10 mset1k: p1 p16 mget10 set1k in the meta protocol
 #                 (mcbench --protocol meta: mg KEY v f, a multi-get as quiet mg's and mn,
 #                 ms KEY LEN F<flags>), both servers serving the same meta commands
+#                 bget1 bmget16 bp1 bp16 bset1k: the binary protocol (mcbench --protocol
+#                 binary): single Gets at pipeline 1, 16-key multi-gets as GetKQ...Noop
+#                 batches (libmemcached's), get:set 9:1 at pipeline 1 and 16, 1 KiB Sets;
+#                 e.g. WORKLOADS="bget1 bmget16 bset1k" (not in the default list)
 #                 also: lowrate (open loop at LOW_RATE [20000] req/s: every request wakes an
 #                 idle server) and pingpong (one connection per generator thread, get after
 #                 get of the preloaded keys: the round trip through an idle server)
@@ -102,6 +106,9 @@ workload_args() {
         lowrate) echo "${common[*]} --ratio 9:1 --value-size 64-1024 --pipeline 64 --rate ${LOW_RATE:-20000}" ;;
         pingpong) echo "--keys $KEYS --connections 1 --ratio 1:0 --pipeline 1" ;;
         mp1 | mp16 | mmget10 | mset1k) echo "$(workload_args "${1#m}" "$2") --protocol meta" ;;
+        bp1 | bp16 | bset1k) echo "$(workload_args "${1#b}" "$2") --protocol binary" ;;
+        bget1) echo "${common[*]} --ratio 1:0 --value-size 64-1024 --pipeline 1 --protocol binary" ;;
+        bmget16) echo "${common[*]} --ratio 1:0 --value-size 64-1024 --multiget 16 --pipeline 1 --protocol binary" ;;
         *) die "unknown workload $1" ;;
     esac
 }
@@ -320,12 +327,15 @@ names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "lowrate": f"open loop {os.environ.get('LOW_RATE', '20000')} req/s",
          "pingpong": "one connection, get after get",
          "mp1": "meta mg/ms 9:1, pipeline 1", "mp16": "meta mg/ms 9:1, pipeline 16",
-         "mmget10": "meta 10-key multi-get (quiet mg + mn)", "mset1k": "meta ms-only 1 KiB"}
+         "mmget10": "meta 10-key multi-get (quiet mg + mn)", "mset1k": "meta ms-only 1 KiB",
+         "bget1": "binary Get, pipeline 1", "bmget16": "binary 16-key multi-get (GetKQ + Noop)",
+         "bp1": "binary get:set 9:1, pipeline 1", "bp16": "binary get:set 9:1, pipeline 16",
+         "bset1k": "binary Set-only 1 KiB"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
     print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k"] for g in gens]:
+    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k", "bget1", "bmget16", "bp1", "bp16", "bset1k"] for g in gens]:
         agg = {}
         for s in ["memcached", ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s and r["gen"] == gen]
