@@ -5,7 +5,8 @@
 #  - the image's entrypoint with and without the `memcached` word, the compose files'
 #    commands through it, and the two compose files against our users' memcached ones;
 #  - start-up failures: one line on stderr and a non-zero status (memlock too low,
-#    io_uring refused by seccomp, no CPUs readable, -s, -P, port in use, -d), and a
+#    io_uring refused by seccomp, no CPUs readable, -s, -P, port in use, -d, setuid
+#    refused), and a
 #    memlock below 512 KiB that still fits: serves, and says so at -v;
 #  - -u: the uid after start, memcached's message and status for a missing user;
 #    root without -u warns; -h says so;
@@ -230,6 +231,11 @@ json.dump(p, open(sys.argv[1], "w"))' "$@"
     said=$(expect_fail 71 "^no CPUs in this process's affinity mask" -- \
         deploy/test/seccomp-run.py "$work/no-affinity.json" "$server" -p "$port" -l 127.0.0.1 -U 0 -u root)
     ok "CPU affinity mask unreadable, no -t: $said"
+    profile "$work/no-setuid.json" setuid
+    next_port
+    said=$(expect_fail 71 '^failed to assume identity of user nobody$' -- \
+        deploy/test/seccomp-run.py "$work/no-setuid.json" "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody)
+    ok "-u nobody with setuid refused: $said (memcached's words)"
 else
     echo "skip io_uring/affinity refusals (no python3-seccomp)"
 fi
