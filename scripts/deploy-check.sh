@@ -181,7 +181,7 @@ env -i bash -c "set -a; . deploy/default/memcached-rs; \
 if grep -vE '^\s*(#|$)' deploy/default/memcached-rs | grep -vqE '^[A-Z_]+=[^ ]*$'; then
     not_ok "deploy/default/memcached-rs: a line is not KEY=value"
 fi
-for v in LISTEN UDPPORT CACHESIZE MAXCONN OPTIONS; do
+for v in LISTEN UDPPORT CACHESIZE MAXCONN OPTIONS METRICS; do
     grep -q "\${$v}\|\$$v" deploy/systemd/memcached-rs.service || not_ok "unit does not use $v"
 done
 ok "default file: loopback, -m 64, -c 1024, -U 0; every variable used by the units"

@@ -132,6 +132,10 @@ struct Flags {
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
+    /// (ours) serve Prometheus /metrics over HTTP on [ADDR:]PORT (default
+    /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
+    #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
+    metrics: Option<String>,
 }
 
 /// Everything the server needs, validated.
@@ -175,6 +179,14 @@ pub struct Config {
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
+    /// `-o metrics[=[ADDR:]PORT]` (ours): serve `/metrics` over HTTP there (loopback and
+    /// port 9150, memcached_exporter's, by default), with latency histograms and hot
+    /// keys kept per core (see `crate::observe`). Off by default.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `-o hotkeys` (ours): keep hot keys per core for `stats hotkeys` without `/metrics`.
+    pub hotkeys: bool,
+    /// memcached's `watch` command; `-W` turns it off.
+    pub watch_enabled: bool,
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -275,9 +287,22 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     let mut ignored = Vec::new();
     let mut cpu_steering = false;
     let mut idle_timeout = 0;
+    let (mut metrics, mut hotkeys) = (None, false);
+    if let Some(value) = &f.metrics {
+        metrics = Some(metrics_address(value).ok_or((format!("Invalid --metrics address: {value}"), EX_USAGE))?);
+    }
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
         if option == "cpu_steering" {
             cpu_steering = true;
+            continue;
+        }
+        if option == "hotkeys" {
+            hotkeys = true;
+            continue;
+        }
+        if option == "metrics" || option.starts_with("metrics=") {
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            metrics = Some(metrics_address(value).ok_or((format!("Illegal suboption \"{option}\""), 1))?);
             continue;
         }
         let name = option.split('=').next().unwrap_or(option);
@@ -323,7 +348,23 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
         idle_timeout,
         cpu_steering,
+        hotkeys: hotkeys || metrics.is_some(),
+        metrics,
+        watch_enabled: !f.disable_watch,
     })
+}
+
+/// The metrics listener's address: `PORT`, `ADDR:PORT` or `[V6]:PORT`; loopback and
+/// 9150 (memcached_exporter's port) where not given.
+fn metrics_address(value: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    if value.is_empty() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9150)));
+    }
+    if let Ok(port) = value.parse::<u16>() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    value.parse().ok()
 }
 
 /// `ADDR` → `ADDR:port`; `ADDR:PORT` and `[V6]:PORT` kept; a bare IPv6 address bracketed.
@@ -391,6 +432,21 @@ mod tests {
         let c = run(&["-o", "modern,cpu_steering"]);
         assert!(c.cpu_steering);
         assert_eq!(c.ignored, vec!["modern"]);
+        assert!(c.metrics.is_none() && !c.hotkeys && c.watch_enabled);
+    }
+
+    #[test]
+    fn metrics_listener_is_opt_in_and_loopback() {
+        assert_eq!(run(&["-o", "metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(run(&["-o", "metrics=9999"]).metrics, Some("127.0.0.1:9999".parse().unwrap()));
+        let c = run(&["-o", "metrics=0.0.0.0:9150"]);
+        assert_eq!(c.metrics, Some("0.0.0.0:9150".parse().unwrap()));
+        assert!(c.hotkeys, "hot keys come with the metrics");
+        assert!(run(&["-o", "hotkeys"]).hotkeys);
+        assert!(!run(&["-W"]).watch_enabled);
+        assert_eq!(run(&["--metrics=9151"]).metrics, Some("127.0.0.1:9151".parse().unwrap()));
+        assert_eq!(run(&["--metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(fail(&["-o", "metrics=nowhere"]).1, 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod pacing;
 mod startup;
 mod stream;
 pub mod systemd;
+mod watching;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -44,6 +45,7 @@ pub fn run(config: Config) -> i32 {
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
         route_seeds: random_seeds(),
+        observe: crate::observe::Observe::new(&config),
         config,
     });
     if let Err(e) = install_signal_handlers(&shared) {
@@ -70,6 +72,10 @@ pub fn run(config: Config) -> i32 {
     };
     if shared.config.cpu_steering {
         steer_by_cpu(&shared.config, &listeners, &cpus);
+    }
+    if let Err(message) = start_metrics(&shared) {
+        eprintln!("{message}");
+        return EX_OSERR;
     }
     write_port_file(&shared.config, &listeners);
     // Bound: now drop root (-u), then check what the executors need as that user.
@@ -185,6 +191,29 @@ fn ring_mode_defer() -> bool {
 }
 
 const DEFAULT_RING_DEFER: bool = false;
+
+/// `-o metrics=ADDR:PORT`: binds the metrics listener (a failure stops the start, as a
+/// port memcached cannot listen on does) and serves it on its own thread.
+fn start_metrics(shared: &Arc<Shared>) -> Result<(), String> {
+    let Some(addr) = shared.config.metrics else { return Ok(()) };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("failed to listen on metrics address {addr}: {e}"))?;
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
+        let o = &shared.observe;
+        let counters = crate::observe::http::Counters { scrapes: &o.scrapes, refused: &o.scrapes_refused, timed_out: &o.scrapes_timed_out };
+        crate::observe::http::serve(listener, counters, || shared.shutting_down(), || {
+            let facts = process_facts(&shared);
+            crate::observe::prom::render(&crate::observe::prom::Inputs {
+                stats: &shared.stats,
+                facts: &facts,
+                config: &shared.config,
+                crawler_enabled: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
+                observe: &shared.observe,
+            })
+        });
+    });
+    spawned.map(|_| ()).map_err(|e| format!("failed to start the metrics thread: {e}"))
+}
 
 /// Tells systemd (Type=notify) where we are; a no-op outside systemd.
 fn notify(state: &str) {
@@ -334,6 +363,7 @@ async fn executor_main(
         limits: Limits { item_size_max: config.item_size_max },
         flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
+        observe: crate::observe::Local::new(&shared.observe),
         shared: shared.clone(),
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
@@ -451,6 +481,15 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
         lru_segmented: settings::lru_segmented(&shared.config),
+        logger: {
+            let w = &shared.observe.watch;
+            crate::commands::stats::LoggerCounts {
+                watchers: w.count() as u64,
+                written: w.written.load(Ordering::Relaxed),
+                sent: w.sent.load(Ordering::Relaxed),
+                skipped: w.skipped.load(Ordering::Relaxed),
+            }
+        },
     }
 }
 
