@@ -136,6 +136,15 @@ struct Flags {
     /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
     #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
     metrics: Option<String>,
+    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
+    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
+    /// holds one file per core)
+    #[arg(short = 'e', long = "memory-file")]
+    memory_file: Option<PathBuf>,
+    /// (ours) `-e` in directory form: the directory the cache is kept in across a
+    /// restart (created if missing)
+    #[arg(long = "restart-dir")]
+    restart_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -187,6 +196,30 @@ pub struct Config {
     pub hotkeys: bool,
     /// memcached's `watch` command; `-W` turns it off.
     pub watch_enabled: bool,
+    /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
+    /// (`server::restart`). None: it is not kept.
+    pub memory_file: Option<MemoryFile>,
+}
+
+/// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
+/// and `FILE.<core>`) or a directory of ours (`DIR/memcached-rs.cache*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// As given, for `stats settings memory_file`.
+    pub given: PathBuf,
+    /// Names of the files: `<base>.<core>` for each core's shard.
+    pub base: PathBuf,
+    /// The directory form: create it at start if missing.
+    pub directory: bool,
+}
+
+impl MemoryFile {
+    /// `-e PATH`: a directory when PATH is one (or ends in '/'), else memcached's file.
+    pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
+        let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
+        let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
+        MemoryFile { given, base, directory }
+    }
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -351,6 +384,11 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         hotkeys: hotkeys || metrics.is_some(),
         metrics,
         watch_enabled: !f.disable_watch,
+        memory_file: match (f.restart_dir, f.memory_file) {
+            (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
+            (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
+            (None, None) => None,
+        },
     })
 }
 

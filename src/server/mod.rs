@@ -6,6 +6,8 @@ mod connection;
 mod core;
 mod forward;
 mod listener;
+pub mod restart;
+mod restart_file;
 mod pacing;
 mod startup;
 mod stream;
@@ -37,15 +39,18 @@ const IO_MEMORY: usize = 64 << 10;
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
+    let clock = clock::Clock::start();
+    let restart = restart::prepare(&config, &clock);
     let shared = Arc::new(Shared {
         runtime: Runtime::new(&config),
-        clock: clock::Clock::start(),
+        clock,
         stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
         connections: AtomicUsize::new(0),
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
-        route_seeds: random_seeds(),
+        route_seeds: restart.as_ref().and_then(|r| r.route_seeds()).unwrap_or_else(random_seeds),
         observe: crate::observe::Observe::new(&config),
+        restart,
         config,
     });
     if let Err(e) = install_signal_handlers(&shared) {
@@ -152,6 +157,9 @@ pub fn run(config: Config) -> i32 {
     startup::detached_ready(shared.config.verbosity);
     for handle in executors.into_iter().flatten() {
         let _ = handle.join();
+    }
+    if let Some(state) = &shared.restart {
+        restart::finish_save(state, threads);
     }
     0
 }
@@ -368,6 +376,7 @@ async fn executor_main(
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
     core.publish();
+    restart::load_on_core(&core);
 
     let unix = if id == 0 {
         match listener::bind_unix(config) {
@@ -397,6 +406,7 @@ async fn executor_main(
         tasks.push(glommio::spawn_local(serve));
     }
     let mut accepting = Vec::new();
+    let listening: Vec<i32> = bound.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
     }
@@ -415,13 +425,21 @@ async fn executor_main(
         }
     }
     // Stop accepting, then let the requests in flight on every core finish: a core
-    // still forwarding needs its peers to answer.
+    // still forwarding needs its peers to answer. shutdown() takes the port out of
+    // LISTEN at once: a closed listener that io_uring still polls stays listening until
+    // the ring is torn down, after the process exits, and a successor started then (a
+    // restart) could not bind the port and its first clients were reset.
+    for &fd in &listening {
+        // SAFETY: the fds belong to the listeners the accept tasks still own.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+    }
     drop(accepting);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < deadline && shared.stats.iter().any(|s| s.busy_connections.get() > 0) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     drop(tasks);
+    restart::save_on_core(&core);
 }
 
 /// Stops every executor: they stop accepting, finish what is in flight and exit.
@@ -490,6 +508,7 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
                 skipped: w.skipped.load(Ordering::Relaxed),
             }
         },
+        restart: shared.restart.as_ref().map(|r| r.facts()),
     }
 }
 

@@ -102,6 +102,7 @@ mod index;
 mod invariants;
 mod item;
 mod meta;
+mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod prefetch;
@@ -116,6 +117,7 @@ use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
@@ -163,6 +165,8 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
     flush: FlushMark,
 }
 
@@ -210,6 +214,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
             flush: FlushMark::default(),
         }
     }
