@@ -193,17 +193,6 @@ pub struct Config {
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
-    /// `-B`, after `-S`/`-Y` decided it when not given.
-    pub binding: Binding,
-    /// `-S`.
-    pub sasl: bool,
-    /// `MEMCACHED_SASL_PWDB` (read at each SASL attempt, as memcached does).
-    pub sasl_pwdb: Option<PathBuf>,
-    /// `-Y`: the file, and the users read from it at start.
-    pub auth_file: Option<PathBuf>,
-    pub ascii_auth: Option<crate::commands::auth::Credentials>,
-    /// `-l` as given (memcached's `stats settings` shows it so, as `inter`).
-    pub inter: Vec<String>,
     /// `-o metrics[=[ADDR:]PORT]` (ours): serve `/metrics` over HTTP there (loopback and
     /// port 9150, memcached_exporter's, by default), with latency histograms and hot
     /// keys kept per core (see `crate::observe`). Off by default.
@@ -215,6 +204,17 @@ pub struct Config {
     /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
     /// (`server::restart`). None: it is not kept.
     pub memory_file: Option<MemoryFile>,
+    /// `-B`, after `-S`/`-Y` decided it when not given.
+    pub binding: Binding,
+    /// `-S`.
+    pub sasl: bool,
+    /// `MEMCACHED_SASL_PWDB` (read at each SASL attempt, as memcached does).
+    pub sasl_pwdb: Option<PathBuf>,
+    /// `-Y`: the file, and the users read from it at start.
+    pub auth_file: Option<PathBuf>,
+    pub ascii_auth: Option<crate::commands::auth::Credentials>,
+    /// `-l` as given (memcached's `stats settings` shows it so, as `inter`).
+    pub inter: Vec<String>,
 }
 
 /// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
@@ -235,6 +235,26 @@ impl MemoryFile {
         let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
         let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
         MemoryFile { given, base, directory }
+    }
+}
+
+/// Which protocol a connection speaks (`-B`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// By the connection's first byte: 0x80 binary, anything else text.
+    Auto,
+    Ascii,
+    Binary,
+}
+
+impl Binding {
+    /// As memcached's `stats settings` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Auto => "auto-negotiate",
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+        }
     }
 }
 
@@ -422,12 +442,6 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
         idle_timeout,
         cpu_steering,
-        binding,
-        sasl: f.enable_sasl,
-        sasl_pwdb,
-        auth_file: f.auth_file,
-        ascii_auth,
-        inter: f.listen.clone(),
         hotkeys: hotkeys || metrics.is_some(),
         metrics,
         watch_enabled: !f.disable_watch,
@@ -436,6 +450,12 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
             (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
             (None, None) => None,
         },
+        binding,
+        sasl: f.enable_sasl,
+        sasl_pwdb,
+        auth_file: f.auth_file,
+        ascii_auth,
+        inter: f.listen.clone(),
     })
 }
 
@@ -475,27 +495,6 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => (s, 1),
     };
     digits.parse::<usize>().ok()?.checked_mul(unit)
-}
-
-
-/// Which protocol a connection speaks (`-B`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binding {
-    /// By the connection's first byte: 0x80 binary, anything else text.
-    Auto,
-    Ascii,
-    Binary,
-}
-
-impl Binding {
-    /// As memcached's `stats settings` names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Binding::Auto => "auto-negotiate",
-            Binding::Ascii => "ascii",
-            Binding::Binary => "binary",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Every case of tests/cases/ascii_auth.txt (ASCII authentication (-Y FILE)), recorded from memcached 1.6.18 by
 //! scripts/record-cases.py, replayed against the server under test by the case
 //! harness (tests/common/cases.rs) with `-t 1` and `-t 2`.
-//!
 //! `MC_CASE=<substring>` runs only the matching cases.
 
 mod common;

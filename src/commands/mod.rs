@@ -80,12 +80,12 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::TooLarge { mode } => storage::too_large(ctx, mode, key),
         Op::Delete => delete::delete(ctx, key),
         Op::Arith { incr, delta } => arith::incr_decr(ctx, key, incr, delta),
-        Op::TouchFetch { exptime } => get::touch_fetch(ctx, key, exptime),
-        Op::DeleteIf { cas } => delete::delete_if(ctx, key, cas),
-        Op::Counter { incr, delta, create, cas } => arith::counter(ctx, key, incr, delta, create, cas),
         Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {
             meta::execute(ctx, request)
         }
+        Op::TouchFetch { exptime } => get::touch_fetch(ctx, key, exptime),
+        Op::DeleteIf { cas } => delete::delete_if(ctx, key, cas),
+        Op::Counter { incr, delta, create, cas } => arith::counter(ctx, key, incr, delta, create, cas),
     }
 }
 

@@ -273,8 +273,8 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true, limit_maxbytes: 64 << 20, logger: Default::default(),
-            restart: None,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None,
+            limit_maxbytes: 64 << 20,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

@@ -44,11 +44,11 @@ impl Family {
         match request {
             Request::Multi { .. } => Family::Get,
             Request::Keyed(Keyed { op, .. }) => match op {
-                Op::Get { .. } | Op::MetaGet { .. } | Op::TouchFetch { .. } => Family::Get,
+                Op::Get { .. } | Op::MetaGet { .. } => Family::Get,
                 Op::Store { .. } | Op::TooLarge { .. } | Op::MetaSet { .. } => Family::Set,
                 Op::Delete | Op::MetaDelete { .. } | Op::DeleteIf { .. } => Family::Delete,
                 Op::Arith { .. } | Op::MetaArith { .. } | Op::Counter { .. } => Family::Arith,
-                Op::Touch { .. } => Family::Touch,
+                Op::Touch { .. } | Op::TouchFetch { .. } => Family::Touch,
                 Op::MetaDebug => Family::Other,
             },
             _ => Family::Other,

@@ -125,10 +125,8 @@ pub fn outcome(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
         Outcome::TooLarge => err(out, status::E2BIG),
         Outcome::StoreNoMemory => error(out, opcode, opaque, status::ENOMEM, Some(b"Out of memory allocating item")),
         Outcome::ArithNoMemory => error(out, opcode, opaque, status::ENOMEM, Some(b"Out of memory incrementing value")),
-        // Meta commands' outcomes: the binary parser never asks for them.
-        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => {
-            error(out, opcode, opaque, status::UNKNOWN_COMMAND, None)
-        }
+        // Meta outcomes answer meta requests only (meta_reply).
+        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => {}
     }
 }
 

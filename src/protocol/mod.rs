@@ -59,8 +59,8 @@ pub enum Parsed<'a> {
 pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
     match request.form {
         Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
-        Form::Binary { .. } => binary_reply::outcome(request, outcome, out),
         Form::Meta(ref meta) => meta_reply::outcome(request, meta, outcome, out),
+        Form::Binary { .. } => binary_reply::outcome(request, outcome, out),
     }
 }
 
@@ -145,8 +145,8 @@ pub fn encode_auth(form: Form, answer: AuthAnswer, out: &mut BytesMut) {
 pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     match form {
         Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
-        Form::Binary { .. } => binary_reply::answer(form, answer, out),
         Form::Meta(_) => text_reply::answer(false, answer, out),
+        Form::Binary { .. } => binary_reply::answer(form, answer, out),
     }
 }
 

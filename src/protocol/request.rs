@@ -15,13 +15,13 @@ pub enum Form {
     /// The classic text protocol. `noreply` silences the reply (memcached's
     /// `set_noreply_maybe`); `cas` asks a get for cas uniques (`gets`, `gats`).
     Text { noreply: bool, cas: bool },
+    /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
+    /// the opaque, quiet mode, base64 key (see `meta.rs`).
+    Meta(MetaForm),
     /// memcached's binary protocol: the request's `opcode` (echoed, and deciding what
     /// the reply holds: the key for GetK/GATK, no value for Touch) and `opaque`
     /// (echoed); `quiet` for the Q opcodes, whose successes (and get misses) send nothing.
     Binary { opcode: u8, opaque: u32, quiet: bool },
-    /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
-    /// the opaque, quiet mode, base64 key (see `meta.rs`).
-    Meta(MetaForm),
 }
 
 impl Form {
@@ -50,14 +50,6 @@ pub enum Op {
     /// incr (`incr` true) or decr.
     Arith { incr: bool, delta: u64 },
     Touch { exptime: i64 },
-    /// Binary Touch/GAT: a new expiry and the item back, counted as a touch only
-    /// (`cmd_touch`, `touch_hits`/`touch_misses`), as memcached's binary protocol counts it.
-    TouchFetch { exptime: i64 },
-    /// Delete only if the item's cas unique is `cas` (0: any), binary Delete.
-    DeleteIf { cas: u64 },
-    /// Binary Increment/Decrement: `create` (initial value, exptime) makes a missing
-    /// item (None: expiry 0xffffffff, a miss is NotFound); `cas` non-zero must match.
-    Counter { incr: bool, delta: u64, create: Option<(u64, i64)>, cas: u64 },
     /// `mg`: client exptimes of `T` (new TTL on a hit), `N` (vivify a miss with this
     /// TTL), `R` (win the recache token below this TTL); `bump` false for `u`.
     MetaGet { touch: Option<i32>, vivify: Option<i32>, recache: Option<i32>, bump: bool },
@@ -70,6 +62,14 @@ pub enum Op {
     MetaArith { incr: bool, delta: u64, compare: u64, vivify: Option<i32>, initial: u64, touch: Option<i32> },
     /// `me`: memcached's debug line about an item.
     MetaDebug,
+    /// Binary Touch/GAT: a new expiry and the item back, counted as a touch only
+    /// (`cmd_touch`, `touch_hits`/`touch_misses`), as memcached's binary protocol counts it.
+    TouchFetch { exptime: i64 },
+    /// Delete only if the item's cas unique is `cas` (0: any), binary Delete.
+    DeleteIf { cas: u64 },
+    /// Binary Increment/Decrement: `create` (initial value, exptime) makes a missing
+    /// item (None: expiry 0xffffffff, a miss is NotFound); `cas` non-zero must match.
+    Counter { incr: bool, delta: u64, create: Option<(u64, i64)>, cas: u64 },
 }
 
 /// One key's request, borrowing key and value from the read buffer (or, forwarded,
@@ -128,11 +128,11 @@ pub enum ServerCmd {
     SlabsReassign { src: i32, dst: i32 },
     /// `slabs automove <0|1|2>`.
     SlabsAutomove { level: u32 },
-    /// Binary Noop: an empty success reply (it also ends a batch of quiet requests).
-    Noop,
     /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
     /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
     Watch { kinds: u16, valid: bool },
+    /// Binary Noop: an empty success reply (it also ends a batch of quiet requests).
+    Noop,
 }
 
 /// One client request.
@@ -196,10 +196,6 @@ pub enum Outcome<'a> {
     StoreNoMemory,
     /// `-M` and no room for an incr/decr that grew the value.
     ArithNoMemory,
-    /// Stored, and the item's new cas unique (when the form's reply carries it).
-    StoredCas(u64),
-    /// A counter's new value and the item's new cas unique (binary Increment/Decrement).
-    NumberCas(u64, u64),
     /// `mg` on a hit or an item it created.
     MetaHit(MetaHit<'a>),
     /// `ms`, `md`, and `ma`'s misses: a status word, and (ms) the new CAS or 0.
@@ -208,4 +204,8 @@ pub enum Outcome<'a> {
     MetaNumber(MetaNumber),
     /// `me` on a hit.
     MetaDebug(MetaDebug),
+    /// Stored, and the item's new cas unique (when the form's reply carries it).
+    StoredCas(u64),
+    /// A counter's new value and the item's new cas unique (binary Increment/Decrement).
+    NumberCas(u64, u64),
 }

@@ -124,11 +124,11 @@ impl Connection<RingStream> {
                 holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES },
                 spliced: BytesMut::new(),
             },
+            pacing,
+            tally: RoundTally::default(),
             proto: Proto::Text,
             auth: auth::Session::default(),
             auth_reply_at: None,
-            pacing,
-            tally: RoundTally::default(),
         }
     }
 
@@ -285,11 +285,11 @@ impl Connection<RingStream> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
+            self.tally.note(&request);
             if ascii_auth_pending {
                 let at = *self.auth_reply_at.get_or_insert(self.output.buf.len());
                 self.output.buf.truncate(at);
             }
-            self.tally.note(&request);
             if self.proto == Proto::Text && input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
