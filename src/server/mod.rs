@@ -5,6 +5,7 @@ mod clock;
 mod connection;
 mod core;
 mod forward;
+mod kernel;
 mod listener;
 mod stream;
 pub mod systemd;
@@ -44,6 +45,10 @@ pub fn run(config: Config) -> i32 {
         route_seeds: random_seeds(),
         config,
     });
+    if let Err(message) = kernel::check() {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     if let Err(e) = install_signal_handlers(&shared) {
         eprintln!("failed to install signal handlers: {e}");
         return EX_OSERR;

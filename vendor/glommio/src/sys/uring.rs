@@ -291,8 +291,6 @@ thread_local! {
     pub(crate) static MAIN_RING_SETUP_FLAGS: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
-/// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
-/// of the executor running on this thread, 0 outside an executor.
 /// memcached-rs patch 11: whether executors create their main ring with
 /// SINGLE_ISSUER | DEFER_TASKRUN (falling back to COOP_TASKRUN where the kernel
 /// refuses them). Set before the executors start.
@@ -306,6 +304,8 @@ fn main_ring_defer_taskrun() -> bool {
     MAIN_RING_DEFER.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
+/// of the executor running on this thread, 0 outside an executor.
 pub fn main_ring_setup_flags() -> u32 {
     MAIN_RING_SETUP_FLAGS.with(|f| f.get())
 }
