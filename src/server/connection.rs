@@ -15,6 +15,7 @@ use bytes::BytesMut;
 
 use super::core::Core;
 use super::forward::{ConnInfo, Mailbox, Work};
+use super::pacing::{self, Pacing};
 use super::process_facts;
 use super::stream::{self, RingStream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
@@ -45,6 +46,8 @@ pub struct Connection<S = RingStream> {
     mailbox: Rc<Mailbox>,
     input: Input,
     output: Output,
+    /// `-R` and `-o idle_timeout` (`pacing.rs`).
+    pacing: Pacing,
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -80,6 +83,7 @@ struct Holes {
 impl Connection<RingStream> {
     pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
+        let pacing = Pacing::new(core.shared.config.reqs_per_event);
         let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
@@ -92,6 +96,7 @@ impl Connection<RingStream> {
                 holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES },
                 spliced: BytesMut::new(),
             },
+            pacing,
         }
     }
 
@@ -112,7 +117,12 @@ impl Connection<RingStream> {
                 self.input.make_room(0);
             }
             let room = self.input.buf.len() - self.input.end;
-            let read = self.stream.recv(&mut self.input.buf[self.input.end..]).await?;
+            let last_cmd = self.mailbox.info.last_cmd.get();
+            let buf = &mut self.input.buf[self.input.end..];
+            let Some(read) = pacing::read_or_idle(&mut self.stream, buf, &core, last_cmd).await else {
+                return Ok(()); // idle for longer than -o idle_timeout
+            };
+            let read = read?;
             if read == 0 {
                 return Ok(());
             }
@@ -128,6 +138,7 @@ impl Connection<RingStream> {
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
             self.mailbox.info.last_cmd.set(core.tick());
+            self.pacing.start_event();
             let next = self.run_round().await;
             let flushed = self.flush().await;
             self.core.publish();
@@ -271,6 +282,9 @@ impl Connection<RingStream> {
             self.input.swallow = swallow;
             if next == Flow::Close {
                 return Flow::Close;
+            }
+            if self.pacing.request_done(&self.core, self.input.start < self.input.end) {
+                futures_lite::future::yield_now().await;
             }
             if self.output.is_full() && self.flush().await.is_err() {
                 return Flow::Close;

@@ -7,6 +7,7 @@ mod core;
 mod forward;
 mod kernel;
 mod listener;
+mod pacing;
 mod stream;
 pub mod systemd;
 
