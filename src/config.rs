@@ -9,13 +9,25 @@ use std::path::PathBuf;
 
 /// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
 pub const EX_USAGE: i32 = 64;
+/// memcached's exit status when the system refuses something (`EX_OSERR`).
+const EX_OSERR: i32 = 71;
+
+/// The clap definition of the flags, for the man page (`examples/gen-man.rs`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Flags::command()
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "memcached-rs",
     about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    // getopt's rule, as memcached: a flag given twice takes the last value.
+    args_override_self = true,
+    after_help = "Run as root, memcached refuses to start without -u; memcached-rs starts, warns on \
+stderr and stays root. Give -u USER to drop to USER after binding."
 )]
 struct Flags {
     /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
@@ -38,14 +50,15 @@ struct Flags {
     /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
     #[arg(short = 'l', long = "listen")]
     listen: Vec<String>,
-    /// run as a daemon
+    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// accepted for compatibility (core dumps follow the system setting)
     #[arg(short = 'r', long = "enable-coredumps")]
     enable_coredumps: bool,
-    /// accepted for compatibility: memcached-rs runs as the user that starts it
-    #[arg(short = 'u', long = "user")]
+    /// assume the identity of USER when started as root (after binding: ports below
+    /// 1024 work); without -u, root stays root with a warning (memcached refuses)
+    #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
     /// item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
@@ -232,7 +245,17 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     if item_size_max > memory_limit / 2 {
         return usage("Cannot set item size limit higher than 1/2 of memory max.");
     }
-    let threads = f.threads.unwrap_or_else(|| core_affinity::get_core_ids().map_or(1, |c| c.len()));
+    // One executor per CPU this process may run on, unless -t says otherwise.
+    let threads = match f.threads {
+        Some(threads) => threads,
+        None => match core_affinity::get_core_ids() {
+            Some(cpus) if !cpus.is_empty() => cpus.len(),
+            _ => {
+                let message = "no CPUs in this process's affinity mask (sched_getaffinity failed): give -t N";
+                return Err((message.into(), EX_OSERR));
+            }
+        },
+    };
     if threads == 0 {
         return Err(("Number of threads must be greater than 0".into(), 1));
     }

@@ -20,7 +20,7 @@ use super::process_facts;
 use super::stream::{self, RingStream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
-use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
+use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request, ServerCmd};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -269,6 +269,14 @@ impl Connection<RingStream> {
                     Flow::Continue
                 }
                 Request::Server { cmd, form } => {
+                    // stats sums every core's counters: the requests this connection
+                    // forwarded before it must have run first (memcached's order).
+                    if matches!(cmd, ServerCmd::Stats(_))
+                        && !self.output.holes.at.is_empty()
+                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                    {
+                        return Flow::Close;
+                    }
                     let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
                     commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
                 }
@@ -425,6 +433,11 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
 /// with a hole for the reply.
 #[inline]
 fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
+    if matches!(request.form, Form::Meta(m) if m.encoded_key) {
+        // A meta request's base64 key, decoded: its owner is the decoded key's.
+        let mut decoded = [0u8; protocol::base64::MAX_DECODED];
+        return route(core, conn, mailbox, out, &protocol::resolve_key(request, &mut decoded));
+    }
     let owner = core.router.owner(request.key);
     if owner == core.id {
         core.execute(request, &mut out.buf);
