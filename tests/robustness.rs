@@ -139,7 +139,7 @@ fn client_that_never_reads_is_throttled() {
     assert_serving(&server, "after-hogs");
 }
 
-/// Client sockets are read into one ring of 1024 x 4 KiB receive buffers per core
+/// Client sockets are read into one ring of 256 x 4 KiB receive buffers per core
 /// (vendor/glommio PATCHES.md, patch 10). Clients that send and never read stop their
 /// connection's task (its reply cannot go out) while the kernel keeps filling buffers
 /// for them, up to 256 KiB each: 24 of them on one core ask for more than the ring
