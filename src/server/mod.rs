@@ -7,10 +7,13 @@ mod core;
 mod forward;
 mod kernel;
 mod listener;
+pub mod restart;
+mod restart_file;
 mod pacing;
 mod startup;
 mod stream;
 pub mod systemd;
+mod watching;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,14 +40,18 @@ const IO_MEMORY: usize = 64 << 10;
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
+    let clock = clock::Clock::start();
+    let restart = restart::prepare(&config, &clock);
     let shared = Arc::new(Shared {
         runtime: Runtime::new(&config),
-        clock: clock::Clock::start(),
+        clock,
         stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
         connections: AtomicUsize::new(0),
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
-        route_seeds: random_seeds(),
+        route_seeds: restart.as_ref().and_then(|r| r.route_seeds()).unwrap_or_else(random_seeds),
+        observe: crate::observe::Observe::new(&config),
+        restart,
         config,
     });
     if let Err(message) = kernel::check() {
@@ -75,6 +82,10 @@ pub fn run(config: Config) -> i32 {
     };
     if shared.config.cpu_steering {
         steer_by_cpu(&shared.config, &listeners, &cpus);
+    }
+    if let Err(message) = start_metrics(&shared) {
+        eprintln!("{message}");
+        return EX_OSERR;
     }
     write_port_file(&shared.config, &listeners);
     // Bound: now drop root (-u), then check what the executors need as that user.
@@ -152,6 +163,9 @@ pub fn run(config: Config) -> i32 {
     for handle in executors.into_iter().flatten() {
         let _ = handle.join();
     }
+    if let Some(state) = &shared.restart {
+        restart::finish_save(state, threads);
+    }
     0
 }
 
@@ -190,6 +204,29 @@ fn ring_mode_defer() -> bool {
 }
 
 const DEFAULT_RING_DEFER: bool = false;
+
+/// `-o metrics=ADDR:PORT`: binds the metrics listener (a failure stops the start, as a
+/// port memcached cannot listen on does) and serves it on its own thread.
+fn start_metrics(shared: &Arc<Shared>) -> Result<(), String> {
+    let Some(addr) = shared.config.metrics else { return Ok(()) };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("failed to listen on metrics address {addr}: {e}"))?;
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
+        let o = &shared.observe;
+        let counters = crate::observe::http::Counters { scrapes: &o.scrapes, refused: &o.scrapes_refused, timed_out: &o.scrapes_timed_out };
+        crate::observe::http::serve(listener, counters, || shared.shutting_down(), || {
+            let facts = process_facts(&shared);
+            crate::observe::prom::render(&crate::observe::prom::Inputs {
+                stats: &shared.stats,
+                facts: &facts,
+                config: &shared.config,
+                crawler_enabled: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
+                observe: &shared.observe,
+            })
+        });
+    });
+    spawned.map(|_| ()).map_err(|e| format!("failed to start the metrics thread: {e}"))
+}
 
 /// Tells systemd (Type=notify) where we are; a no-op outside systemd.
 fn notify(state: &str) {
@@ -339,10 +376,12 @@ async fn executor_main(
         limits: Limits { item_size_max: config.item_size_max },
         flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
+        observe: crate::observe::Local::new(&shared.observe),
         shared: shared.clone(),
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
     core.publish();
+    restart::load_on_core(&core);
 
     let unix = if id == 0 {
         match listener::bind_unix(config) {
@@ -372,6 +411,7 @@ async fn executor_main(
         tasks.push(glommio::spawn_local(serve));
     }
     let mut accepting = Vec::new();
+    let listening: Vec<i32> = bound.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
     }
@@ -390,13 +430,21 @@ async fn executor_main(
         }
     }
     // Stop accepting, then let the requests in flight on every core finish: a core
-    // still forwarding needs its peers to answer.
+    // still forwarding needs its peers to answer. shutdown() takes the port out of
+    // LISTEN at once: a closed listener that io_uring still polls stays listening until
+    // the ring is torn down, after the process exits, and a successor started then (a
+    // restart) could not bind the port and its first clients were reset.
+    for &fd in &listening {
+        // SAFETY: the fds belong to the listeners the accept tasks still own.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+    }
     drop(accepting);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < deadline && shared.stats.iter().any(|s| s.busy_connections.get() > 0) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     drop(tasks);
+    restart::save_on_core(&core);
 }
 
 /// Stops every executor: they stop accepting, finish what is in flight and exit.
@@ -455,7 +503,18 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         slab_reassign: settings::slab_reassign(&shared.config),
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
+        limit_maxbytes: shared.runtime.memory_limit.load(Ordering::Relaxed),
         lru_segmented: settings::lru_segmented(&shared.config),
+        logger: {
+            let w = &shared.observe.watch;
+            crate::commands::stats::LoggerCounts {
+                watchers: w.count() as u64,
+                written: w.written.load(Ordering::Relaxed),
+                sent: w.sent.load(Ordering::Relaxed),
+                skipped: w.skipped.load(Ordering::Relaxed),
+            }
+        },
+        restart: shared.restart.as_ref().map(|r| r.facts()),
     }
 }
 
