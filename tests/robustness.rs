@@ -139,6 +139,64 @@ fn client_that_never_reads_is_throttled() {
     assert_serving(&server, "after-hogs");
 }
 
+/// Client sockets are read into one ring of 256 x 4 KiB receive buffers per core
+/// (vendor/glommio PATCHES.md, patch 10). Clients that send and never read stop their
+/// connection's task (its reply cannot go out) while the kernel keeps filling buffers
+/// for them, up to 256 KiB each: 24 of them on one core ask for more than the ring
+/// holds. Another client on that core must still be read and answered, and what the
+/// hogs sent must not be lost once they read again.
+#[test]
+fn never_reading_clients_cannot_take_every_receive_buffer() {
+    let server = Server::start(&["-t", "1", "-m", "64"]);
+    let mut c = server.client();
+    c.set("big", &vec![b'v'; 512 * 1024]);
+    let request = b"get big\r\n".repeat(4096);
+    let mut hogs = Vec::new();
+    for _ in 0..24 {
+        let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("hog connects");
+        hog.set_nonblocking(true).expect("nonblocking");
+        let mut sent = 0u64;
+        let mut blocked_since = None::<Instant>;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match (&hog).write(&request) {
+                Ok(n) => {
+                    sent += n as u64;
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_millis(300) {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("hog write: {e}"),
+            }
+        }
+        assert!(sent > 256 * 1024, "a hog got only {sent} bytes out");
+        hogs.push(hog);
+    }
+    let mut other = server.client();
+    for i in 0..100 {
+        let k = format!("other{i}");
+        other.set(&k, k.as_bytes());
+        assert_eq!(other.get(&k).as_deref(), Some(k.as_bytes()));
+    }
+    // One hog reads again: its replies come, in order, whole.
+    let mut hog = hogs.pop().unwrap();
+    hog.set_nonblocking(false).expect("blocking");
+    hog.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let reply_len = "VALUE big 0 524288\r\n".len() + 512 * 1024 + 2 + 5;
+    let mut buf = vec![0u8; reply_len];
+    for _ in 0..20 {
+        hog.read_exact(&mut buf).expect("the hog's replies");
+        assert!(buf.starts_with(b"VALUE big 0 524288\r\n") && buf.ends_with(b"\r\nEND\r\n"));
+    }
+    drop(hogs);
+    assert_serving(&server, "after-buffer-hogs");
+}
+
 #[test]
 fn client_dying_mid_value_leaves_no_partial_item() {
     let server = Server::start(&["-t", "2"]);

@@ -5,6 +5,7 @@ mod clock;
 mod connection;
 mod core;
 mod forward;
+mod kernel;
 mod listener;
 pub mod restart;
 mod restart_file;
@@ -53,6 +54,10 @@ pub fn run(config: Config) -> i32 {
         restart,
         config,
     });
+    if let Err(message) = kernel::check() {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     if let Err(e) = install_signal_handlers(&shared) {
         eprintln!("failed to install signal handlers: {e}");
         return EX_OSERR;

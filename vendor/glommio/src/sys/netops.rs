@@ -31,8 +31,10 @@ const IORING_REGISTER_PBUF_RING: libc::c_uint = 22;
 /// Size of one provided buffer. A request at pipeline 1 is tens of bytes; a larger
 /// arrival takes several buffers, one completion each.
 pub(crate) const BUF_SIZE: usize = 4096;
-/// Buffers in the ring (a power of two): 4 MiB per executor.
-const BUF_COUNT: u16 = 1024;
+/// Buffers in the ring (a power of two): 1 MiB per executor, all of it resident (the
+/// kernel takes buffers in ring order, so every one gets used). When a burst needs
+/// more, the ring-dry path (`reclaim`) copies held bytes out and goes on.
+const BUF_COUNT: u16 = 256;
 /// The buffer group id of the ring.
 pub(crate) const BGID: u16 = 0x6d63;
 /// Bytes received for a socket and not yet taken by its task past which its
