@@ -93,6 +93,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"cache_memlimit" => want(n == 3 || n == 4, cache_memlimit(t)),
         b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
         b"stats" => Now(stats(t)),
+        b"watch" => Now(watch(t)),
         b"lru_crawler" => Now(lru_crawler(t)),
         b"slabs" => Now(slabs(t)),
         b"version" => Now(server(ServerCmd::Version)),
@@ -281,10 +282,29 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
         b"sizes" => StatsKind::Sizes,
         b"conns" => StatsKind::Conns,
         b"shards" => StatsKind::Shards,
+        b"hotkeys" => StatsKind::HotKeys,
         b"cachedump" => return cachedump(t),
         _ => return Request::Reply(ERROR),
     };
     server(ServerCmd::Stats(kind))
+}
+
+/// `watch [fetchers|mutations|evictions|connevents|...]`, as memcached's
+/// `process_watch_command` reads it: no word means fetchers; an unknown word is an error
+/// (answered after the checks memcached makes first, see `commands::admin`).
+fn watch<'a>(t: &Tokens<'a>) -> Request<'a> {
+    use super::watch_lines::{FETCHERS, KINDS};
+    if t.count == 1 {
+        return server(ServerCmd::Watch { kinds: FETCHERS, valid: true });
+    }
+    let mut kinds = 0;
+    for i in 1..t.count {
+        match KINDS.iter().find(|(word, _)| *word == t.get(i)) {
+            Some((_, kind)) => kinds |= kind,
+            None => return server(ServerCmd::Watch { kinds: 0, valid: false }),
+        }
+    }
+    server(ServerCmd::Watch { kinds, valid: true })
 }
 
 /// `slabs reassign|automove ...`, checked as memcached's `process_slabs_command` does.

@@ -206,6 +206,18 @@ pub fn read_once(mask: u8) -> u8 {
     with_reads(mask, (reads(mask) + 1).min(3)) | FETCHED
 }
 
+/// Bytes of the header of a record whose mask is `mask` (for checking a record read
+/// back from a file before `parse` trusts it).
+pub fn header_len(mask: u8) -> usize {
+    let vlen = match (mask & VLEN_MASK) >> VLEN_SHIFT {
+        0 => 1,
+        1 => 2,
+        _ => 4,
+    };
+    let opt = (if mask & HAS_FLAGS != 0 { 4 } else { 0 }) + (if mask & HAS_EXPTIME != 0 { 4 } else { 0 });
+    2 + vlen + 8 + opt
+}
+
 fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }

@@ -102,6 +102,7 @@ mod index;
 mod invariants;
 mod item;
 mod meta;
+mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod prefetch;
@@ -116,6 +117,7 @@ use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
@@ -163,6 +165,8 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
     flush: FlushMark,
 }
 
@@ -210,6 +214,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
             flush: FlushMark::default(),
         }
     }
@@ -287,10 +292,12 @@ impl Shard {
             _ => (flags, exptime, value),
         };
         let outcome = if exptime != 0 && exptime <= now {
-            // Stored and at once gone: only the old version has to go.
+            // Stored and at once gone: only the old version has to go. It still takes
+            // a cas unique, as memcached's item would (a binary reply shows it).
             if let Some((slot, loc, h)) = existing {
                 self.unlink(slot, loc, h);
             }
+            self.next_cas();
             self.c.total_items += 1;
             StoreOutcome::Stored
         } else {
@@ -310,6 +317,22 @@ impl Shard {
         };
         self.return_scratch(buf);
         outcome
+    }
+
+    /// The cas unique given to the last item this shard wrote: a store's reply that
+    /// carries the new cas (binary) reads it right after the store.
+    pub fn last_cas(&self) -> u64 {
+        self.seq
+            .wrapping_sub(1)
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1)
+    }
+
+    /// A live item's cas unique, without counting as an access (binary requests that
+    /// carry a cas to compare: delete, append, incr).
+    pub fn item_cas(&mut self, key: &[u8], now: u32) -> Option<u64> {
+        let hash = self.hash(key);
+        self.find_live(key, hash, now).map(|(_, _, h)| h.cas)
     }
 
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
