@@ -47,6 +47,10 @@ pub fn cachedump(shard: &Shard, unix_now: i64, now: u32, limit: u32, max_bytes: 
         if left == 0 {
             return false;
         }
+        if item.key_binary {
+            // memcached's item_cachedump skips binary keys rather than print them.
+            return true;
+        }
         line.clear();
         let exp = if item.exptime == 0 { 0 } else { unix(unix_now, now, item.exptime) };
         cachedump_line(&mut line, item.key, item.value_len, exp);

@@ -493,7 +493,7 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
                 _ => None,
             }
         }
-        Request::Keyed(Keyed { key, op: Op::Get { .. }, .. }) => Some(key),
+        Request::Keyed(Keyed { key, op: Op::Get { .. } | Op::MetaGet { .. }, .. }) => Some(key),
         _ => None,
     }
 }

@@ -220,7 +220,7 @@ impl Core {
         self.stats().commands.batches_from_peers.incr();
         for group in requests.ops.chunks(PREFETCH_GROUP) {
             let gets = group.iter().filter_map(|op| match op.kind {
-                Work::Keyed { op: Op::Get { .. }, key_len, .. } => Some(&requests.bytes_of(op)[..key_len as usize]),
+                Work::Keyed { op: Op::Get { .. } | Op::MetaGet { .. }, key_len, .. } => Some(&requests.bytes_of(op)[..key_len as usize]),
                 _ => None,
             });
             self.prefetch(gets);
@@ -279,7 +279,7 @@ impl Core {
             };
             match request {
                 Request::Multi { keys: ks, .. } => ks.for_each(&mut note),
-                Request::Keyed(Keyed { key, op: Op::Get { .. }, .. }) => note(key),
+                Request::Keyed(Keyed { key, op: Op::Get { .. } | Op::MetaGet { .. }, .. }) => note(key),
                 _ => {}
             }
             at += consumed;

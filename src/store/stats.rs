@@ -18,6 +18,8 @@ pub struct ItemInfo<'a> {
     /// Server time by which it was last written or kept by eviction: our stand-in for
     /// memcached's last access time (items carry no time of their own).
     pub written: u32,
+    /// Stored by `ms` with a base64 key (memcached's ITEM_KEY_BINARY).
+    pub key_binary: bool,
 }
 
 impl Shard {
@@ -60,6 +62,7 @@ impl Shard {
                         fetched: h.mask & item::FETCHED != 0,
                         size: len,
                         written: seg.started,
+                        key_binary: h.meta & item::META_KEY_BINARY != 0,
                     };
                     if !f(info) {
                         return;
