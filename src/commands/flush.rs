@@ -34,17 +34,19 @@ pub fn flush_all(server: &mut impl Server, delay: i64, form: Form, out: &mut Byt
     answer(form, Answer::Ok, out)
 }
 
-/// A core's part of a flush now: everything it holds is gone.
-pub fn on_shard(shard: &mut Shard, now: u32) {
-    shard.flush_all(now);
+/// A core's part of a flush now: everything it holds is gone (lazily, as in memcached:
+/// lookups count `get_flushed`, the reclaim `reclaimed`). Without CAS memcached flushes
+/// by time alone, so items stored later in the same second are gone too.
+pub fn on_shard(shard: &mut Shard, now: u32, cas_enabled: bool) {
+    shard.flush_all(now, !cas_enabled);
 }
 
 /// Once a second on each core: applies a delayed flush that has come due since this
 /// core last looked (`applied` remembers the one it applied last).
-pub fn apply_due(shard: &mut Shard, runtime: &Runtime, applied: &Cell<u32>, now: u32) {
+pub fn apply_due(shard: &mut Shard, runtime: &Runtime, applied: &Cell<u32>, now: u32, cas_enabled: bool) {
     let at = runtime.pending_flush.load(Relaxed);
     if at != 0 && at <= now && applied.get() != at {
         applied.set(at);
-        shard.flush_all(now);
+        shard.flush_all(now, !cas_enabled);
     }
 }

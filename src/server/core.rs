@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use poller::Poller;
 
 use super::clock::Clock;
 use super::forward::{Batch, Forwarder, Work};
@@ -91,8 +90,6 @@ pub struct Core {
     pub shard: RefCell<Shard>,
     pub router: Router,
     pub forwarder: Rc<Forwarder>,
-    /// Read readiness of this executor's client sockets.
-    pub poller: Rc<Poller>,
     pub limits: Limits,
     /// The delayed flush_all this core applied last (its due time).
     pub flush_applied: Cell<u32>,
@@ -194,7 +191,7 @@ impl Core {
     pub fn run_core_op(&self, op: CoreOp, form: Form, out: &mut BytesMut) {
         let now = self.now();
         match op {
-            CoreOp::Flush => flush::on_shard(&mut self.shard.borrow_mut(), now),
+            CoreOp::Flush => flush::on_shard(&mut self.shard.borrow_mut(), now, self.shared.config.cas_enabled),
             CoreOp::MemoryLimit { bytes } => self.shard.borrow_mut().set_memory_limit(bytes as usize),
             CoreOp::ResetStats => stats::reset(self.stats(), &mut self.shard.borrow_mut()),
             CoreOp::ListConns => self.forwarder.list_conns(form, out, now),
@@ -292,7 +289,8 @@ impl Core {
     /// Once a second: a delayed flush that is due, and the shard figures for `stats`.
     pub fn housekeeping(&self) {
         let now = self.tick();
-        flush::apply_due(&mut self.shard.borrow_mut(), &self.shared.runtime, &self.flush_applied, now);
+        let cas = self.shared.config.cas_enabled;
+        flush::apply_due(&mut self.shard.borrow_mut(), &self.shared.runtime, &self.flush_applied, now, cas);
         self.publish();
         self.observe.publish(&self.shared.observe, self.id, &self.shard.borrow(), now);
     }

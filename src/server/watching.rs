@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::core::Core;
 use super::forward::ConnInfo;
+use super::stream::RingStream;
 use crate::observe::watch::Watcher;
 use crate::protocol::watch_lines::{self, CONNEVENTS};
 use crate::protocol::{answer, Answer, Form};
@@ -19,12 +19,12 @@ const SEND_EVERY: Duration = Duration::from_millis(10);
 
 /// Runs `watch` on this connection: `None` if there were too many watchers (the
 /// connection carries on, as memcached's does), else how the stream ended.
-pub async fn watch<S: AsyncRead + AsyncWrite + Unpin>(core: &Core, stream: &mut S, kinds: u16) -> Option<std::io::Result<()>> {
+pub async fn watch(core: &Core, stream: &mut RingStream, kinds: u16) -> Option<std::io::Result<()>> {
     let watchers = &core.shared.observe.watch;
     let Some(watcher) = watchers.add(kinds) else {
         let mut out = BytesMut::new();
         answer(Form::TEXT, Answer::WatchTooMany, &mut out);
-        return stream.write_all(&out).await.err().map(Err);
+        return stream.send_all(out).await.err().map(Err);
     };
     let ended = stream_lines(core, stream, &watcher).await;
     watchers.remove(&watcher);
@@ -35,15 +35,15 @@ pub async fn watch<S: AsyncRead + AsyncWrite + Unpin>(core: &Core, stream: &mut 
 /// sends is read and ignored; its end ends the stream. A client that does not read
 /// holds this task in its write, never the executor: its buffer fills and it loses
 /// lines (`crate::observe::watch`).
-async fn stream_lines<S: AsyncRead + AsyncWrite + Unpin>(core: &Core, stream: &mut S, watcher: &Watcher) -> std::io::Result<()> {
-    stream.write_all(watch_lines::WATCH_OK).await?;
+async fn stream_lines(core: &Core, stream: &mut RingStream, watcher: &Watcher) -> std::io::Result<()> {
+    stream.send_all(watch_lines::WATCH_OK).await?;
     let mut lines = Vec::new();
     let mut ignored = [0u8; 1024];
     loop {
         if core.shared.shutting_down() {
             return Ok(());
         }
-        let read = async { Some(stream.read(&mut ignored).await) };
+        let read = async { Some(stream.recv(&mut ignored).await) };
         let timeout = async {
             glommio::timer::sleep(SEND_EVERY).await;
             None
@@ -55,7 +55,7 @@ async fn stream_lines<S: AsyncRead + AsyncWrite + Unpin>(core: &Core, stream: &m
         }
         watcher.take(&mut lines);
         if !lines.is_empty() {
-            stream.write_all(&lines).await?;
+            stream.send_all(std::mem::take(&mut lines)).await?;
         }
     }
 }

@@ -52,7 +52,7 @@ impl Shard {
                     return Some(s);
                 }
             }
-            let victim = if let Some(s) = self.pool.expired_sealed(now) {
+            let victim = if let Some(s) = self.pool.expired_sealed(now, self.flush.below) {
                 Some((s, None))
             } else {
                 let emptiest = self.pool.emptiest_sealed()?;
@@ -96,7 +96,7 @@ impl Shard {
                     // so at most once per second however many stores are refused.
                     reclaimed_all = true;
                     self.full_reclaim_at = Some(now);
-                    self.reclaim_step(now, usize::MAX, usize::MAX);
+                    self.reclaim_step(now, 0, usize::MAX, usize::MAX);
                 }
                 None => return None,
             }
@@ -104,7 +104,8 @@ impl Shard {
         None
     }
 
-    /// Compacts segment `s` in place. Dead records go, expired ones are reclaimed.
+    /// Compacts segment `s` in place. Dead records go, expired and flushed ones are
+    /// reclaimed.
     /// `retain: None` keeps every live record; `Some(limit)` keeps only records read
     /// since they were last written or kept, up to `limit` bytes, and evicts the rest.
     pub(super) fn compact(&mut self, s: u32, retain: Option<usize>, now: u32) {
@@ -113,12 +114,14 @@ impl Shard {
             index,
             hasher,
             c,
+            flush,
             ..
         } = self;
         let seg = &mut pool.segs[s as usize];
         let end = seg.write_off as usize;
         let (mut r, mut w) = (0usize, 0usize);
         let (mut live_items, mut expires_by, mut expires_from) = (0u32, 0u32, u32::MAX);
+        let (mut cas_from, mut cas_to) = (u64::MAX, 0u64);
         while r < end {
             let h = item::parse(&seg.data[r..]);
             let len = h.total_len();
@@ -137,7 +140,7 @@ impl Shard {
                 continue;
             };
             let fetched = h.mask & FETCHED != 0;
-            if h.is_expired(now) {
+            if h.is_expired(now) || h.cas < flush.below {
                 index.remove_at(slot);
                 c.reclaimed += 1;
                 c.expired_unfetched += u64::from(!fetched);
@@ -161,6 +164,8 @@ impl Shard {
                 let e = segment::expiry(h.exptime);
                 expires_by = expires_by.max(e);
                 expires_from = expires_from.min(e);
+                cas_from = cas_from.min(h.cas);
+                cas_to = cas_to.max(h.cas);
             } else {
                 index.remove_at(slot);
                 c.evictions += 1;
@@ -174,6 +179,8 @@ impl Shard {
         seg.live_items = live_items;
         seg.expires_by = expires_by;
         seg.expires_from = expires_from;
+        seg.cas_from = cas_from;
+        seg.cas_to = cas_to;
         seg.generation = seg.generation.wrapping_add(1);
     }
 
@@ -191,7 +198,7 @@ impl Shard {
             if self.pool.allocated <= 2 {
                 return false;
             }
-            let victim = match self.pool.expired_sealed(now) {
+            let victim = match self.pool.expired_sealed(now, self.flush.below) {
                 Some(s) => s,
                 None if may_evict => match self.pool.sealed.front() {
                     Some(&s) => s,
@@ -220,10 +227,13 @@ impl Shard {
         self.index.has_hard_room()
     }
 
-    /// One bounded step of the background walk over all segments, dropping expired
-    /// records: at most `budget` of them, looking at a bounded number of records.
-    pub(super) fn reclaim_step(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
+    /// One bounded step of the background walk over all segments, dropping records
+    /// expired or flushed at least `lag` seconds ago: at most `budget` of them, looking
+    /// at a bounded number of records.
+    pub(super) fn reclaim_step(&mut self, now: u32, lag: u32, budget: usize, max_scan: usize) -> usize {
         let nsegs = self.pool.segs.len();
+        let expired_at = now.saturating_sub(lag);
+        let flushed_below = if self.flush.at.saturating_add(lag) <= now { self.flush.below } else { 0 };
         let (mut done, mut scanned, mut segs_visited) = (0usize, 0usize, 0usize);
         while done < budget && scanned < max_scan && segs_visited <= nsegs {
             let cur = &mut self.cursor;
@@ -238,7 +248,8 @@ impl Shard {
                 cur.generation = seg.generation;
                 cur.off = 0;
             }
-            if cur.off >= seg.write_off || seg.live_items == 0 || seg.expires_from > now {
+            let nothing_gone = seg.expires_from > expired_at && seg.cas_from >= flushed_below;
+            if cur.off >= seg.write_off || seg.live_items == 0 || nothing_gone {
                 cur.seg += 1;
                 cur.off = 0;
                 segs_visited += 1;
@@ -251,7 +262,7 @@ impl Shard {
             let h = item::parse(&seg.data[cur.off as usize..]);
             cur.off += h.total_len() as u32;
             scanned += 1;
-            if h.is_dead() || !h.is_expired(now) {
+            if h.is_dead() || !(h.is_expired(expired_at) || h.cas < flushed_below) {
                 continue;
             }
             let hash = self.hasher.hash_one(

@@ -37,6 +37,7 @@ impl Shard {
                     let e = segment::expiry(h.exptime);
                     assert!(seg.expires_by >= e, "expires_by covers every record");
                     assert!(seg.expires_from <= e, "expires_from is at or before every record's");
+                    assert!(seg.cas_from <= h.cas && h.cas <= seg.cas_to, "cas bounds cover every record");
                 }
                 off += len;
             }

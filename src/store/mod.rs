@@ -101,6 +101,8 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 mod prefetch;
 mod rewrite;
 mod segment;
@@ -159,7 +161,26 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    flush: FlushMark,
 }
+
+/// The last `flush_all`, applied lazily as memcached applies it: a record whose CAS is
+/// below `below` is gone, found by the lookup that meets it (`get_flushed`) or by the
+/// reclaim (`reclaimed`); until then it counts in `curr_items`, as in memcached.
+#[derive(Default)]
+struct FlushMark {
+    below: u64,
+    /// Server second of the flush.
+    at: u32,
+    /// Without CAS (`-C`) memcached flushes by time alone: items written later in the
+    /// flush's own second are gone too.
+    whole_second: bool,
+}
+
+/// The background reclaim leaves an item this many seconds past its expiry (or a
+/// flush) before taking it: memcached's LRU maintainer comes by within about a second,
+/// and a lookup in between finds the item and counts `get_expired` / `get_flushed`.
+const RECLAIM_LAG: u32 = 1;
 
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
@@ -187,6 +208,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            flush: FlushMark::default(),
         }
     }
 
@@ -303,22 +325,16 @@ impl Shard {
         self.touch_item(key, exptime, now).is_some()
     }
 
-    /// flush_all: every item stored so far is gone. Eager: segments are emptied and kept
-    /// for reuse, the index is cleared.
-    pub fn flush_all(&mut self, now: u32) {
-        let _ = now; // eager: nothing is left to compare against a flush time
-        self.index.clear();
-        let pool = &mut self.pool;
-        pool.head = None;
-        pool.sealed.clear();
-        pool.free.clear();
-        for (id, seg) in pool.segs.iter_mut().enumerate() {
-            if !seg.data.is_empty() {
-                seg.reset();
-                pool.free.push(id as u32);
-            }
-        }
-        self.c.bytes = 0;
+    /// flush_all: every item stored so far is gone; with `whole_second` (memcached
+    /// without CAS) so is every item stored later in this second. Lazy, as memcached's:
+    /// nothing moves now; lookups, the reclaim and reuse of memory drop flushed items.
+    pub fn flush_all(&mut self, now: u32, whole_second: bool) {
+        self.flush = FlushMark { below: self.peek_cas(), at: now, whole_second };
+    }
+
+    /// Whether `h`'s record is gone by the last flush_all.
+    fn flushed(&self, h: &Header) -> bool {
+        h.cas < self.flush.below
     }
 
     /// cache_memlimit: takes effect at once; lowering it evicts (even with `-M`, as
@@ -336,13 +352,13 @@ impl Shard {
     /// Background reclaim step: drop up to `budget` expired items, looking at up to 64
     /// records per item (at least 4096); returns how many it dropped.
     pub fn reclaim_expired(&mut self, now: u32, budget: usize) -> usize {
-        self.reclaim_step(now, budget, budget.saturating_mul(64).max(4096))
+        self.reclaim_step(now, RECLAIM_LAG, budget, budget.saturating_mul(64).max(4096))
     }
 
     /// A reclaim step bounded by the records it may look at (`max_scan`), for a caller
     /// that checks its clock between small steps. Returns how many items it dropped.
     pub fn reclaim_slice(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
-        self.reclaim_step(now, budget, max_scan)
+        self.reclaim_step(now, RECLAIM_LAG, budget, max_scan)
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -379,12 +395,16 @@ impl Shard {
     }
 
     fn next_cas(&mut self) -> u64 {
-        let cas = self
-            .seq
-            .wrapping_mul(self.config.shard_count.max(1) as u64)
-            .wrapping_add(self.config.shard_id as u64 + 1);
+        let cas = self.peek_cas();
         self.seq += 1;
         cas
+    }
+
+    /// The CAS the next write will get.
+    fn peek_cas(&self) -> u64 {
+        self.seq
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1)
     }
 
     fn header(&self, loc: Loc) -> Header {
@@ -431,10 +451,16 @@ impl Shard {
         found.map(|(loc, h)| (slot, loc, h))
     }
 
-    /// The live record of `key`; an expired one is unlinked on the way (memcached's lazy
-    /// expiry, counted in `get_expired` as memcached's do_item_get counts it).
+    /// The live record of `key`; a flushed or expired one is unlinked on the way
+    /// (memcached's lazy expiry, counted in `get_flushed` / `get_expired` as memcached's
+    /// do_item_get counts them, flushed first).
     fn find_live(&mut self, key: &[u8], hash: u64, now: u32) -> Option<(usize, Loc, Header)> {
         let (slot, loc, h) = self.find(key, hash)?;
+        if self.flushed(&h) {
+            self.unlink(slot, loc, h);
+            self.c.get_flushed += 1;
+            return None;
+        }
         if h.is_expired(now) {
             self.unlink(slot, loc, h);
             self.c.get_expired += 1;
@@ -536,7 +562,12 @@ impl Shard {
         seg.live_bytes += len as u32;
         seg.live_items += 1;
         seg.note_exptime(exptime);
+        seg.note_cas(cas);
         self.c.bytes += len as u64;
+        if self.flush.whole_second && self.flush.at == now {
+            // memcached without CAS: written in the flush's second, so flushed too.
+            self.flush.below = self.flush.below.max(cas + 1);
+        }
         match self.find(key, hash) {
             Some((slot, old, old_h)) => {
                 self.mark_dead(old, old_h);

@@ -31,6 +31,7 @@ impl Shard {
             seg.data[off + h.value_off()..off + h.total_len()].copy_from_slice(&buf);
             seg.data[off + h.cas_off()..off + h.cas_off() + 8].copy_from_slice(&cas.to_le_bytes());
             seg.data[off] = item::read_once(seg.data[off]);
+            seg.note_cas(cas);
             Rewrite::Done(result)
         } else {
             let bits = item::read_once(h.mask);

@@ -28,6 +28,10 @@ pub struct Segment {
     /// When it last became the write head: its records were written (or kept by
     /// eviction) at or after this time. Items carry no time of their own.
     pub started: u32,
+    /// Lowest and highest CAS of the records written here (`cas_from` u64::MAX: none):
+    /// what a lazy `flush_all` (everything below a CAS is gone) may have left here.
+    pub cas_from: u64,
+    pub cas_to: u64,
 }
 
 impl Segment {
@@ -41,6 +45,8 @@ impl Segment {
             expires_from: u32::MAX,
             generation: 0,
             started: 0,
+            cas_from: u64::MAX,
+            cas_to: 0,
         }
     }
     /// Forgets every record (the caller has unlinked them).
@@ -50,7 +56,13 @@ impl Segment {
         self.live_items = 0;
         self.expires_by = 0;
         self.expires_from = u32::MAX;
+        self.cas_from = u64::MAX;
+        self.cas_to = 0;
         self.generation = self.generation.wrapping_add(1);
+    }
+    pub fn note_cas(&mut self, cas: u64) {
+        self.cas_from = self.cas_from.min(cas);
+        self.cas_to = self.cas_to.max(cas);
     }
     pub fn note_exptime(&mut self, exptime: u32) {
         let e = expiry(exptime);
@@ -148,11 +160,12 @@ impl Pool {
             .min_by_key(|&s| self.segs[s as usize].live_bytes)
     }
 
-    /// A sealed segment all of whose records are dead or expired at `now`.
-    pub fn expired_sealed(&self, now: u32) -> Option<u32> {
+    /// A sealed segment all of whose records are dead or expired at `now`, or flushed
+    /// (CAS below `flushed_below`).
+    pub fn expired_sealed(&self, now: u32, flushed_below: u64) -> Option<u32> {
         self.sealed.iter().copied().find(|&s| {
             let seg = &self.segs[s as usize];
-            seg.live_items == 0 || seg.expires_by <= now
+            seg.live_items == 0 || seg.expires_by <= now || seg.cas_to < flushed_below
         })
     }
 }
@@ -181,8 +194,8 @@ mod tests {
         p.segs[c as usize].live_items = 1;
         p.segs[c as usize].note_exptime(0);
         assert_eq!(p.emptiest_sealed(), Some(c));
-        assert_eq!(p.expired_sealed(49), None);
-        assert_eq!(p.expired_sealed(50), Some(b));
+        assert_eq!(p.expired_sealed(49, 0), None);
+        assert_eq!(p.expired_sealed(50, 0), Some(b));
         p.unseal(b);
         assert_eq!(p.sealed, [c]);
         p.segs[b as usize].live_items = 0;

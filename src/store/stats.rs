@@ -51,7 +51,7 @@ impl Shard {
             while off < seg.write_off as usize {
                 let h = item::parse(&seg.data[off..]);
                 let len = h.total_len();
-                if !h.is_dead() && !h.is_expired(now) {
+                if !h.is_dead() && !h.is_expired(now) && !self.flushed(&h) {
                     let info = ItemInfo {
                         key: &seg.data[off + h.key_off..off + h.value_off()],
                         value_len: h.value_len,
@@ -78,7 +78,7 @@ impl Shard {
             .iter()
             .chain(pool.head.iter())
             .map(|&s| &pool.segs[s as usize])
-            .find(|seg| seg.live_items > 0)
+            .find(|seg| seg.live_items > 0 && seg.cas_to >= self.flush.below)
             .map(|seg| seg.started)
     }
 
@@ -141,7 +141,7 @@ mod tests {
         });
         assert_eq!(n, 7, "stops when asked");
         assert_eq!(s.oldest_write(), Some(3));
-        s.flush_all(11);
+        s.flush_all(11, false);
         assert_eq!(s.oldest_write(), None);
     }
 }
