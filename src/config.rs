@@ -9,13 +9,25 @@ use std::path::PathBuf;
 
 /// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
 pub const EX_USAGE: i32 = 64;
+/// memcached's exit status when the system refuses something (`EX_OSERR`).
+const EX_OSERR: i32 = 71;
+
+/// The clap definition of the flags, for the man page (`examples/gen-man.rs`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Flags::command()
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "memcached-rs",
     about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    // getopt's rule, as memcached: a flag given twice takes the last value.
+    args_override_self = true,
+    after_help = "Run as root, memcached refuses to start without -u; memcached-rs starts, warns on \
+stderr and stays root. Give -u USER to drop to USER after binding."
 )]
 struct Flags {
     /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
@@ -38,14 +50,15 @@ struct Flags {
     /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
     #[arg(short = 'l', long = "listen")]
     listen: Vec<String>,
-    /// run as a daemon
+    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// accepted for compatibility (core dumps follow the system setting)
     #[arg(short = 'r', long = "enable-coredumps")]
     enable_coredumps: bool,
-    /// accepted for compatibility: memcached-rs runs as the user that starts it
-    #[arg(short = 'u', long = "user")]
+    /// assume the identity of USER when started as root (after binding: ports below
+    /// 1024 work); without -u, root stays root with a warning (memcached refuses)
+    #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
     /// item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
@@ -123,6 +136,15 @@ struct Flags {
     /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
     #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
     metrics: Option<String>,
+    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
+    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
+    /// holds one file per core)
+    #[arg(short = 'e', long = "memory-file")]
+    memory_file: Option<PathBuf>,
+    /// (ours) `-e` in directory form: the directory the cache is kept in across a
+    /// restart (created if missing)
+    #[arg(long = "restart-dir")]
+    restart_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -174,6 +196,30 @@ pub struct Config {
     pub hotkeys: bool,
     /// memcached's `watch` command; `-W` turns it off.
     pub watch_enabled: bool,
+    /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
+    /// (`server::restart`). None: it is not kept.
+    pub memory_file: Option<MemoryFile>,
+}
+
+/// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
+/// and `FILE.<core>`) or a directory of ours (`DIR/memcached-rs.cache*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// As given, for `stats settings memory_file`.
+    pub given: PathBuf,
+    /// Names of the files: `<base>.<core>` for each core's shard.
+    pub base: PathBuf,
+    /// The directory form: create it at start if missing.
+    pub directory: bool,
+}
+
+impl MemoryFile {
+    /// `-e PATH`: a directory when PATH is one (or ends in '/'), else memcached's file.
+    pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
+        let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
+        let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
+        MemoryFile { given, base, directory }
+    }
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -244,7 +290,17 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     if item_size_max > memory_limit / 2 {
         return usage("Cannot set item size limit higher than 1/2 of memory max.");
     }
-    let threads = f.threads.unwrap_or_else(|| core_affinity::get_core_ids().map_or(1, |c| c.len()));
+    // One executor per CPU this process may run on, unless -t says otherwise.
+    let threads = match f.threads {
+        Some(threads) => threads,
+        None => match core_affinity::get_core_ids() {
+            Some(cpus) if !cpus.is_empty() => cpus.len(),
+            _ => {
+                let message = "no CPUs in this process's affinity mask (sched_getaffinity failed): give -t N";
+                return Err((message.into(), EX_OSERR));
+            }
+        },
+    };
     if threads == 0 {
         return Err(("Number of threads must be greater than 0".into(), 1));
     }
@@ -328,6 +384,11 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         hotkeys: hotkeys || metrics.is_some(),
         metrics,
         watch_enabled: !f.disable_watch,
+        memory_file: match (f.restart_dir, f.memory_file) {
+            (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
+            (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
+            (None, None) => None,
+        },
     })
 }
 

@@ -85,6 +85,8 @@ pub struct ProcessFacts {
     pub lru_crawler: bool,
     pub lru_maintainer: bool,
     pub lru_segmented: bool,
+    /// With `-e`: what the warm restart loaded at start (ours, printed last).
+    pub restart: Option<crate::server::restart::Facts>,
     /// memcached's logger counters (`watch`).
     pub logger: LoggerCounts,
 }
@@ -224,6 +226,11 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
             out.stat(name, &0);
         }
     }
+    if let Some(r) = &p.restart {
+        out.stat("restart_restored", &u8::from(r.restored));
+        out.stat("restart_items", &r.items);
+        out.stat("restart_load_seconds", &format_args!("{:.6}", r.load_seconds));
+    }
 }
 
 /// What `stats` counts as one connection's read buffer (`read_buf_bytes`): the size a
@@ -262,7 +269,7 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(),
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

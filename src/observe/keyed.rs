@@ -68,6 +68,9 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
                 watch_lines::item_store(out, ts, gid, key, status, cmd(mode), ttl(exp, ctx.now), class, ctx.cfd, size)
             });
         }
+        // The meta commands' watch lines (memcached logs mg/ms/md/ma in its own shapes)
+        // are not written yet: a watcher sees classic commands only.
+        Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {}
         Op::TooLarge { mode } => {
             if w.wants(MUTATIONS) {
                 w.emit(MUTATIONS, |out, ts, gid| {

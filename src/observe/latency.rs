@@ -44,11 +44,12 @@ impl Family {
         match request {
             Request::Multi { .. } => Family::Get,
             Request::Keyed(Keyed { op, .. }) => match op {
-                Op::Get { .. } => Family::Get,
-                Op::Store { .. } | Op::TooLarge { .. } => Family::Set,
-                Op::Delete => Family::Delete,
-                Op::Arith { .. } => Family::Arith,
+                Op::Get { .. } | Op::MetaGet { .. } => Family::Get,
+                Op::Store { .. } | Op::TooLarge { .. } | Op::MetaSet { .. } => Family::Set,
+                Op::Delete | Op::MetaDelete { .. } => Family::Delete,
+                Op::Arith { .. } | Op::MetaArith { .. } => Family::Arith,
                 Op::Touch { .. } => Family::Touch,
+                Op::MetaDebug => Family::Other,
             },
             _ => Family::Other,
         }

@@ -104,6 +104,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
             _ => ServerCmd::Shutdown { graceful: false, valid: false },
         })),
         b"mn" => Now(Request::Reply(b"MN\r\n")),
+        [b'm', _] => Command::Parsed(super::meta::parse(t, buf, line_len, limits)),
         _ if t.get(t.count - 1).starts_with(b"HTTP/") => Command::Parsed(Parsed::Close),
         _ => Now(Request::Reply(ERROR)),
     }
@@ -407,10 +408,10 @@ fn silenced(noreply: bool, reply: &'static [u8]) -> &'static [u8] {
 
 /// A command line split on spaces as memcached's `tokenize_command` splits it: at most
 /// `MAX_TOKENS - 1` words; past that the rest of the line stays unsplit.
-struct Tokens<'a> {
+pub(super) struct Tokens<'a> {
     line: &'a [u8],
     words: [(u32, u32); MAX_TOKENS - 1],
-    count: usize,
+    pub(super) count: usize,
 }
 
 impl<'a> Tokens<'a> {
@@ -438,7 +439,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// Word `i`, or an empty slice past the last word.
-    fn get(&self, i: usize) -> &'a [u8] {
+    pub(super) fn get(&self, i: usize) -> &'a [u8] {
         if i < self.count {
             let (start, end) = self.words[i];
             &self.line[start as usize..end as usize]

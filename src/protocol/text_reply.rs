@@ -45,6 +45,8 @@ pub fn outcome(request: &Keyed, noreply: bool, cas: bool, outcome: &Outcome, out
             return;
         }
         Outcome::Miss => return,
+        // Meta outcomes are written by meta_reply; a text request never gets one.
+        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => return,
         _ if noreply => return,
         Outcome::Number(n) => return number_line(out, n),
         Outcome::Stored => STORED,

@@ -21,7 +21,7 @@ use super::stream::{self, RingStream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::observe::latency::RoundTally;
-use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
+use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request, ServerCmd};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -47,10 +47,10 @@ pub struct Connection<S = RingStream> {
     mailbox: Rc<Mailbox>,
     input: Input,
     output: Output,
-    /// This round's requests by family, for the latency histograms (crate::observe).
-    tally: RoundTally,
     /// `-R` and `-o idle_timeout` (`pacing.rs`).
     pacing: Pacing,
+    /// This round's requests by family, for the latency histograms (crate::observe).
+    tally: RoundTally,
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -86,8 +86,8 @@ struct Holes {
 impl Connection<RingStream> {
     pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
-        super::watching::conn_new(&core, &info);
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
+        super::watching::conn_new(&core, &info);
         let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
@@ -100,20 +100,20 @@ impl Connection<RingStream> {
                 holes: Holes { at: Vec::new(), forwarded: 0, max: MAX_HOLES },
                 spliced: BytesMut::new(),
             },
-            tally: RoundTally::default(),
             pacing,
+            tally: RoundTally::default(),
         }
     }
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
         let served = self.serve_inner().await;
-        super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         if served.is_ok() {
             // The last reply (before `quit`, or before the client's FIN) is still in
             // flight: closing now would cancel it. memcached too writes it first.
             let _ = self.stream.sent().await;
         }
+        super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         self.core.forwarder.unregister(self.id);
     }
 
@@ -145,8 +145,8 @@ impl Connection<RingStream> {
             stats.commands.bytes_read.add(read as u64);
             self.input.end += read;
             self.mailbox.info.last_cmd.set(core.tick());
-            self.tally.start(core.shared.observe.latency_on);
             self.pacing.start_event();
+            self.tally.start(core.shared.observe.latency_on);
             let next = self.run_round().await;
             let flushed = self.flush().await;
             self.tally.finish(&core.observe.latency);
@@ -285,6 +285,14 @@ impl Connection<RingStream> {
                     Flow::Continue
                 }
                 Request::Server { cmd, form } => {
+                    // stats sums every core's counters: the requests this connection
+                    // forwarded before it must have run first (memcached's order).
+                    if matches!(cmd, ServerCmd::Stats(_))
+                        && !self.output.holes.at.is_empty()
+                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                    {
+                        return Flow::Close;
+                    }
                     let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
                     commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
                 }
@@ -441,6 +449,11 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
 /// with a hole for the reply.
 #[inline]
 fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
+    if matches!(request.form, Form::Meta(m) if m.encoded_key) {
+        // A meta request's base64 key, decoded: its owner is the decoded key's.
+        let mut decoded = [0u8; protocol::base64::MAX_DECODED];
+        return route(core, conn, mailbox, out, &protocol::resolve_key(request, &mut decoded));
+    }
     let owner = core.router.owner(request.key);
     if owner == core.id {
         core.execute_for(request, mailbox.info.fd, &mut out.buf);

@@ -50,6 +50,8 @@ pub struct Shared {
     pub route_seeds: [u64; 4],
     /// Metrics, hot keys and `watch` (crate::observe).
     pub observe: crate::observe::Observe,
+    /// `-e`: the warm restart's state (what was loaded at start, the save at stop).
+    pub restart: Option<super::restart::State>,
 }
 
 impl Shared {

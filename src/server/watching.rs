@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-
 use super::core::Core;
 use super::forward::ConnInfo;
 use super::stream::RingStream;
@@ -24,7 +23,7 @@ pub async fn watch(core: &Core, stream: &mut RingStream, kinds: u16) -> Option<s
     let Some(watcher) = watchers.add(kinds) else {
         let mut out = BytesMut::new();
         answer(Form::TEXT, Answer::WatchTooMany, &mut out);
-        return stream.send_all(out).await.err().map(Err);
+        return stream.send_all(out.freeze()).await.err().map(Err);
     };
     let ended = stream_lines(core, stream, &watcher).await;
     watchers.remove(&watcher);
