@@ -147,8 +147,16 @@ fn slow_watcher_loses_lines(threads: &str) {
         }
     }
     let elapsed = started.elapsed();
-    std::thread::sleep(Duration::from_millis(1500)); // memcached's logger thread adds its counts late
-    let s = c.stats("");
+    // memcached's logger thread adds its counts late (seconds on a loaded machine).
+    let counted = |s: &std::collections::HashMap<String, String>| {
+        ["log_watcher_sent", "log_watcher_skipped", "log_worker_dropped"].iter().map(|n| stat_num(s, n)).sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut s = c.stats("");
+    while counted(&s) < 400_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        s = c.stats("");
+    }
     let (sent, skipped) = (stat_num(&s, "log_watcher_sent"), stat_num(&s, "log_watcher_skipped"));
     // memcached also drops lines before they reach the watchers, when a worker
     // thread's 64 KiB log buffer is full; ours have no such buffer (always 0).
