@@ -108,14 +108,6 @@ fn same_lines_as_memcached(threads: &str) {
     let mut ours = watch_lines(&Server::start(&["-t", threads]), kinds);
     let mut theirs = watch_lines(&start_reference(threads), kinds);
     assert!(theirs.len() >= 30, "memcached's lines: {theirs:#?}");
-    // Known difference (README): our flush_all frees items at once, so a later get
-    // finds nothing (memcached finds the item and reports it flushed; `stats`
-    // get_flushed differs the same way).
-    if !common::is_reference() {
-        for line in &mut theirs {
-            *line = line.replace("status=flushed", "status=not_found");
-        }
-    }
     // Known difference (README): with two cores, the lines of a multi-key get whose keys
     // live on different cores come in the order the cores ran them, not the keys'
     // order; compare those as a set (gid masked), everything else exactly.
@@ -155,8 +147,16 @@ fn slow_watcher_loses_lines(threads: &str) {
         }
     }
     let elapsed = started.elapsed();
-    std::thread::sleep(Duration::from_millis(1500)); // memcached's logger thread adds its counts late
-    let s = c.stats("");
+    // memcached's logger thread adds its counts late (seconds on a loaded machine).
+    let counted = |s: &std::collections::HashMap<String, String>| {
+        ["log_watcher_sent", "log_watcher_skipped", "log_worker_dropped"].iter().map(|n| stat_num(s, n)).sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut s = c.stats("");
+    while counted(&s) < 400_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        s = c.stats("");
+    }
     let (sent, skipped) = (stat_num(&s, "log_watcher_sent"), stat_num(&s, "log_watcher_skipped"));
     // memcached also drops lines before they reach the watchers, when a worker
     // thread's 64 KiB log buffer is full; ours have no such buffer (always 0).

@@ -237,7 +237,7 @@ fn observe_metrics(t: &mut Text, i: &Inputs) {
     }
     if o.hotkeys_on {
         let name = "memcached_rs_hot_key_requests";
-        t.family(name, "gauge", "Estimated recent requests for each core's most requested keys (count-min sketch, top 16 per core; counts halve every 32768 requests).");
+        t.family(name, "gauge", "Estimated recent requests for each core's most requested keys (count-min sketch over a 1-in-8 sample, scaled up; top 16 per core; counts halve every 32768 sampled requests).");
         for (core, p) in published.iter().enumerate() {
             for (rank, k) in p.hot.iter().enumerate() {
                 let key = String::from_utf8_lossy(&k.key);

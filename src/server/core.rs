@@ -178,6 +178,9 @@ impl Core {
         } else {
             GetStatus::NotFound
         };
+        // A flushed item is still in the store until reclaimed (flush_all is lazy): the
+        // lookup that met it is a miss, as it is for memcached.
+        let before = if missed == GetStatus::NotFound { before } else { None };
         let classes = stats_slabs::size_classes(&self.shared.config);
         let context = keyed::Context {
             cfd,
