@@ -129,7 +129,7 @@ if [[ ${1:-} == --inside ]]; then
 
     if [[ $probe == yes ]]; then
         log=/run/mcrs-test/memcached-rs.service.log
-        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024 --restart-dir /run/memcached-rs" ]] ||
             fail "argv from the default file: '$(argv_of memcached-rs.service)'"
         # LimitMEMLOCK=infinity, unless the host caps root itself (setrlimit EPERM
         # beyond it, as in some sandboxes): systemd then gives the closest value.
@@ -147,7 +147,7 @@ if [[ ${1:-} == --inside ]]; then
     systemctl restart memcached-rs || fail "restart without /etc/default/memcached-rs"
     healthy 11211 || fail "healthcheck without /etc/default/memcached-rs"
     if [[ $probe == yes ]]; then
-        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024 --restart-dir /run/memcached-rs" ]] ||
             fail "argv without the default file: '$(argv_of memcached-rs.service)'"
     else
         [[ $(setting 11211 maxbytes) == $((64 << 20)) && $(setting 11211 maxconns) == 1024 &&
@@ -170,6 +170,20 @@ if [[ ${1:-} == --inside ]]; then
         grep -q '^Max locked memory' "/proc/$(prop memcached-rs MainPID)/limits" || fail "no limits"
     fi
     pass "edit /etc/default/memcached-rs + systemctl restart: new process, new options, healthy"
+
+    if [[ $probe != yes ]]; then
+        # Warm restart (the units' default): a key set before `systemctl restart` is
+        # there after it, with its flags; `stats` says the cache was restored.
+        send() { printf '%b' "$2" | timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; cat >&3; cat <&3" | tr -d '\r'; }
+        [[ $(send 11211 'set warm 42 0 5\r\nhello\r\nquit\r\n') == STORED ]] || fail "set before the restart"
+        pid=$(prop memcached-rs MainPID)
+        systemctl restart memcached-rs || fail "restart (warm)"
+        wait_active memcached-rs "$pid" || fail "not active again after the warm restart"
+        got=$(send 11211 'get warm\r\nstats\r\nquit\r\n')
+        grep -qx 'VALUE warm 42 5' <<<"$got" || fail "warm restart lost the key: $got"
+        grep -qx 'STAT restart_restored 1' <<<"$got" || fail "stats: not restored: $got"
+        pass "warm restart: a key set before systemctl restart is served after it (restart_restored 1)"
+    fi
 
     start=$(date +%s%N)
     systemctl stop memcached-rs || fail "stop"
@@ -194,9 +208,9 @@ if [[ ${1:-} == --inside ]]; then
     systemctl start memcached-rs@22122 memcached-rs@22123 || fail "start instances"
     for port in 22122 22123 11211; do healthy "$port" || fail "$port not healthy"; done
     if [[ $probe == yes ]]; then
-        [[ $(argv_of memcached-rs@22122.service) == "-l 127.0.0.1 -p 22122 -U 0 -m 128 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs@22122.service) == "-l 127.0.0.1 -p 22122 -U 0 -m 128 -c 1024 --restart-dir /run/memcached-rs-22122" ]] ||
             fail "22122 argv: $(argv_of memcached-rs@22122.service)"
-        [[ $(argv_of memcached-rs@22123.service) == "-l 127.0.0.1 -p 22123 -U 0 -m 32 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs@22123.service) == "-l 127.0.0.1 -p 22123 -U 0 -m 32 -c 1024 --restart-dir /run/memcached-rs-22123" ]] ||
             fail "22123 argv (per-instance file): $(argv_of memcached-rs@22123.service)"
     else
         [[ $(setting 22122 maxbytes) == $((128 << 20)) && $(setting 22123 maxbytes) == $((32 << 20)) ]] ||
