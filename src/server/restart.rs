@@ -395,7 +395,7 @@ fn load_every_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Res
                 continue;
             }
             let exptime = shift_exptime(rec.exptime, plan.delta);
-            if shard.restore_item(rec.key, rec.value, rec.flags, exptime, rec.cas, rec.bits, now) {
+            if shard.restore_item(&rec, exptime, now) {
                 loaded += 1;
             }
         }

@@ -21,7 +21,7 @@ pub const MAGIC: [u8; 8] = *b"MCRSWARM";
 /// version is refused (the cache starts empty), never reinterpreted.
 pub const FORMAT_VERSION: u32 = 1;
 /// The record layout of `store::item`; bumped with it.
-pub const ITEM_LAYOUT: u32 = 1;
+pub const ITEM_LAYOUT: u32 = 2;
 const SEG_TAG: u32 = u32::from_le_bytes(*b"SEG1");
 const END_TAG: u32 = u32::from_le_bytes(*b"END1");
 const CHUNK_HEADER: usize = 20;

@@ -101,6 +101,7 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+mod meta;
 mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
@@ -115,6 +116,7 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
 pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
@@ -298,7 +300,7 @@ impl Shard {
             StoreOutcome::Stored
         } else {
             let cas = self.next_cas();
-            match self.write_item(key, hash, value, flags, exptime, cas, 0, now) {
+            match self.write_item(key, hash, value, flags, exptime, cas, 0, 0, now) {
                 Some(_) => {
                     self.c.total_items += 1;
                     StoreOutcome::Stored
@@ -519,7 +521,7 @@ impl Shard {
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
         let bits = item::read_once(h.mask);
-        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
+        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, h.meta, now);
         self.return_scratch(buf);
         moved
     }
@@ -544,6 +546,7 @@ impl Shard {
         exptime: u32,
         cas: u64,
         bits: u8,
+        meta: u8,
         now: u32,
     ) -> Option<Loc> {
         if !self.ensure_index_room(now) {
@@ -556,6 +559,7 @@ impl Shard {
             flags,
             exptime,
             bits,
+            meta,
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;

@@ -39,6 +39,8 @@ pub struct SavedRecord<'a> {
     pub cas: u64,
     /// Read counter and FETCHED bits.
     pub bits: u8,
+    /// The meta protocol's bits (stale, win token sent, binary key).
+    pub meta: u8,
     /// Superseded or deleted before the save.
     pub dead: bool,
 }
@@ -107,6 +109,7 @@ pub fn saved_records(bytes: &[u8]) -> impl Iterator<Item = Result<SavedRecord<'_
             exptime: h.exptime,
             cas: h.cas,
             bits: h.mask & (READS | FETCHED),
+            meta: h.meta,
             dead: h.is_dead(),
         }))
     })
@@ -286,7 +289,8 @@ impl Shard {
     /// evicting the oldest to make room whatever `-M` says: a restore into a smaller
     /// cache keeps the items it loads last, so the caller loads oldest first.
     #[allow(clippy::too_many_arguments)]
-    pub fn restore_item(&mut self, key: &[u8], value: &[u8], flags: u32, exptime: u32, cas: u64, bits: u8, now: u32) -> bool {
+    pub fn restore_item(&mut self, rec: &SavedRecord, exptime: u32, now: u32) -> bool {
+        let SavedRecord { key, value, flags, cas, bits, meta, .. } = *rec;
         if key.is_empty() || key.len() > crate::rules::KEY_MAX_LENGTH || (exptime != 0 && exptime <= now) {
             return false;
         }
@@ -295,7 +299,7 @@ impl Shard {
         }
         let hash = self.hash(key);
         let evict = std::mem::replace(&mut self.config.evict, true);
-        let written = self.write_item(key, hash, value, flags, exptime, cas, bits & (READS | FETCHED), now);
+        let written = self.write_item(key, hash, value, flags, exptime, cas, bits & (READS | FETCHED), meta, now);
         self.config.evict = evict;
         written.is_some()
     }
