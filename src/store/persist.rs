@@ -421,7 +421,7 @@ mod tests {
             for r in saved_records(&bytes) {
                 let r = r.unwrap();
                 if !r.dead {
-                    t.restore_item(r.key, r.value, r.flags, r.exptime, r.cas, r.bits, 1);
+                    t.restore_item(&r, r.exptime, 1);
                 }
             }
         }
