@@ -150,6 +150,10 @@ struct Flags {
     /// restart (created if missing)
     #[arg(long = "restart-dir")]
     restart_dir: Option<PathBuf>,
+    /// (ours) seconds each core may spend saving the cache at stop before it gives up
+    /// (the next start is then empty)
+    #[arg(long = "restart-save-timeout", default_value_t = 8)]
+    restart_save_timeout: u64,
 }
 
 /// Everything the server needs, validated.
@@ -227,6 +231,8 @@ pub struct MemoryFile {
     pub base: PathBuf,
     /// The directory form: create it at start if missing.
     pub directory: bool,
+    /// How long each core may spend saving at stop (`--restart-save-timeout`).
+    pub save_timeout: std::time::Duration,
 }
 
 impl MemoryFile {
@@ -234,7 +240,7 @@ impl MemoryFile {
     pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
         let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
         let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
-        MemoryFile { given, base, directory }
+        MemoryFile { given, base, directory, save_timeout: std::time::Duration::from_secs(8) }
     }
 }
 
@@ -449,7 +455,8 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
             (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
             (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
             (None, None) => None,
-        },
+        }
+        .map(|m| MemoryFile { save_timeout: std::time::Duration::from_secs(f.restart_save_timeout), ..m }),
         binding,
         sasl: f.enable_sasl,
         sasl_pwdb,

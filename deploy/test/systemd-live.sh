@@ -155,7 +155,7 @@ s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
 
     if [[ $probe == yes ]]; then
         log=/run/mcrs-test/memcached-rs.service.log
-        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024 --restart-dir /run/memcached-rs" ]] ||
             fail "argv from the default file: '$(argv_of memcached-rs.service)'"
         # LimitMEMLOCK=infinity, unless the host caps root itself (setrlimit EPERM
         # beyond it, as in some sandboxes): systemd then gives the closest value.
@@ -173,7 +173,7 @@ s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
     systemctl restart memcached-rs || fail "restart without /etc/default/memcached-rs"
     healthy 11211 || fail "healthcheck without /etc/default/memcached-rs"
     if [[ $probe == yes ]]; then
-        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs.service) == "-l 127.0.0.1 -p 11211 -U 0 -m 64 -c 1024 --restart-dir /run/memcached-rs" ]] ||
             fail "argv without the default file: '$(argv_of memcached-rs.service)'"
     else
         [[ $(setting 11211 maxbytes) == $((64 << 20)) && $(setting 11211 maxconns) == 1024 &&
@@ -197,6 +197,20 @@ s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
     fi
     pass "edit /etc/default/memcached-rs + systemctl restart: new process, new options, healthy"
 
+    if [[ $probe != yes ]]; then
+        # Warm restart (the units' default): a key set before `systemctl restart` is
+        # there after it, with its flags; `stats` says the cache was restored.
+        send() { printf '%b' "$2" | timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; cat >&3; cat <&3" | tr -d '\r'; }
+        [[ $(send 11211 'set warm 42 0 5\r\nhello\r\nquit\r\n') == STORED ]] || fail "set before the restart"
+        pid=$(prop memcached-rs MainPID)
+        systemctl restart memcached-rs || fail "restart (warm)"
+        wait_active memcached-rs "$pid" || fail "not active again after the warm restart"
+        got=$(send 11211 'get warm\r\nstats\r\nquit\r\n')
+        grep -qx 'VALUE warm 42 5' <<<"$got" || fail "warm restart lost the key: $got"
+        grep -qx 'STAT restart_restored 1' <<<"$got" || fail "stats: not restored: $got"
+        pass "warm restart: a key set before systemctl restart is served after it (restart_restored 1)"
+    fi
+
     # /etc/memcached-rs.conf: a copy of Debian's /etc/memcached.conf with two values
     # changed, read through the unit's wrapper; -d, logfile and -P dropped with a note.
     [[ -f /etc/memcached-rs.conf ]] || fail "install.sh did not install /etc/memcached-rs.conf"
@@ -207,7 +221,7 @@ s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
     wait_active memcached-rs "$pid" || fail "not active with /etc/memcached-rs.conf"
     healthy 11211 || fail "healthcheck with /etc/memcached-rs.conf"
     if [[ $probe == yes ]]; then
-        [[ $(argv_of memcached-rs.service) == "-p 11211 -U 0 -m 128 -c 1024 -m 96 -p 11211 -u memcache -l 127.0.0.1 -c 900" ]] ||
+        [[ $(argv_of memcached-rs.service) == "-p 11211 -U 0 -m 128 -c 1024 --restart-dir /run/memcached-rs -m 96 -p 11211 -u memcache -l 127.0.0.1 -c 900" ]] ||
             fail "argv with /etc/memcached-rs.conf: '$(argv_of memcached-rs.service)'"
     else
         [[ $(setting 11211 maxbytes) == $((96 << 20)) && $(setting 11211 maxconns) == 900 ]] ||
@@ -241,9 +255,9 @@ s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
     systemctl start memcached-rs@22122 memcached-rs@22123 || fail "start instances"
     for port in 22122 22123 11211; do healthy "$port" || fail "$port not healthy"; done
     if [[ $probe == yes ]]; then
-        [[ $(argv_of memcached-rs@22122.service) == "-l 127.0.0.1 -p 22122 -U 0 -m 128 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs@22122.service) == "-l 127.0.0.1 -p 22122 -U 0 -m 128 -c 1024 --restart-dir /run/memcached-rs-22122" ]] ||
             fail "22122 argv: $(argv_of memcached-rs@22122.service)"
-        [[ $(argv_of memcached-rs@22123.service) == "-l 127.0.0.1 -p 22123 -U 0 -m 32 -c 1024" ]] ||
+        [[ $(argv_of memcached-rs@22123.service) == "-l 127.0.0.1 -p 22123 -U 0 -m 32 -c 1024 --restart-dir /run/memcached-rs-22123" ]] ||
             fail "22123 argv (per-instance file): $(argv_of memcached-rs@22123.service)"
     else
         [[ $(setting 22122 maxbytes) == $((128 << 20)) && $(setting 22123 maxbytes) == $((32 << 20)) ]] ||

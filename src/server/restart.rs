@@ -18,14 +18,15 @@
 //!   core empties its shard and one line says why. Either way the files are removed
 //!   once loaded, so a crash later can never bring back what they held.
 //! - Stop (`save_on_core`): after the drain, each core writes `<base>.<core>.tmp`,
-//!   syncs it and renames it into place, within `SAVE_TIMEOUT`. If any core fails
+//!   syncs it and renames it into place, within `--restart-save-timeout` (8 s by
+//!   default: with the drain's 5 s, within the unit's TimeoutStopSec=15). If any core fails
 //!   (full disk, file size limit, timeout), `finish_save` removes every file of the
 //!   save and says why: the next start is empty, never partial.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::clock::Clock;
 use super::core::Core;
@@ -34,9 +35,6 @@ use crate::commands::flush;
 use crate::config::{Config, MemoryFile};
 use crate::store::{saved_records, shift_exptime, AdoptError, Shard};
 
-/// How long the save at shutdown may take on each core. With the drain's 5 s this
-/// stays within the unit's TimeoutStopSec=15.
-const SAVE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// What the start found, and what the load did: shared by every core.
 pub struct State {
@@ -445,7 +443,7 @@ pub fn save_on_core(core: &Core) {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         let chunks = segments.iter().map(|s| (s.started, s.live_items, s.bytes));
-        restart_file::write(&mut f, &header, chunks, || started.elapsed() < SAVE_TIMEOUT)?;
+        restart_file::write(&mut f, &header, chunks, || started.elapsed() < state.file.save_timeout)?;
         f.sync_data()?;
         std::fs::rename(&tmp, &path)
     })();

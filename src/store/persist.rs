@@ -177,6 +177,7 @@ impl Shard {
     /// expired by `now`, flushed ones (CAS below `flushed_below`), dead ones and those
     /// `keep` refuses (by key) are marked dead.
     /// None from the outer result: no segment could be had (the entry layout's limit).
+    #[allow(clippy::too_many_arguments)]
     pub fn adopt_segment<E>(
         &mut self,
         len: usize,
@@ -248,6 +249,7 @@ impl Shard {
             seg.live_bytes += h.total_len() as u32;
             seg.live_items += 1;
             seg.note_exptime(h.exptime);
+            seg.note_cas(h.cas);
             self.c.bytes += h.total_len() as u64;
             if let Some(n) = self.index.wants_growth() {
                 self.index.resize(n);
@@ -319,3 +321,113 @@ pub enum AdoptError<E> {
     Corrupt(Corrupt),
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::StoreMode;
+    use crate::store::tests::config;
+    use crate::store::StoreOutcome;
+
+    /// A shard's segments copied out as a save holds them.
+    fn saved(s: &Shard) -> Vec<(u32, Vec<u8>)> {
+        s.saved_segments().map(|g| (g.started, g.bytes.to_vec())).collect()
+    }
+
+    fn adopt_all(t: &mut Shard, segs: &[(u32, Vec<u8>)], delta: i64, now: u32) -> Adopted {
+        let mut total = Adopted::default();
+        for (started, bytes) in segs {
+            let got = t
+                .adopt_segment(bytes.len(), *started, delta, now, 0, |buf: &mut [u8]| -> Result<(), ()> {
+                    buf.copy_from_slice(bytes);
+                    Ok(())
+                }, |_| true)
+                .unwrap()
+                .unwrap();
+            total.items += got.items;
+            total.expired += got.expired;
+        }
+        total
+    }
+
+    #[test]
+    fn whole_segments_come_back_with_flags_cas_and_shifted_expiry() {
+        let mut s = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
+        for i in 0..300u32 {
+            let key = format!("key{i}");
+            let exptime = if i % 3 == 0 { 0 } else if i % 3 == 1 { 50 } else { 500 };
+            assert_eq!(s.store(StoreMode::Set, key.as_bytes(), i, exptime, &[b'v'; 40], 0, 10), StoreOutcome::Stored);
+        }
+        s.store(StoreMode::Set, b"key0", 7, 0, b"newer", 0, 10); // an overwrite leaves a dead record
+        s.delete(b"key3", 10);
+        let segs = saved(&s);
+        let high = s.cas_high();
+        // The new process's clock started 100 s later: old 50 is new -50 (expired),
+        // old 500 is new 400.
+        let mut t = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
+        let got = adopt_all(&mut t, &segs, -100, 20);
+        assert_eq!(got.expired, 100);
+        assert_eq!(got.items, 199);
+        t.check_invariants();
+        assert_eq!(t.get(b"key0", 20).map(|i| (i.flags, i.value.to_vec())), Some((7, b"newer".to_vec())));
+        assert!(t.get(b"key3", 20).is_none(), "deleted before the save");
+        assert!(t.get(b"key1", 20).is_none(), "expired in the gap");
+        let cas2 = s.get(b"key2", 10).unwrap().cas;
+        let item = t.get(b"key2", 20).unwrap();
+        assert_eq!((item.flags, item.cas), (2, cas2));
+        assert!(t.get(b"key2", 399).is_some() && t.get(b"key2", 400).is_none(), "expires at old 500 - 100");
+        t.continue_cas_above(high);
+        t.store(StoreMode::Set, b"fresh", 0, 0, b"x", 0, 20);
+        assert!(t.get(b"fresh", 20).unwrap().cas > high);
+        t.check_invariants();
+    }
+
+    #[test]
+    fn a_corrupt_segment_is_refused_and_leaves_the_shard_as_it_was() {
+        let mut s = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
+        for i in 0..50u32 {
+            s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"value", 0, 1);
+        }
+        let segs = saved(&s);
+        let mut t = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
+        let mut bad = segs[0].1.clone();
+        bad[1] = 0; // a key length of 0
+        let r = t.adopt_segment(bad.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+            b.copy_from_slice(&bad);
+            Ok(())
+        }, |_| true);
+        assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
+        let mut cut = segs[0].1.clone();
+        cut.truncate(cut.len() - 2); // the last record runs past the end
+        let r = t.adopt_segment(cut.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+            b.copy_from_slice(&cut);
+            Ok(())
+        }, |_| true);
+        assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
+        assert_eq!(t.stats().curr_items, 0);
+        assert_eq!(t.stats().segments, 0);
+        t.check_invariants();
+        assert!(saved_records(&bad).any(|r| r.is_err()));
+    }
+
+    #[test]
+    fn item_by_item_into_a_smaller_shard_keeps_the_newest() {
+        let mut s = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
+        for i in 0..2000u32 {
+            s.store(StoreMode::Set, format!("k{i}").as_bytes(), i, 0, &[b'v'; 100], 0, 1);
+        }
+        let mut t = Shard::with_segment_size(config(64 << 10, 4096, false), 4096);
+        for (_, bytes) in saved(&s) {
+            for r in saved_records(&bytes) {
+                let r = r.unwrap();
+                if !r.dead {
+                    t.restore_item(&r, r.exptime, 1);
+                }
+            }
+        }
+        t.check_invariants();
+        assert!(t.get(b"k1999", 1).is_some_and(|i| i.flags == 1999));
+        assert!(t.get(b"k0", 1).is_none());
+        assert!(t.stats().allocated <= 64 << 10);
+    }
+}

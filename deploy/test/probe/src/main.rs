@@ -40,7 +40,17 @@ fn main() {
         .and_then(|l| l.split(',').next())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let mut child = match Command::new("/usr/bin/memcached").args(&args).spawn() {
+    // memcached-rs's own flags (the warm restart's) mean nothing to memcached.
+    let mut forwarded = Vec::new();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if a == "--restart-dir" || a == "--restart-save-timeout" {
+            rest.next();
+        } else {
+            forwarded.push(a.clone());
+        }
+    }
+    let mut child = match Command::new("/usr/bin/memcached").args(&forwarded).spawn() {
         Ok(child) => child,
         Err(e) => fail(&mut log, &format!("spawn memcached: {e}")),
     };
