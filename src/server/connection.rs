@@ -17,7 +17,7 @@ use super::core::Core;
 use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
 use super::process_facts;
-use super::stream::{self, RingStream};
+use super::stream::{self, Stream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
@@ -39,7 +39,7 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
 
-pub struct Connection<S = RingStream> {
+pub struct Connection<S = Stream> {
     stream: S,
     core: Rc<Core>,
     id: u32,
@@ -80,8 +80,8 @@ struct Holes {
     max: usize,
 }
 
-impl Connection<RingStream> {
-    pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
+impl Connection<Stream> {
+    pub fn new(stream: Stream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
         let (id, mailbox) = core.forwarder.register(info);
@@ -102,11 +102,13 @@ impl Connection<RingStream> {
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
-        if self.serve_inner().await.is_ok() {
-            // The last reply (before `quit`, or before the client's FIN) is still in
-            // flight: closing now would cancel it. memcached too writes it first.
-            let _ = self.stream.sent().await;
-        }
+        // The last reply (before `quit`, or before the client's FIN) is still in
+        // flight: closing now would cancel it. memcached too writes it first. After an
+        // error, what was queued (a TLS alert) still goes out.
+        let _ = match self.serve_inner().await {
+            Ok(()) => self.stream.finish().await,
+            Err(_) => self.stream.sent().await,
+        };
         self.core.forwarder.unregister(self.id);
     }
 
@@ -305,7 +307,7 @@ impl Connection<RingStream> {
 /// for this send to finish, so a connection holds at most one round in flight and one
 /// being built (each bounded by FLUSH_AT and MAX_HOLES), however slowly its client
 /// reads.
-async fn flush(stream: &mut RingStream, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
+async fn flush(stream: &mut Stream, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
     if !out.holes.at.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();

@@ -46,6 +46,8 @@ pub struct Shared {
     /// Seeds for the key → core hash, the same on every core, random per process so a
     /// client cannot choose keys that all land on one core.
     pub route_seeds: [u64; 4],
+    /// `-Z`: the TLS setup every TLS listener's connections use.
+    pub tls: Option<Arc<super::tls::Tls>>,
 }
 
 impl Shared {
