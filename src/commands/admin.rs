@@ -29,6 +29,11 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
         }
         ServerCmd::SlabsReassign { src, dst } => answer(form, slabs_reassign(server.config(), src, dst), out),
         ServerCmd::Quit => return Flow::Close,
+        ServerCmd::RefreshCerts => match server.refresh_certs() {
+            Ok(()) => answer(form, Answer::Ok, out),
+            // memcached writes the error even under noreply.
+            Err(message) => crate::protocol::error_message(form, &message, out),
+        },
         ServerCmd::Shutdown { graceful: _, valid } => {
             if !server.config().enable_shutdown {
                 answer(form, Answer::ShutdownDisabled, out);

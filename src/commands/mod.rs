@@ -38,7 +38,7 @@ use crate::store::Shard;
 
 pub use counters::{CommandCounters, Counter, ExecutorStats};
 pub use settings::Runtime;
-pub use stats::ProcessFacts;
+pub use stats::{ProcessFacts, TlsFacts};
 
 /// What a keyed command runs against: the owner core's shard, clock and counters.
 pub struct Ctx<'a> {
@@ -125,6 +125,9 @@ pub trait Server {
     fn page_size(&self) -> u64;
     /// Stops the server: every executor stops accepting and drains.
     fn shutdown(&self);
+    /// `refresh_certs`: reloads the TLS certificate and key; the error is memcached's
+    /// message (without TLS: "Error TLS not enabled").
+    fn refresh_certs(&self) -> Result<(), String>;
 }
 
 /// After a request: go on reading, or close the connection (quit, shutdown).

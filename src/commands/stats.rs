@@ -84,6 +84,17 @@ pub struct ProcessFacts {
     pub lru_crawler: bool,
     pub lru_maintainer: bool,
     pub lru_segmented: bool,
+    /// Under `-Z`: memcached's TLS fields.
+    pub tls: Option<TlsFacts>,
+}
+
+/// What `stats` shows of TLS under `-Z` (memcached's fields).
+pub struct TlsFacts {
+    pub handshake_errors: u64,
+    /// Only with `ssl_session_cache`, as memcached.
+    pub new_sessions: Option<u64>,
+    /// Seconds since the certificate was last loaded (start or `refresh_certs`).
+    pub since_refresh: u32,
 }
 
 /// `stats`: memcached 1.6.18's general statistics, every field in its order (Debian's
@@ -180,6 +191,13 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     for name in ["log_worker_dropped", "log_worker_written", "log_watcher_skipped", "log_watcher_sent", "log_watchers"] {
         out.stat(name, &0);
     }
+    if let Some(tls) = &p.tls {
+        if let Some(new_sessions) = tls.new_sessions {
+            out.stat("ssl_new_sessions", &new_sessions);
+        }
+        out.stat("ssl_handshake_errors", &tls.handshake_errors);
+        out.stat("time_since_server_cert_refresh", &tls.since_refresh);
+    }
     out.stat("unexpected_napi_ids", &0);
     out.stat("round_robin_fallback", &0);
     out.stat("bytes", &g(|g| &g.bytes));
@@ -237,7 +255,7 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, tls: None,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

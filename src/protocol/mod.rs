@@ -99,6 +99,14 @@ pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     }
 }
 
+/// A server-made error message line (`refresh_certs`'s), written whatever `noreply`
+/// says, as memcached's `write_and_free` does.
+pub fn error_message(form: Form, message: &str, out: &mut BytesMut) {
+    match form {
+        Form::Text { .. } => text_reply::message_line(message, out),
+    }
+}
+
 /// Where `stats`-style name/value pairs go: each protocol writes them its own way
 /// (text: `STAT <name> <value>` lines).
 pub trait StatSink {

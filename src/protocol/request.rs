@@ -92,6 +92,8 @@ pub enum ServerCmd {
     SlabsReassign { src: i32, dst: i32 },
     /// `slabs automove <0|1|2>`.
     SlabsAutomove { level: u32 },
+    /// `refresh_certs [noreply]`: reload the TLS certificate and key.
+    RefreshCerts,
 }
 
 /// One client request.

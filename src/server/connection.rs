@@ -501,6 +501,13 @@ impl commands::Server for Here<'_> {
     fn shutdown(&self) {
         super::request_shutdown(&self.core.shared);
     }
+
+    fn refresh_certs(&self) -> Result<(), String> {
+        match &self.core.shared.tls {
+            Some(tls) => tls.refresh(self.core.shared.clock.now()),
+            None => Err("Error TLS not enabled".into()),
+        }
+    }
 }
 
 #[cfg(test)]

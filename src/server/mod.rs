@@ -420,6 +420,7 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
         lru_segmented: settings::lru_segmented(&shared.config),
+        tls: shared.tls.as_ref().map(|tls| tls.facts(shared.clock.now())),
     }
 }
 

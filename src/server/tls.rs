@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
+use crate::commands::TlsFacts;
 use crate::config::TlsOptions;
 
 /// Sessions kept for resumption under `ssl_session_cache` (OpenSSL's default cache
@@ -32,13 +33,6 @@ pub struct Tls {
     refreshed_at: AtomicU32,
 }
 
-/// What `stats` shows of TLS.
-pub struct TlsFacts {
-    pub handshake_errors: u64,
-    /// Only with `ssl_session_cache`, as memcached.
-    pub new_sessions: Option<u64>,
-    pub since_refresh: u32,
-}
 
 impl Tls {
     /// Loads the certificate chain, key and CA named by the options. The error is
