@@ -9,13 +9,25 @@ use std::path::PathBuf;
 
 /// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
 pub const EX_USAGE: i32 = 64;
+/// memcached's exit status when the system refuses something (`EX_OSERR`).
+const EX_OSERR: i32 = 71;
+
+/// The clap definition of the flags, for the man page (`examples/gen-man.rs`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Flags::command()
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "memcached-rs",
     about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    // getopt's rule, as memcached: a flag given twice takes the last value.
+    args_override_self = true,
+    after_help = "Run as root, memcached refuses to start without -u; memcached-rs starts, warns on \
+stderr and stays root. Give -u USER to drop to USER after binding."
 )]
 struct Flags {
     /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
@@ -38,14 +50,15 @@ struct Flags {
     /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
     #[arg(short = 'l', long = "listen")]
     listen: Vec<String>,
-    /// run as a daemon
+    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// accepted for compatibility (core dumps follow the system setting)
     #[arg(short = 'r', long = "enable-coredumps")]
     enable_coredumps: bool,
-    /// accepted for compatibility: memcached-rs runs as the user that starts it
-    #[arg(short = 'u', long = "user")]
+    /// assume the identity of USER when started as root (after binding: ports below
+    /// 1024 work); without -u, root stays root with a warning (memcached refuses)
+    #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
     /// item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
@@ -122,6 +135,19 @@ struct Flags {
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
+    /// (ours) serve Prometheus /metrics over HTTP on [ADDR:]PORT (default
+    /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
+    #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
+    metrics: Option<String>,
+    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
+    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
+    /// holds one file per core)
+    #[arg(short = 'e', long = "memory-file")]
+    memory_file: Option<PathBuf>,
+    /// (ours) `-e` in directory form: the directory the cache is kept in across a
+    /// restart (created if missing)
+    #[arg(long = "restart-dir")]
+    restart_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -167,6 +193,38 @@ pub struct Config {
     pub cpu_steering: bool,
     /// `-Z` and the `ssl_*` extended options.
     pub tls: TlsOptions,
+    /// `-o metrics[=[ADDR:]PORT]` (ours): serve `/metrics` over HTTP there (loopback and
+    /// port 9150, memcached_exporter's, by default), with latency histograms and hot
+    /// keys kept per core (see `crate::observe`). Off by default.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `-o hotkeys` (ours): keep hot keys per core for `stats hotkeys` without `/metrics`.
+    pub hotkeys: bool,
+    /// memcached's `watch` command; `-W` turns it off.
+    pub watch_enabled: bool,
+    /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
+    /// (`server::restart`). None: it is not kept.
+    pub memory_file: Option<MemoryFile>,
+}
+
+/// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
+/// and `FILE.<core>`) or a directory of ours (`DIR/memcached-rs.cache*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// As given, for `stats settings memory_file`.
+    pub given: PathBuf,
+    /// Names of the files: `<base>.<core>` for each core's shard.
+    pub base: PathBuf,
+    /// The directory form: create it at start if missing.
+    pub directory: bool,
+}
+
+impl MemoryFile {
+    /// `-e PATH`: a directory when PATH is one (or ends in '/'), else memcached's file.
+    pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
+        let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
+        let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
+        MemoryFile { given, base, directory }
+    }
 }
 
 /// `-Z` and memcached's `ssl_*` extended options, as given (#20). Defaults are
@@ -253,8 +311,6 @@ impl TlsOptions {
     }
 }
 
-/// memcached's exit status when it cannot listen (`EX_OSERR`).
-const EX_OSERR: i32 = 71;
 
 /// What the command line asks for: run, or print something and exit.
 #[derive(Debug)]
@@ -324,7 +380,17 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     if item_size_max > memory_limit / 2 {
         return usage("Cannot set item size limit higher than 1/2 of memory max.");
     }
-    let threads = f.threads.unwrap_or_else(|| core_affinity::get_core_ids().map_or(1, |c| c.len()));
+    // One executor per CPU this process may run on, unless -t says otherwise.
+    let threads = match f.threads {
+        Some(threads) => threads,
+        None => match core_affinity::get_core_ids() {
+            Some(cpus) if !cpus.is_empty() => cpus.len(),
+            _ => {
+                let message = "no CPUs in this process's affinity mask (sched_getaffinity failed): give -t N";
+                return Err((message.into(), EX_OSERR));
+            }
+        },
+    };
     if threads == 0 {
         return Err(("Number of threads must be greater than 0".into(), 1));
     }
@@ -345,9 +411,22 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     let mut cpu_steering = false;
     let mut idle_timeout = 0;
     let mut tls = TlsOptions { enabled: f.enable_ssl, ..TlsOptions::default() };
+    let (mut metrics, mut hotkeys) = (None, false);
+    if let Some(value) = &f.metrics {
+        metrics = Some(metrics_address(value).ok_or((format!("Invalid --metrics address: {value}"), EX_USAGE))?);
+    }
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
         if option == "cpu_steering" {
             cpu_steering = true;
+            continue;
+        }
+        if option == "hotkeys" {
+            hotkeys = true;
+            continue;
+        }
+        if option == "metrics" || option.starts_with("metrics=") {
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            metrics = Some(metrics_address(value).ok_or((format!("Illegal suboption \"{option}\""), 1))?);
             continue;
         }
         let name = option.split('=').next().unwrap_or(option);
@@ -407,7 +486,28 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         idle_timeout,
         cpu_steering,
         tls,
+        hotkeys: hotkeys || metrics.is_some(),
+        metrics,
+        watch_enabled: !f.disable_watch,
+        memory_file: match (f.restart_dir, f.memory_file) {
+            (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
+            (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
+            (None, None) => None,
+        },
     })
+}
+
+/// The metrics listener's address: `PORT`, `ADDR:PORT` or `[V6]:PORT`; loopback and
+/// 9150 (memcached_exporter's port) where not given.
+fn metrics_address(value: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    if value.is_empty() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9150)));
+    }
+    if let Ok(port) = value.parse::<u16>() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    value.parse().ok()
 }
 
 /// The prefix of a `-l` address that is not to use TLS under `-Z` (memcached's).
@@ -478,6 +578,21 @@ mod tests {
         let c = run(&["-o", "modern,cpu_steering"]);
         assert!(c.cpu_steering);
         assert_eq!(c.ignored, vec!["modern"]);
+        assert!(c.metrics.is_none() && !c.hotkeys && c.watch_enabled);
+    }
+
+    #[test]
+    fn metrics_listener_is_opt_in_and_loopback() {
+        assert_eq!(run(&["-o", "metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(run(&["-o", "metrics=9999"]).metrics, Some("127.0.0.1:9999".parse().unwrap()));
+        let c = run(&["-o", "metrics=0.0.0.0:9150"]);
+        assert_eq!(c.metrics, Some("0.0.0.0:9150".parse().unwrap()));
+        assert!(c.hotkeys, "hot keys come with the metrics");
+        assert!(run(&["-o", "hotkeys"]).hotkeys);
+        assert!(!run(&["-W"]).watch_enabled);
+        assert_eq!(run(&["--metrics=9151"]).metrics, Some("127.0.0.1:9151".parse().unwrap()));
+        assert_eq!(run(&["--metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(fail(&["-o", "metrics=nowhere"]).1, 1);
     }
 
     #[test]

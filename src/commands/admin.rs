@@ -70,6 +70,18 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
             let was = server.runtime().crawler_enabled.swap(enable, Relaxed);
             answer(form, if was && enable { Answer::CrawlerStartFailed } else { Answer::Ok }, out);
         }
+        ServerCmd::Watch { kinds, valid } => {
+            // memcached's order of checks: -W, then the words. (memcached also refuses a
+            // watch behind a noreply request of the same read, a case not kept here;
+            // replies before it are sent, then OK, as memcached does.)
+            if !server.config().watch_enabled {
+                answer(form, Answer::WatchDisabled, out);
+            } else if !valid {
+                answer(form, Answer::Error, out);
+            } else {
+                return Flow::Watch(kinds);
+            }
+        }
         ServerCmd::CacheDump { class, limit } => {
             if class == CLASS {
                 // Split the limit and memcached's 2 MB cap over the cores.

@@ -13,6 +13,7 @@
 //! | set, add, replace, append, prepend, cas | `storage.rs` |
 //! | delete | `delete.rs` |
 //! | incr, decr | `arith.rs` |
+//! | mg, ms, md, ma, me (meta) | `meta.rs` |
 //! | flush_all | `flush.rs` |
 //! | version, verbosity, quit, shutdown, cache_memlimit, lru_crawler, dumps | `admin.rs`, `dump.rs` |
 //! | stats and its sub-commands | `stats.rs`, `stats_slabs.rs`, `settings.rs` |
@@ -24,6 +25,7 @@ pub mod delete;
 pub mod dump;
 pub mod flush;
 pub mod get;
+pub mod meta;
 pub mod settings;
 pub mod stats;
 pub mod stats_slabs;
@@ -74,6 +76,9 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::TooLarge { mode } => storage::too_large(ctx, mode, key),
         Op::Delete => delete::delete(ctx, key),
         Op::Arith { incr, delta } => arith::incr_decr(ctx, key, incr, delta),
+        Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {
+            meta::execute(ctx, request)
+        }
     }
 }
 
@@ -128,6 +133,8 @@ pub trait Server {
     /// `refresh_certs`: reloads the TLS certificate and key; the error is memcached's
     /// message (without TLS: "Error TLS not enabled").
     fn refresh_certs(&self) -> Result<(), String>;
+    /// Metrics, hot keys and `watch` (crate::observe).
+    fn observe(&self) -> &crate::observe::Observe;
 }
 
 /// After a request: go on reading, or close the connection (quit, shutdown).
@@ -135,4 +142,7 @@ pub trait Server {
 pub enum Flow {
     Continue,
     Close,
+    /// `watch`: the connection stops taking commands and streams these kinds of log
+    /// lines (memcached's `LOG_*` bits) until the client leaves.
+    Watch(u16),
 }

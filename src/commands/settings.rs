@@ -151,7 +151,9 @@ pub fn write_settings(out: &mut impl StatSink, c: &Config, r: &Runtime) {
     out.stat("ssl_kernel_tls", &yes_no(tls.kernel_tls));
     out.stat("ssl_min_version", &tls.min_version_text());
     out.stat("num_napi_ids", &"(null)");
-    out.stat("memory_file", &opt("memory_file", "(null)"));
+    // memcached prints its `-e` path here.
+    let memory_file = c.memory_file.as_ref().map_or("(null)".into(), |m| m.given.display().to_string());
+    out.stat("memory_file", &memory_file);
 }
 
 #[cfg(test)]

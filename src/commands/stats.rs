@@ -24,6 +24,7 @@ pub fn stats(server: &mut impl Server, kind: StatsKind, form: Form, out: &mut By
         }
         StatsKind::Settings => settings::write_settings(&mut stat_sink(form, out), server.config(), server.runtime()),
         StatsKind::Shards => write_shards(&mut stat_sink(form, out), server.stats()),
+        StatsKind::HotKeys => write_hot_keys(&mut stat_sink(form, out), server.observe()),
         StatsKind::Items => stats_slabs::write_items(&mut stat_sink(form, out), server.stats(), server.now()),
         StatsKind::Slabs => {
             let page_size = server.page_size();
@@ -86,6 +87,29 @@ pub struct ProcessFacts {
     pub lru_segmented: bool,
     /// Under `-Z`: memcached's TLS fields.
     pub tls: Option<TlsFacts>,
+    /// With `-e`: what the warm restart loaded at start (ours, printed last).
+    pub restart: Option<crate::server::restart::Facts>,
+    /// memcached's logger counters (`watch`).
+    pub logger: LoggerCounts,
+}
+
+/// What `stats` shows of the `watch` streams (memcached's `log_*` fields).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoggerCounts {
+    pub watchers: u64,
+    pub written: u64,
+    pub sent: u64,
+    pub skipped: u64,
+}
+
+/// `stats hotkeys` (ours): every core's most requested keys, most requested first, as
+/// `STAT hotkey:<rank> <key> count=<estimate> core=<core>`. Empty unless `-o hotkeys`
+/// or `-o metrics`; the lists are those the cores published last (once a second).
+pub fn write_hot_keys(out: &mut impl StatSink, observe: &crate::observe::Observe) {
+    for (rank, (core, k)) in observe.hot_keys().iter().enumerate() {
+        let key = String::from_utf8_lossy(&k.key);
+        out.stat(&format!("hotkey:{}", rank + 1), &format_args!("{key} count={} core={core}", k.count));
+    }
 }
 
 /// What `stats` shows of TLS under `-Z` (memcached's fields).
@@ -188,9 +212,12 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
         out.stat("lru_maintainer_juggles", &0);
     }
     out.stat("malloc_fails", &0);
-    for name in ["log_worker_dropped", "log_worker_written", "log_watcher_skipped", "log_watcher_sent", "log_watchers"] {
-        out.stat(name, &0);
-    }
+    // memcached's logger: we drop no line before the watchers (no per-thread buffer).
+    out.stat("log_worker_dropped", &0);
+    out.stat("log_worker_written", &p.logger.written);
+    out.stat("log_watcher_skipped", &p.logger.skipped);
+    out.stat("log_watcher_sent", &p.logger.sent);
+    out.stat("log_watchers", &p.logger.watchers);
     if let Some(tls) = &p.tls {
         if let Some(new_sessions) = tls.new_sessions {
             out.stat("ssl_new_sessions", &new_sessions);
@@ -216,6 +243,11 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
         for name in ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"] {
             out.stat(name, &0);
         }
+    }
+    if let Some(r) = &p.restart {
+        out.stat("restart_restored", &u8::from(r.restored));
+        out.stat("restart_items", &r.items);
+        out.stat("restart_load_seconds", &format_args!("{:.6}", r.load_seconds));
     }
 }
 
@@ -255,7 +287,7 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true, tls: None,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None, tls: None,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

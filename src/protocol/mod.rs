@@ -5,13 +5,18 @@
 //! `protocol.txt` and real memcached 1.6. Requests borrow from the read buffer: parsing
 //! allocates nothing. Every reply byte the server sends is written here.
 
+pub mod base64;
 pub mod binary;
 mod keys;
+pub mod meta;
+pub mod meta_reply;
 mod request;
 pub mod text;
 pub mod text_reply;
+pub mod watch_lines;
 
 pub use keys::Keys;
+pub use meta::{resolve_key, MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus, MetaTtl};
 pub use request::{Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
 pub use text::parse;
 
@@ -52,13 +57,14 @@ pub enum Parsed<'a> {
 pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
     match request.form {
         Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
+        Form::Meta(ref meta) => meta_reply::outcome(request, meta, outcome, out),
     }
 }
 
 /// Writes what ends a multi-key get (text: `END`).
 pub fn encode_end(form: Form, out: &mut BytesMut) {
     match form {
-        Form::Text { .. } => out.extend_from_slice(text_reply::END),
+        Form::Text { .. } | Form::Meta(_) => out.extend_from_slice(text_reply::END),
     }
 }
 
@@ -90,12 +96,17 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// `watch` with `-W`.
+    WatchDisabled,
+    /// `watch` past memcached's 20 watchers.
+    WatchTooMany,
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.
 pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     match form {
         Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
+        Form::Meta(_) => text_reply::answer(false, answer, out),
     }
 }
 
@@ -103,7 +114,7 @@ pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
 /// says, as memcached's `write_and_free` does.
 pub fn error_message(form: Form, message: &str, out: &mut BytesMut) {
     match form {
-        Form::Text { .. } => text_reply::message_line(message, out),
+        Form::Text { .. } | Form::Meta(_) => text_reply::message_line(message, out),
     }
 }
 
@@ -116,6 +127,6 @@ pub trait StatSink {
 /// The stat writer of the request's protocol.
 pub fn stat_sink(form: Form, out: &mut BytesMut) -> impl StatSink + '_ {
     match form {
-        Form::Text { .. } => text_reply::StatLines(out),
+        Form::Text { .. } | Form::Meta(_) => text_reply::StatLines(out),
     }
 }

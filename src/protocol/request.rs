@@ -4,6 +4,7 @@
 
 use crate::rules::StoreMode;
 
+use super::meta::{MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus};
 use super::Keys;
 
 /// How a request's reply is written: which protocol, and what the client asked to get
@@ -14,6 +15,9 @@ pub enum Form {
     /// The classic text protocol. `noreply` silences the reply (memcached's
     /// `set_noreply_maybe`); `cas` asks a get for cas uniques (`gets`, `gats`).
     Text { noreply: bool, cas: bool },
+    /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
+    /// the opaque, quiet mode, base64 key (see `meta.rs`).
+    Meta(MetaForm),
 }
 
 impl Form {
@@ -36,6 +40,18 @@ pub enum Op {
     /// incr (`incr` true) or decr.
     Arith { incr: bool, delta: u64 },
     Touch { exptime: i64 },
+    /// `mg`: client exptimes of `T` (new TTL on a hit), `N` (vivify a miss with this
+    /// TTL), `R` (win the recache token below this TTL); `bump` false for `u`.
+    MetaGet { touch: Option<i32>, vivify: Option<i32>, recache: Option<i32>, bump: bool },
+    /// `ms`: `mode` after memcached's promotion of set/replace with `C` to cas;
+    /// `compare` 0: none; `stale` (`I`) writes a value older than the item's CAS as stale.
+    MetaSet { mode: StoreMode, flags: u32, exptime: i32, compare: u64, stale: bool },
+    /// `md`: `stale` (`I`) marks stale instead of deleting, with `touch` (`T`) its new TTL.
+    MetaDelete { compare: Option<u64>, stale: bool, touch: Option<i32> },
+    /// `ma`: `compare` 0: none; `vivify` (`N`) creates a miss with value `initial` (`J`).
+    MetaArith { incr: bool, delta: u64, compare: u64, vivify: Option<i32>, initial: u64, touch: Option<i32> },
+    /// `me`: memcached's debug line about an item.
+    MetaDebug,
 }
 
 /// One key's request, borrowing key and value from the read buffer (or, forwarded,
@@ -60,6 +76,8 @@ pub enum StatsKind {
     Conns,
     /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
     Shards,
+    /// `stats hotkeys`: ours, each core's most requested keys (`-o hotkeys`/`metrics`).
+    HotKeys,
     Reset,
 }
 
@@ -94,6 +112,9 @@ pub enum ServerCmd {
     SlabsAutomove { level: u32 },
     /// `refresh_certs [noreply]`: reload the TLS certificate and key.
     RefreshCerts,
+    /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
+    /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
+    Watch { kinds: u16, valid: bool },
 }
 
 /// One client request.
@@ -138,4 +159,12 @@ pub enum Outcome<'a> {
     StoreNoMemory,
     /// `-M` and no room for an incr/decr that grew the value.
     ArithNoMemory,
+    /// `mg` on a hit or an item it created.
+    MetaHit(MetaHit<'a>),
+    /// `ms`, `md`, and `ma`'s misses: a status word, and (ms) the new CAS or 0.
+    MetaStatus { status: MetaStatus, cas: u64 },
+    /// `ma`'s new value.
+    MetaNumber(MetaNumber),
+    /// `me` on a hit.
+    MetaDebug(MetaDebug),
 }

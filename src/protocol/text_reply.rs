@@ -45,6 +45,8 @@ pub fn outcome(request: &Keyed, noreply: bool, cas: bool, outcome: &Outcome, out
             return;
         }
         Outcome::Miss => return,
+        // Meta outcomes are written by meta_reply; a text request never gets one.
+        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => return,
         _ if noreply => return,
         Outcome::Number(n) => return number_line(out, n),
         Outcome::Stored => STORED,
@@ -126,6 +128,8 @@ pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
         Answer::SlabsBadClass => b"BADCLASS invalid src or dst class id\r\n",
         Answer::SlabsSameClass => b"SAME src and dst class are identical\r\n",
         Answer::BadCrawlerClass => b"BADCLASS invalid class id\r\n",
+        Answer::WatchDisabled => super::watch_lines::WATCH_DISABLED,
+        Answer::WatchTooMany => super::watch_lines::WATCH_TOO_MANY,
     };
     out.put_slice(line);
 }

@@ -20,7 +20,8 @@ use super::process_facts;
 use super::stream::{self, Stream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
-use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
+use crate::observe::latency::RoundTally;
+use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request, ServerCmd};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -48,6 +49,8 @@ pub struct Connection<S = Stream> {
     output: Output,
     /// `-R` and `-o idle_timeout` (`pacing.rs`).
     pacing: Pacing,
+    /// This round's requests by family, for the latency histograms (crate::observe).
+    tally: RoundTally,
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -84,6 +87,7 @@ impl Connection<Stream> {
     pub fn new(stream: Stream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
+        super::watching::conn_new(&core, &info);
         let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
@@ -97,6 +101,7 @@ impl Connection<Stream> {
                 spliced: BytesMut::new(),
             },
             pacing,
+            tally: RoundTally::default(),
         }
     }
 
@@ -105,10 +110,12 @@ impl Connection<Stream> {
         // The last reply (before `quit`, or before the client's FIN) is still in
         // flight: closing now would cancel it. memcached too writes it first. After an
         // error, what was queued (a TLS alert) still goes out.
-        let _ = match self.serve_inner().await {
+        let served = self.serve_inner().await;
+        let _ = match served {
             Ok(()) => self.stream.finish().await,
             Err(_) => self.stream.sent().await,
         };
+        super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         self.core.forwarder.unregister(self.id);
     }
 
@@ -141,13 +148,21 @@ impl Connection<Stream> {
             self.input.end += read;
             self.mailbox.info.last_cmd.set(core.tick());
             self.pacing.start_event();
+            self.tally.start(core.shared.observe.latency_on);
             let next = self.run_round().await;
             let flushed = self.flush().await;
+            self.tally.finish(&core.observe.latency);
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
             if next == Flow::Close {
                 return Ok(());
+            }
+            if let Flow::Watch(kinds) = next {
+                match super::watching::watch(&core, &mut self.stream, kinds).await {
+                    Some(result) => return result,
+                    None => continue, // too many watchers: memcached's connection carries on
+                }
             }
             if self.core.shared.shutting_down() {
                 stats.busy_connections.incr();
@@ -237,6 +252,7 @@ impl Connection<Stream> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
+            self.tally.note(&request);
             if input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
@@ -271,6 +287,14 @@ impl Connection<Stream> {
                     Flow::Continue
                 }
                 Request::Server { cmd, form } => {
+                    // stats sums every core's counters: the requests this connection
+                    // forwarded before it must have run first (memcached's order).
+                    if matches!(cmd, ServerCmd::Stats(_))
+                        && !self.output.holes.at.is_empty()
+                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                    {
+                        return Flow::Close;
+                    }
                     let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
                     commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
                 }
@@ -282,8 +306,8 @@ impl Connection<Stream> {
             self.input.start += consumed;
             self.input.prefetched = self.input.prefetched.saturating_sub(consumed);
             self.input.swallow = swallow;
-            if next == Flow::Close {
-                return Flow::Close;
+            if next != Flow::Continue {
+                return next;
             }
             if self.pacing.request_done(&self.core, self.input.start < self.input.end) {
                 futures_lite::future::yield_now().await;
@@ -427,14 +451,20 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
 /// with a hole for the reply.
 #[inline]
 fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
+    if matches!(request.form, Form::Meta(m) if m.encoded_key) {
+        // A meta request's base64 key, decoded: its owner is the decoded key's.
+        let mut decoded = [0u8; protocol::base64::MAX_DECODED];
+        return route(core, conn, mailbox, out, &protocol::resolve_key(request, &mut decoded));
+    }
     let owner = core.router.owner(request.key);
     if owner == core.id {
-        core.execute(request, &mut out.buf);
+        core.execute_for(request, mailbox.info.fd, &mut out.buf);
     } else {
         let slot = out.holes.hole(out.buf.len(), mailbox);
         out.holes.forwarded += request.key.len() + request.value.len();
         core.stats().commands.forwarded.incr();
-        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32 };
+        core.shared.observe.forwarded_to(core.id, owner);
+        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32, fd: mailbox.info.fd };
         core.forwarder.send(owner, conn, slot, work, |b| {
             b.extend_from_slice(request.key);
             b.extend_from_slice(request.value);
@@ -507,6 +537,10 @@ impl commands::Server for Here<'_> {
             Some(tls) => tls.refresh(self.core.shared.clock.now()),
             None => Err("Error TLS not enabled".into()),
         }
+    }
+
+    fn observe(&self) -> &crate::observe::Observe {
+        &self.core.shared.observe
     }
 }
 

@@ -101,6 +101,8 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+mod meta;
+mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod prefetch;
@@ -114,6 +116,8 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it.
@@ -161,6 +165,8 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
     flush: FlushMark,
 }
 
@@ -208,6 +214,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
             flush: FlushMark::default(),
         }
     }
@@ -293,7 +300,7 @@ impl Shard {
             StoreOutcome::Stored
         } else {
             let cas = self.next_cas();
-            match self.write_item(key, hash, value, flags, exptime, cas, 0, now) {
+            match self.write_item(key, hash, value, flags, exptime, cas, 0, 0, now) {
                 Some(_) => {
                     self.c.total_items += 1;
                     StoreOutcome::Stored
@@ -514,7 +521,7 @@ impl Shard {
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
         let bits = item::read_once(h.mask);
-        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
+        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, h.meta, now);
         self.return_scratch(buf);
         moved
     }
@@ -539,6 +546,7 @@ impl Shard {
         exptime: u32,
         cas: u64,
         bits: u8,
+        meta: u8,
         now: u32,
     ) -> Option<Loc> {
         if !self.ensure_index_room(now) {
@@ -551,6 +559,7 @@ impl Shard {
             flags,
             exptime,
             bits,
+            meta,
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;
