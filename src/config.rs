@@ -606,6 +606,21 @@ mod tests {
     }
 
     #[test]
+    fn tls_options_as_memcached_takes_them() {
+        let c = run(&["-Z", "-o", "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_verify_mode=2,ssl_min_version=3,ssl_session_cache",
+            "-l", "127.0.0.1,notls:127.0.0.1:9000"]);
+        assert!(c.tls.enabled && c.tls.session_cache);
+        assert_eq!((c.tls.chain_cert.as_deref(), c.tls.key.as_deref()), (Some("/c.pem"), Some("/k.pem")));
+        assert_eq!((c.tls.verify_flags(), c.tls.min_version_text()), (3, "tlsv1.3"));
+        assert_eq!(c.listen, vec!["127.0.0.1:11211", "notls:127.0.0.1:9000"]);
+        assert_eq!(fail(&["-o", "ssl_verify_mode=4"]).0, "Invalid ssl_verify_mode. Use help to see valid options.");
+        assert_eq!(fail(&["-o", "ssl_min_version=x"]).0, "could not parse argument to ssl_min_version");
+        assert_eq!(fail(&["-o", "ssl_chain_cert"]).0, "Missing ssl_chain_cert argument");
+        assert_eq!(fail(&["-l", "notls:127.0.0.1:9000"]).1, 71);
+        assert_eq!(fail(&["-Z", "-p", "0"]).1, EX_USAGE);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("1m"), Some(1 << 20));
         assert_eq!(parse_size("64k"), Some(64 << 10));

@@ -311,6 +311,17 @@ fn every_command_pipelined(threads: &str) {
     c.roundtrip("quit\r\n", "");
 }
 
+/// The meta protocol over TLS, pipelined with classic commands (reply order kept).
+fn meta_over_tls(threads: &str) {
+    let files = Files::new();
+    let server = TlsServer::start(&files, threads, "", &[]);
+    let mut c = server.tls(&files);
+    c.roundtrip(
+        "ms mk1 2 T0\r\nhi\r\nmg mk1 v\r\nmg nokey v\r\nset ck 0 0 1\r\nx\r\nmg ck v\r\nmd mk1\r\nmn\r\n",
+        "HD\r\nVA 2\r\nhi\r\nEN\r\nSTORED\r\nVA 1\r\nx\r\nHD\r\nMN\r\n",
+    );
+}
+
 /// Values larger than a TLS record (16 KiB) and a round larger than the server's
 /// output flush point, pipelined, both ways.
 fn large_values_pipelined(threads: &str) {
@@ -579,4 +590,4 @@ fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
     }
 }
 
-per_threads!(every_command_pipelined, large_values_pipelined, plaintext_client_on_tls_port, stalled_handshakes_hold_nobody, many_clients);
+per_threads!(every_command_pipelined, meta_over_tls, large_values_pipelined, plaintext_client_on_tls_port, stalled_handshakes_hold_nobody, many_clients);
