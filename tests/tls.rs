@@ -538,6 +538,24 @@ fn refresh_certs_rotation() {
     assert!(server.stat("time_since_server_cert_refresh") < 100);
 }
 
+/// SIGHUP (ours, the unit's ExecReload) reloads as refresh_certs does; the server
+/// keeps running and serving its clients.
+#[test]
+fn sighup_reloads_certificates() {
+    skip_on_reference!("SIGHUP reloading certificates is ours (systemctl reload)");
+    let files = Files::new();
+    let server = TlsServer::start(&files, "2", "", &[]);
+    let mut before = server.tls(&files);
+    let old = before.server_cert();
+    let (cert, key) = files.ca.issue("server three", false);
+    files.write("cert.pem", &cert);
+    files.write("key.pem", &key);
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) }, 0);
+    wait_for(|| server.tls(&files).server_cert() != old, "the new certificate after SIGHUP");
+    before.roundtrip("version\r\n", "VERSION 1.6.18\r\n");
+}
+
 /// Without -Z, refresh_certs says TLS is off (memcached's line, even under noreply).
 #[test]
 fn refresh_certs_without_tls() {

@@ -469,11 +469,24 @@ pub(crate) fn request_shutdown(shared: &Shared) {
 }
 
 fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])?;
     let shared = shared.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for signal in signals.forever() {
+            if signal == SIGHUP {
+                // Ours: what `refresh_certs` does, for `systemctl reload` (ExecReload),
+                // which cannot easily speak TLS to us. memcached does not stop on
+                // SIGHUP either (its handler serves the proxy's reload).
+                if let Some(tls) = &shared.tls {
+                    match tls.refresh(shared.clock.now()) {
+                        Ok(()) if shared.config.verbosity > 0 => eprintln!("SIGHUP: certificates reloaded"),
+                        Ok(()) => {}
+                        Err(message) => eprintln!("SIGHUP: {message}"),
+                    }
+                }
+                continue;
+            }
             if shared.shutting_down() {
                 // Asked twice: the operator wants out now, whatever is in flight.
                 eprintln!("Signal handled: {signal}. Exiting now.");
