@@ -254,6 +254,12 @@ fi
 # --- switching from memcached: entrypoint, compose, start-up failures, -u, man page,
 # memcached.conf, memcached-rs-tool (deploy/test/drop-in.sh) ------------------------
 if [[ -x $server && $server != /usr/bin/memcached ]]; then
+    # Its tools: man (the man page), PyYAML (the compose files), readelf (the .deb below).
+    need man man-db || true
+    /usr/bin/python3 -c 'import yaml' 2>/dev/null || need yamllint yamllint || true
+    # libseccomp's python binding: io_uring refused as by Docker's default profile.
+    /usr/bin/python3 -c 'import seccomp' 2>/dev/null ||
+        { [[ $EUID -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-seccomp >/dev/null 2>&1; } || true
     rc=0
     deploy/test/drop-in.sh "$server" >"$work/drop-in.log" 2>&1 || rc=$?
     if [[ $rc -eq 77 ]]; then
@@ -262,7 +268,7 @@ if [[ -x $server && $server != /usr/bin/memcached ]]; then
         cat "$work/drop-in.log"
         not_ok "switching from memcached (deploy/test/drop-in.sh)"
     else
-        sed -n 's/^ok   /     /p' "$work/drop-in.log"
+        sed -n 's/^ok   /     /p; s/^skip /     skip /p' "$work/drop-in.log"
         ok "switching from memcached: $(grep -c '^ok ' "$work/drop-in.log") checks against $server"
     fi
 else
@@ -402,6 +408,7 @@ if [[ ${DEPLOY_CHECK_DEB:-1} == 1 ]]; then
         cargo install cargo-deb --locked >"$work/cargo-deb.log" 2>&1 ||
             { tail "$work/cargo-deb.log"; not_ok "cargo install cargo-deb"; }
     fi
+    need readelf binutils || not_ok "readelf missing (apt-get install binutils)"
     touch "$work/deb.log.start"
     no_build=()
     [[ -x target/release/memcached-rs ]] && no_build=(--no-build)

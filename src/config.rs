@@ -111,15 +111,20 @@ struct Flags {
     /// backlog queue limit
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     listen_backlog: i32,
-    /// protocol: auto or ascii (the binary protocol is not supported)
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    protocol: String,
+    /// protocol: auto (by each connection's first byte), ascii or binary
+    #[arg(short = 'B', long = "protocol")]
+    protocol: Option<String>,
     /// max item size, with k/m suffix (default 1m, min 1k, max 1024m)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     max_item_size: String,
-    /// SASL is not supported
+    /// binary SASL authentication (PLAIN, LOGIN): users and passwords from the file named
+    /// by MEMCACHED_SASL_PWDB, lines user:password; implies -B binary
     #[arg(short = 'S', long = "enable-sasl")]
     enable_sasl: bool,
+    /// ASCII authentication: FILE holds user:password lines (at most 8); a client sends
+    /// `set <any> 0 0 <n>` with "user password" first; implies -B ascii
+    #[arg(short = 'Y', long = "auth-file", value_name = "FILE")]
+    auth_file: Option<PathBuf>,
     /// disable flush_all
     #[arg(short = 'F', long = "disable-flush-all")]
     disable_flush_all: bool,
@@ -204,6 +209,17 @@ pub struct Config {
     /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
     /// (`server::restart`). None: it is not kept.
     pub memory_file: Option<MemoryFile>,
+    /// `-B`, after `-S`/`-Y` decided it when not given.
+    pub binding: Binding,
+    /// `-S`.
+    pub sasl: bool,
+    /// `MEMCACHED_SASL_PWDB` (read at each SASL attempt, as memcached does).
+    pub sasl_pwdb: Option<PathBuf>,
+    /// `-Y`: the file, and the users read from it at start.
+    pub auth_file: Option<PathBuf>,
+    pub ascii_auth: Option<crate::commands::auth::Credentials>,
+    /// `-l` as given (memcached's `stats settings` shows it so, as `inter`).
+    pub inter: Vec<String>,
 }
 
 /// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
@@ -266,6 +282,26 @@ impl Default for TlsOptions {
     }
 }
 
+/// Which protocol a connection speaks (`-B`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// By the connection's first byte: 0x80 binary, anything else text.
+    Auto,
+    Ascii,
+    Binary,
+}
+
+impl Binding {
+    /// As memcached's `stats settings` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Auto => "auto-negotiate",
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+        }
+    }
+}
+
 impl TlsOptions {
     /// OpenSSL's flags for the verify mode, as memcached's `stats settings` shows them
     /// (SSL_VERIFY_PEER 1, FAIL_IF_NO_PEER_CERT 2, CLIENT_ONCE 4).
@@ -310,8 +346,6 @@ impl TlsOptions {
         Ok(true)
     }
 }
-
-
 /// What the command line asks for: run, or print something and exit.
 #[derive(Debug)]
 pub enum Invocation {
@@ -397,14 +431,39 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     if f.udp_port != 0 {
         return usage("UDP is not supported (memcached's default since 1.5.6 is -U 0)");
     }
-    if f.protocol == "binary" {
-        return usage("The binary protocol is not supported; use -B ascii or auto");
-    } else if f.protocol != "auto" && f.protocol != "ascii" {
-        return Err((format!("Invalid value for binding protocol: {}", f.protocol), EX_USAGE));
-    }
+    let specified = match f.protocol.as_deref() {
+        None => None,
+        Some("auto") => Some(Binding::Auto),
+        Some("ascii") => Some(Binding::Ascii),
+        Some("binary") => Some(Binding::Binary),
+        Some(other) => return Err((format!("Invalid value for binding protocol: {other}"), EX_USAGE)),
+    };
+    let mut binding = specified.unwrap_or(Binding::Auto);
     if f.enable_sasl {
-        return usage("SASL is not supported");
+        match specified {
+            None => binding = Binding::Binary,
+            Some(Binding::Binary) => {}
+            Some(_) => return usage("ERROR: You cannot allow the ASCII protocol while using SASL."),
+        }
     }
+    if f.auth_file.is_some() {
+        match specified {
+            None => binding = Binding::Ascii,
+            Some(Binding::Ascii) => {}
+            Some(_) => {
+                return usage("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+            }
+        }
+    }
+    // Read here, at start: the variable names a file, never a secret itself.
+    let sasl_pwdb = std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from);
+    if f.enable_sasl && sasl_pwdb.is_none() {
+        return Err(("-S needs MEMCACHED_SASL_PWDB: the file of user:password lines SASL checks".into(), 1));
+    }
+    let ascii_auth = match &f.auth_file {
+        Some(path) => Some(crate::commands::auth::Credentials::load_authfile(path).map_err(|e| (e, 1))?),
+        None => None,
+    };
     let unix_mask = u32::from_str_radix(&f.unix_mask, 8)
         .map_err(|_| (format!("Invalid -a mask: {}", f.unix_mask), EX_USAGE))?;
     let mut ignored = Vec::new();
@@ -494,6 +553,12 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
             (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
             (None, None) => None,
         },
+        binding,
+        sasl: f.enable_sasl,
+        sasl_pwdb,
+        auth_file: f.auth_file,
+        ascii_auth,
+        inter: f.listen.clone(),
     })
 }
 

@@ -5,7 +5,8 @@
 #  - the image's entrypoint with and without the `memcached` word, the compose files'
 #    commands through it, and the two compose files against our users' memcached ones;
 #  - start-up failures: one line on stderr and a non-zero status (memlock too low,
-#    io_uring refused by seccomp, no CPUs readable, -s, -P, port in use, -d), and a
+#    io_uring refused by seccomp, no CPUs readable, -s, -P, port in use, -d, setuid
+#    refused), and a
 #    memlock below 512 KiB that still fits: serves, and says so at -v;
 #  - -u: the uid after start, memcached's message and status for a missing user;
 #    root without -u warns; -h says so;
@@ -62,6 +63,14 @@ next_port() { # a port free right now
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 }
 
+# A python with PyYAML (Debian's python3-yaml) for the compose files.
+pyyaml=
+for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import yaml' 2>/dev/null; then pyyaml=$py; break; fi
+done
+[[ -n $pyyaml ]] || fail "no python with PyYAML (apt-get install python3-yaml)"
+command -v man >/dev/null || fail "no man (apt-get install man-db)"
+
 # --- the image's entrypoint ------------------------------------------------------
 stubs=$work/stubs
 mkdir -p "$stubs"
@@ -91,7 +100,7 @@ ok "Dockerfile: ENTRYPOINT docker-entrypoint.sh, installed from deploy/docker/"
 
 # The compose files against our users' memcached ones: the same services, commands
 # and ports; only the image differs, plus build, security_opt and ulimits.
-python3 - <<'PY' || fail "compose files differ from the memcached ones beyond image and io_uring"
+"$pyyaml" - <<'PY' || fail "compose files differ from the memcached ones beyond image and io_uring"
 import yaml
 for ours, theirs, n in (("deploy/docker/compose.yaml", "deploy/test/memcached-compose.yaml", 1),
                         ("deploy/docker/compose.three.yaml", "deploy/test/memcached-compose.three.yaml", 3)):
@@ -126,7 +135,7 @@ while read -r command; do
     PATH=$bin:$PATH "$entry" $command -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody >"$work/c$port.log" 2>&1 &
     pids+=($!)
     started+=("$port:$!:$command")
-done < <(python3 -c 'import yaml
+done < <("$pyyaml" -c 'import yaml
 for f in ("deploy/docker/compose.yaml", "deploy/docker/compose.three.yaml"):
     for s in yaml.safe_load(open(f))["services"].values():
         print(s["command"])')
@@ -222,6 +231,11 @@ json.dump(p, open(sys.argv[1], "w"))' "$@"
     said=$(expect_fail 71 "^no CPUs in this process's affinity mask" -- \
         deploy/test/seccomp-run.py "$work/no-affinity.json" "$server" -p "$port" -l 127.0.0.1 -U 0 -u root)
     ok "CPU affinity mask unreadable, no -t: $said"
+    profile "$work/no-setuid.json" setuid
+    next_port
+    said=$(expect_fail 71 '^failed to assume identity of user nobody$' -- \
+        deploy/test/seccomp-run.py "$work/no-setuid.json" "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody)
+    ok "-u nobody with setuid refused: $said (memcached's words)"
 else
     echo "skip io_uring/affinity refusals (no python3-seccomp)"
 fi

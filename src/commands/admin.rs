@@ -28,7 +28,11 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
             answer(form, Answer::Ok, out)
         }
         ServerCmd::SlabsReassign { src, dst } => answer(form, slabs_reassign(server.config(), src, dst), out),
-        ServerCmd::Quit => return Flow::Close,
+        ServerCmd::Quit => {
+            answer(form, Answer::Closing, out);
+            return Flow::Close;
+        }
+        ServerCmd::Noop => answer(form, Answer::Ok, out),
         ServerCmd::RefreshCerts => match server.refresh_certs() {
             Ok(()) => answer(form, Answer::Ok, out),
             // memcached writes the error even under noreply.

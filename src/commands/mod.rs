@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod counters;
 pub mod delete;
 pub mod dump;
@@ -70,6 +71,9 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::Get { touch: None } => get::get(ctx, key),
         Op::Get { touch: Some(exptime) } => get::get_and_touch(ctx, key, exptime),
         Op::Touch { exptime } => get::touch(ctx, key, exptime),
+        Op::Store { mode, flags, exptime, cas_unique } if request.form.reply_cas() => {
+            storage::store_with_cas(ctx, mode, key, flags, exptime, request.value, cas_unique)
+        }
         Op::Store { mode, flags, exptime, cas_unique } => {
             storage::store(ctx, mode, key, flags, exptime, request.value, cas_unique)
         }
@@ -79,6 +83,9 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {
             meta::execute(ctx, request)
         }
+        Op::TouchFetch { exptime } => get::touch_fetch(ctx, key, exptime),
+        Op::DeleteIf { cas } => delete::delete_if(ctx, key, cas),
+        Op::Counter { incr, delta, create, cas } => arith::counter(ctx, key, incr, delta, create, cas),
     }
 }
 

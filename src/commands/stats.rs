@@ -87,6 +87,10 @@ pub struct ProcessFacts {
     pub lru_segmented: bool,
     /// Under `-Z`: memcached's TLS fields.
     pub tls: Option<TlsFacts>,
+    /// `-m` (or the last `cache_memlimit`): memcached's `settings.maxbytes`. Not the
+    /// executors' published limits, which a just-started executor may not have
+    /// published yet when the first client asks.
+    pub limit_maxbytes: u64,
     /// With `-e`: what the warm restart loaded at start (ours, printed last).
     pub restart: Option<crate::server::restart::Facts>,
     /// memcached's logger counters (`watch`).
@@ -186,7 +190,7 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     }
     out.stat("bytes_read", &c(|c| &c.bytes_read));
     out.stat("bytes_written", &c(|c| &c.bytes_written));
-    out.stat("limit_maxbytes", &g(|g| &g.limit_maxbytes));
+    out.stat("limit_maxbytes", &p.limit_maxbytes);
     out.stat("accepting_conns", &1);
     out.stat("listen_disabled_num", &0);
     out.stat("time_in_listen_disabled_us", &0);
@@ -287,7 +291,8 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None, tls: None,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None,
+            limit_maxbytes: 64 << 20, tls: None,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

@@ -51,7 +51,14 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
         }
     };
     match request.op {
-        Op::Get { .. } | Op::Touch { .. } | Op::Delete | Op::Arith { .. } => get_line(w),
+        // memcached logs the fetch in its item lookup, whichever protocol asked.
+        Op::Get { .. }
+        | Op::Touch { .. }
+        | Op::Delete
+        | Op::Arith { .. }
+        | Op::TouchFetch { .. }
+        | Op::DeleteIf { .. }
+        | Op::Counter { .. } => get_line(w),
         Op::Store { mode, flags, exptime, .. } => {
             get_line(w);
             if !w.wants(MUTATIONS) {

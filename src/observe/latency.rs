@@ -46,9 +46,9 @@ impl Family {
             Request::Keyed(Keyed { op, .. }) => match op {
                 Op::Get { .. } | Op::MetaGet { .. } => Family::Get,
                 Op::Store { .. } | Op::TooLarge { .. } | Op::MetaSet { .. } => Family::Set,
-                Op::Delete | Op::MetaDelete { .. } => Family::Delete,
-                Op::Arith { .. } | Op::MetaArith { .. } => Family::Arith,
-                Op::Touch { .. } => Family::Touch,
+                Op::Delete | Op::MetaDelete { .. } | Op::DeleteIf { .. } => Family::Delete,
+                Op::Arith { .. } | Op::MetaArith { .. } | Op::Counter { .. } => Family::Arith,
+                Op::Touch { .. } | Op::TouchFetch { .. } => Family::Touch,
                 Op::MetaDebug => Family::Other,
             },
             _ => Family::Other,

@@ -18,11 +18,21 @@ pub enum Form {
     /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
     /// the opaque, quiet mode, base64 key (see `meta.rs`).
     Meta(MetaForm),
+    /// memcached's binary protocol: the request's `opcode` (echoed, and deciding what
+    /// the reply holds: the key for GetK/GATK, no value for Touch) and `opaque`
+    /// (echoed); `quiet` for the Q opcodes, whose successes (and get misses) send nothing.
+    Binary { opcode: u8, opaque: u32, quiet: bool },
 }
 
 impl Form {
     /// Text without noreply or cas: the form of most text replies.
     pub const TEXT: Form = Form::Text { noreply: false, cas: false };
+
+    /// Whether a successful store's reply carries the item's new cas unique (binary
+    /// replies do, in their header), so the command must look it up.
+    pub fn reply_cas(&self) -> bool {
+        matches!(self, Form::Binary { .. })
+    }
 }
 
 /// What a keyed request does. Run by the core that owns its key.
@@ -52,6 +62,14 @@ pub enum Op {
     MetaArith { incr: bool, delta: u64, compare: u64, vivify: Option<i32>, initial: u64, touch: Option<i32> },
     /// `me`: memcached's debug line about an item.
     MetaDebug,
+    /// Binary Touch/GAT: a new expiry and the item back, counted as a touch only
+    /// (`cmd_touch`, `touch_hits`/`touch_misses`), as memcached's binary protocol counts it.
+    TouchFetch { exptime: i64 },
+    /// Delete only if the item's cas unique is `cas` (0: any), binary Delete.
+    DeleteIf { cas: u64 },
+    /// Binary Increment/Decrement: `create` (initial value, exptime) makes a missing
+    /// item (None: expiry 0xffffffff, a miss is NotFound); `cas` non-zero must match.
+    Counter { incr: bool, delta: u64, create: Option<(u64, i64)>, cas: u64 },
 }
 
 /// One key's request, borrowing key and value from the read buffer (or, forwarded,
@@ -115,6 +133,8 @@ pub enum ServerCmd {
     /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
     /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
     Watch { kinds: u16, valid: bool },
+    /// Binary Noop: an empty success reply (it also ends a batch of quiet requests).
+    Noop,
 }
 
 /// One client request.
@@ -128,6 +148,25 @@ pub enum Request<'a> {
     /// Text-protocol bytes the parser decided on its own (errors, `mn`). Empty when
     /// `noreply` silences them, as memcached's `out_string` does.
     Reply(&'static [u8]),
+    /// A reply the parser decided on its own in a protocol whose replies need the
+    /// request's framing (binary errors: opcode and opaque echoed); `close`: memcached
+    /// closes the connection after sending it.
+    Refused { form: Form, answer: super::Answer, close: bool },
+    /// An authentication step (binary SASL, or `-Y`'s text handshake): run by the
+    /// connection against its own authentication state.
+    Auth { form: Form, step: AuthStep<'a> },
+}
+
+/// One step of authentication, as the protocol read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthStep<'a> {
+    /// SASL List Mechanisms.
+    ListMechs,
+    /// SASL Auth (`start`) or Step: the mechanism and the client's data.
+    Sasl { start: bool, mech: &'a [u8], data: &'a [u8] },
+    /// `-Y`: the `set` handshake's payload, `user` and `pass` tokens (None: fewer
+    /// than two tokens).
+    Ascii { credentials: Option<(&'a [u8], &'a [u8])> },
 }
 
 /// An item as a command returns it to be encoded.
@@ -167,4 +206,8 @@ pub enum Outcome<'a> {
     MetaNumber(MetaNumber),
     /// `me` on a hit.
     MetaDebug(MetaDebug),
+    /// Stored, and the item's new cas unique (when the form's reply carries it).
+    StoredCas(u64),
+    /// A counter's new value and the item's new cas unique (binary Increment/Decrement).
+    NumberCas(u64, u64),
 }

@@ -18,10 +18,10 @@ use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
 use super::process_facts;
 use super::stream::{self, Stream};
-use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
-use crate::config::Config;
+use crate::commands::{self, auth, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
+use crate::config::{Binding, Config};
 use crate::observe::latency::RoundTally;
-use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request, ServerCmd};
+use crate::protocol::{self, binary, text_auth, Form, Keyed, Op, Parsed, Request, ServerCmd};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -51,6 +51,30 @@ pub struct Connection<S = Stream> {
     pacing: Pacing,
     /// This round's requests by family, for the latency histograms (crate::observe).
     tally: RoundTally,
+    /// The connection's protocol, decided by its first byte (or by `-B`).
+    proto: Proto,
+    /// SASL (`-S`) or `-Y` authentication state.
+    auth: auth::Session,
+    /// `-Y`, not yet authenticated: where this round's one reply starts. memcached
+    /// builds every reply of one read in the same response object, so each overwrites
+    /// the one before (only the last is sent).
+    auth_reply_at: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Text,
+    Binary,
+}
+
+/// A connection's protocol from its first byte, as memcached's `-B` decides it.
+fn protocol_of(binding: Binding, first: u8) -> Proto {
+    match binding {
+        Binding::Ascii => Proto::Text,
+        Binding::Binary => Proto::Binary,
+        Binding::Auto if first == binary::REQUEST_MAGIC => Proto::Binary,
+        Binding::Auto => Proto::Text,
+    }
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -102,6 +126,9 @@ impl Connection<Stream> {
             },
             pacing,
             tally: RoundTally::default(),
+            proto: Proto::Text,
+            auth: auth::Session::default(),
+            auth_reply_at: None,
         }
     }
 
@@ -135,11 +162,8 @@ impl Connection<Stream> {
             if read == 0 {
                 return Ok(());
             }
-            if !self.input.seen_bytes && self.input.buf[0] == binary::REQUEST_MAGIC {
-                // A binary-protocol client: say so in its own framing, then hang up.
-                let reply = binary::not_supported(&self.input.buf[..read]);
-                let _ = self.stream.send_all(reply).await;
-                return Ok(());
+            if !self.input.seen_bytes {
+                self.proto = protocol_of(core.shared.config.binding, self.input.buf[self.input.end]);
             }
             self.input.seen_bytes = true;
             let stats = core.stats();
@@ -231,6 +255,7 @@ impl Connection<Stream> {
 
     /// Runs every complete request in the input.
     async fn run_round(&mut self) -> Flow {
+        self.auth_reply_at = None;
         loop {
             let input = &mut self.input;
             if input.swallow > 0 {
@@ -242,7 +267,17 @@ impl Connection<Stream> {
                     return Flow::Continue;
                 }
             }
-            let parsed = protocol::parse(&input.buf[input.start..input.end], &self.core.limits);
+            let config = &self.core.shared.config;
+            let ascii_auth_pending = config.ascii_auth.is_some() && !self.auth.authenticated;
+            let buf = &input.buf[input.start..input.end];
+            let parsed = match self.proto {
+                Proto::Binary => {
+                    let gate = binary::Gate { sasl: config.sasl, authenticated: self.auth.authenticated };
+                    binary::parse(buf, &self.core.limits, gate)
+                }
+                Proto::Text if ascii_auth_pending => text_auth::parse(buf),
+                Proto::Text => protocol::parse(buf, &self.core.limits),
+            };
             let (request, consumed, swallow) = match parsed {
                 Parsed::Incomplete { need } => {
                     input.make_room(need);
@@ -253,7 +288,11 @@ impl Connection<Stream> {
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
             self.tally.note(&request);
-            if input.prefetched == 0 && consumed < input.end - input.start {
+            if ascii_auth_pending {
+                let at = *self.auth_reply_at.get_or_insert(self.output.buf.len());
+                self.output.buf.truncate(at);
+            }
+            if self.proto == Proto::Text && input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
             } else if input.prefetched == 0 && stream::others_woken() {
@@ -287,19 +326,33 @@ impl Connection<Stream> {
                     Flow::Continue
                 }
                 Request::Server { cmd, form } => {
-                    // stats sums every core's counters: the requests this connection
-                    // forwarded before it must have run first (memcached's order).
-                    if matches!(cmd, ServerCmd::Stats(_))
-                        && !self.output.holes.at.is_empty()
-                        && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
-                    {
-                        return Flow::Close;
+                    if matches!(cmd, ServerCmd::Stats(_)) {
+                        // Stats see every request before them: wait for the forwarded
+                        // ones (their cores publish once they have run them), and
+                        // publish this core's figures.
+                        if !self.output.holes.at.is_empty()
+                            && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                        {
+                            return Flow::Close;
+                        }
+                        self.core.publish();
                     }
                     let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
                     commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
                 }
                 Request::Reply(line) => {
                     self.output.buf.extend_from_slice(line);
+                    Flow::Continue
+                }
+                Request::Refused { form, answer, close } => {
+                    protocol::answer(form, answer, &mut self.output.buf);
+                    if close { Flow::Close } else { Flow::Continue }
+                }
+                Request::Auth { form, step } => {
+                    let config = &self.core.shared.config;
+                    let users = auth::Users { pwdb: config.sasl_pwdb.as_deref(), ascii: config.ascii_auth.as_ref() };
+                    let answer = auth::run(&mut self.auth, &users, step, &self.core.stats().commands);
+                    protocol::encode_auth(form, answer, &mut self.output.buf);
                     Flow::Continue
                 }
             };

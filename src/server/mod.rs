@@ -530,6 +530,7 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         slab_reassign: settings::slab_reassign(&shared.config),
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
+        limit_maxbytes: shared.runtime.memory_limit.load(Ordering::Relaxed),
         lru_segmented: settings::lru_segmented(&shared.config),
         tls: shared.tls.as_ref().map(|tls| tls.facts(shared.clock.now())),
         logger: {

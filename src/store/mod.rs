@@ -292,10 +292,12 @@ impl Shard {
             _ => (flags, exptime, value),
         };
         let outcome = if exptime != 0 && exptime <= now {
-            // Stored and at once gone: only the old version has to go.
+            // Stored and at once gone: only the old version has to go. It still takes
+            // a cas unique, as memcached's item would (a binary reply shows it).
             if let Some((slot, loc, h)) = existing {
                 self.unlink(slot, loc, h);
             }
+            self.next_cas();
             self.c.total_items += 1;
             StoreOutcome::Stored
         } else {
@@ -315,6 +317,22 @@ impl Shard {
         };
         self.return_scratch(buf);
         outcome
+    }
+
+    /// The cas unique given to the last item this shard wrote: a store's reply that
+    /// carries the new cas (binary) reads it right after the store.
+    pub fn last_cas(&self) -> u64 {
+        self.seq
+            .wrapping_sub(1)
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1)
+    }
+
+    /// A live item's cas unique, without counting as an access (binary requests that
+    /// carry a cas to compare: delete, append, incr).
+    pub fn item_cas(&mut self, key: &[u8], now: u32) -> Option<u64> {
+        let hash = self.hash(key);
+        self.find_live(key, hash, now).map(|(_, _, h)| h.cas)
     }
 
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
