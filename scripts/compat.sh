@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compatibility check: run what memcached's users run (python-memcached, pymemcache,
 # meta-memcache (the meta protocol), libmemcached-tools, nc; in the binary protocol
-# pylibmc with binary=True, with and without SASL, and Node's memjs with SASL) against
-# a server binary, and fail on any wrong result.
+# pylibmc with binary=True, with and without SASL, and Node's memjs with SASL;
+# pymemcache and openssl s_client over TLS with -Z) against a server binary, and fail
+# on any wrong result.
 #
 # Usage: scripts/compat.sh [SERVER_BIN]     (default: target/release/memcached-rs;
 #                                            /usr/bin/memcached works too)
@@ -168,6 +169,41 @@ if grep -q '^STAT pid [0-9]' <<<"$out" && grep -q '^STAT curr_connections [0-9]'
     pass "echo stats | nc shows STAT lines and END"
 else
     fail "echo stats | nc: $(head -c 300 <<<"$out")"
+fi
+
+# --- TLS (-Z) ------------------------------------------------------------------
+# A CA and a server certificate made here (openssl), a TLS server started as
+# memcached's users start it, pymemcache with a tls_context and openssl s_client
+# against it. `scripts/compat.sh /usr/bin/memcached` runs the same against memcached -Z.
+if command -v openssl >/dev/null || apt_install openssl; then
+    (cd "$WORK" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=compat-ca &&
+        openssl req -newkey rsa:2048 -nodes -keyout key.pem -out server.csr -subj /CN=localhost &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile san.ext
+    ) >"$WORK/openssl.log" 2>&1 || fail "openssl could not make the test certificates: $(tail -3 "$WORK/openssl.log")"
+    if SERVER_LOG=$WORK/server-tls.log start "$BIN" -t 2 -m 64 -Z -o "ssl_chain_cert=$WORK/cert.pem,ssl_key=$WORK/key.pem"; then
+        PT=$PORT
+        run_py pymemcache_tls.py "$PT" "$WORK/ca.pem"
+        out=$(printf 'set sc 0 0 5\r\nhello\r\nget sc\r\nversion\r\nquit\r\n' |
+            timeout 10 openssl s_client -connect 127.0.0.1:"$PT" -CAfile "$WORK/ca.pem" -verify_return_error -quiet 2>/dev/null | tr -d '\r')
+        if [ "$out" = "$(printf 'STORED\nVALUE sc 0 5\nhello\nEND\nVERSION 1.6.18')" ]; then
+            pass "openssl s_client: set, get, version, quit over TLS (certificate verified)"
+        else
+            fail "openssl s_client over TLS: $(head -c 300 <<<"$out")"
+        fi
+        out=$(echo version | timeout 5 nc -q1 127.0.0.1 "$PT" 2>&1 | tr -d '\0')
+        if ! grep -q VERSION <<<"$out"; then
+            pass "a plaintext client on the TLS port gets no reply"
+        else
+            fail "a plaintext client on the TLS port was answered: $out"
+        fi
+        kill -0 "$PID" 2>/dev/null || fail "the TLS server died during the run"
+    else
+        fail "cannot start $BIN -Z; its log: $(head -c 300 "$WORK/server-tls.log")"
+    fi
+else
+    fail "openssl is missing and could not be installed"
 fi
 
 # --- the servers survived all of it ----------------------------------------------

@@ -134,6 +134,9 @@ struct Flags {
     /// accepted for compatibility
     #[arg(short = 'W', long = "disable-watch")]
     disable_watch: bool,
+    /// enable TLS (memcached's -Z): the certificate and key come from -o ssl_chain_cert=,ssl_key=
+    #[arg(short = 'Z', long = "enable-ssl")]
+    enable_ssl: bool,
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
@@ -197,6 +200,8 @@ pub struct Config {
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
+    /// `-Z` and the `ssl_*` extended options.
+    pub tls: TlsOptions,
     /// `-o metrics[=[ADDR:]PORT]` (ours): serve `/metrics` over HTTP there (loopback and
     /// port 9150, memcached_exporter's, by default), with latency histograms and hot
     /// keys kept per core (see `crate::observe`). Off by default.
@@ -244,6 +249,45 @@ impl MemoryFile {
     }
 }
 
+/// `-Z` and memcached's `ssl_*` extended options, as given (#20). Defaults are
+/// memcached's; `server::tls` builds the TLS setup from them.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    pub enabled: bool,
+    pub chain_cert: Option<String>,
+    pub key: Option<String>,
+    pub ca_cert: Option<String>,
+    /// 0 none, 1 request a client certificate, 2 require one, 3 require once.
+    pub verify_mode: u8,
+    /// memcached's `ssl_keyformat` (OpenSSL's SSL_FILETYPE_PEM = 1): shown only.
+    pub keyformat: i64,
+    pub ciphers: Option<String>,
+    /// `ssl_wbuf_size` in bytes: shown only (records are sized by rustls).
+    pub wbuf_size: u64,
+    pub session_cache: bool,
+    pub kernel_tls: bool,
+    /// 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2 (memcached's default), 3 TLS 1.3.
+    pub min_version: u8,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            enabled: false,
+            chain_cert: None,
+            key: None,
+            ca_cert: None,
+            verify_mode: 0,
+            keyformat: 1,
+            ciphers: None,
+            wbuf_size: 16 * 1024,
+            session_cache: false,
+            kernel_tls: false,
+            min_version: 2,
+        }
+    }
+}
+
 /// Which protocol a connection speaks (`-B`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -264,6 +308,50 @@ impl Binding {
     }
 }
 
+impl TlsOptions {
+    /// OpenSSL's flags for the verify mode, as memcached's `stats settings` shows them
+    /// (SSL_VERIFY_PEER 1, FAIL_IF_NO_PEER_CERT 2, CLIENT_ONCE 4).
+    pub fn verify_flags(&self) -> u8 {
+        [0, 1, 3, 7][self.verify_mode.min(3) as usize]
+    }
+
+    /// memcached's name of the minimum version (`ssl_proto_text`).
+    pub fn min_version_text(&self) -> &'static str {
+        ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"][self.min_version.min(3) as usize]
+    }
+
+    /// Takes one `ssl_*` extended option; Ok(false) if `name` is not one. Errors are
+    /// memcached's lines (it exits 1 on them).
+    fn take(&mut self, name: &str, value: Option<&str>) -> Result<bool, String> {
+        let need = |v: Option<&str>| v.map(str::to_string).ok_or(format!("Missing {name} argument"));
+        let number = |v: Option<&str>| -> Result<i64, String> {
+            need(v)?.trim().parse::<i64>().map_err(|_| format!("could not parse argument to {name}"))
+        };
+        match name {
+            "ssl_chain_cert" => self.chain_cert = Some(need(value)?),
+            "ssl_key" => self.key = Some(need(value)?),
+            "ssl_ca_cert" => self.ca_cert = Some(need(value)?),
+            "ssl_ciphers" => self.ciphers = Some(need(value)?),
+            "ssl_keyformat" => self.keyformat = number(value)?,
+            "ssl_wbuf_size" => {
+                let kib = number(value)?;
+                self.wbuf_size = u64::try_from(kib).map_err(|_| format!("could not parse argument to {name}"))? * 1024;
+            }
+            "ssl_session_cache" => self.session_cache = true,
+            "ssl_kernel_tls" => self.kernel_tls = true,
+            "ssl_verify_mode" => match number(value)? {
+                mode @ 0..=3 => self.verify_mode = mode as u8,
+                _ => return Err("Invalid ssl_verify_mode. Use help to see valid options.".into()),
+            },
+            "ssl_min_version" => match number(value)? {
+                version @ 0..=3 => self.min_version = version as u8,
+                _ => return Err("Invalid ssl_min_version. Use help to see valid options.".into()),
+            },
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 /// What the command line asks for: run, or print something and exit.
 #[derive(Debug)]
 pub enum Invocation {
@@ -285,7 +373,7 @@ const KNOWN_EXTENDED: &[&str] = &[
     "lru_segmented", "no_lru_segmented", "inline_ascii_resp", "no_inline_ascii_resp",
     "temporary_ttl", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
     "temp_lru", "no_temp_lru", "lru_crawler_sleep", "lru_crawler_tocrawl", "expirezero_does_not_evict",
-    "resp_obj_mem_limit", "read_buf_mem_limit", "ssl_chain_cert", "drop_privileges",
+    "resp_obj_mem_limit", "read_buf_mem_limit", "drop_privileges",
     "no_drop_privileges", "memory_file", "ext_path", "lru_crawler_autosize", "ext_item_size",
     "ext_wbuf_size", "ext_threshold", "ext_max_frag", "ext_drop_unread", "ext_recache_rate",
     "ext_compact_under", "ext_drop_under", "ext_page_size", "ext_io_threadcount", "ext_max_sleep",
@@ -387,6 +475,7 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     let mut ignored = Vec::new();
     let mut cpu_steering = false;
     let mut idle_timeout = 0;
+    let mut tls = TlsOptions { enabled: f.enable_ssl, ..TlsOptions::default() };
     let (mut metrics, mut hotkeys) = (None, false);
     if let Some(value) = &f.metrics {
         metrics = Some(metrics_address(value).ok_or((format!("Invalid --metrics address: {value}"), EX_USAGE))?);
@@ -406,6 +495,9 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
             continue;
         }
         let name = option.split('=').next().unwrap_or(option);
+        if tls.take(name, option.split_once('=').map(|(_, v)| v)).map_err(|e| (e, 1))? {
+            continue;
+        }
         if !KNOWN_EXTENDED.contains(&name) {
             return Err((format!("Illegal suboption \"{option}\""), 1));
         }
@@ -420,8 +512,18 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         .iter()
         .flat_map(|l| l.split(','))
         .filter(|l| !l.is_empty())
-        .map(|l| with_port(l, f.port.max(0) as u16))
-        .collect();
+        .map(|l| match l.strip_prefix(NOTLS) {
+            // memcached: `-l notls:ADDR:PORT` is a plain listener beside TLS ones.
+            Some(addr) => format!("{NOTLS}{}", with_port(addr, f.port.max(0) as u16)),
+            None => with_port(l, f.port.max(0) as u16),
+        })
+        .collect::<Vec<String>>();
+    if !tls.enabled && listen.iter().any(|l| l.starts_with(NOTLS)) {
+        return Err(("'notls' option is valid only when SSL is enabled".into(), EX_OSERR));
+    }
+    if tls.enabled && f.port == 0 {
+        return usage("ERROR: You cannot enable SSL without a TCP port.");
+    }
     Ok(Config {
         port: f.port.max(0) as u16,
         tcp_port: f.port,
@@ -448,6 +550,7 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
         idle_timeout,
         cpu_steering,
+        tls,
         hotkeys: hotkeys || metrics.is_some(),
         metrics,
         watch_enabled: !f.disable_watch,
@@ -478,6 +581,9 @@ fn metrics_address(value: &str) -> Option<std::net::SocketAddr> {
     }
     value.parse().ok()
 }
+
+/// The prefix of a `-l` address that is not to use TLS under `-Z` (memcached's).
+pub const NOTLS: &str = "notls:";
 
 /// `ADDR` → `ADDR:port`; `ADDR:PORT` and `[V6]:PORT` kept; a bare IPv6 address bracketed.
 fn with_port(addr: &str, port: u16) -> String {
@@ -569,6 +675,21 @@ mod tests {
         assert_eq!(fail(&["-o", "foo_bar"]), ("Illegal suboption \"foo_bar\"".into(), 1));
         assert_eq!(fail(&["-z"]).1, 1);
         assert_eq!(fail(&["-U", "11211"]).1, EX_USAGE);
+    }
+
+    #[test]
+    fn tls_options_as_memcached_takes_them() {
+        let c = run(&["-Z", "-o", "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_verify_mode=2,ssl_min_version=3,ssl_session_cache",
+            "-l", "127.0.0.1,notls:127.0.0.1:9000"]);
+        assert!(c.tls.enabled && c.tls.session_cache);
+        assert_eq!((c.tls.chain_cert.as_deref(), c.tls.key.as_deref()), (Some("/c.pem"), Some("/k.pem")));
+        assert_eq!((c.tls.verify_flags(), c.tls.min_version_text()), (3, "tlsv1.3"));
+        assert_eq!(c.listen, vec!["127.0.0.1:11211", "notls:127.0.0.1:9000"]);
+        assert_eq!(fail(&["-o", "ssl_verify_mode=4"]).0, "Invalid ssl_verify_mode. Use help to see valid options.");
+        assert_eq!(fail(&["-o", "ssl_min_version=x"]).0, "could not parse argument to ssl_min_version");
+        assert_eq!(fail(&["-o", "ssl_chain_cert"]).0, "Missing ssl_chain_cert argument");
+        assert_eq!(fail(&["-l", "notls:127.0.0.1:9000"]).1, 71);
+        assert_eq!(fail(&["-Z", "-p", "0"]).1, EX_USAGE);
     }
 
     #[test]

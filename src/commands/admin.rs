@@ -33,6 +33,11 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
             return Flow::Close;
         }
         ServerCmd::Noop => answer(form, Answer::Ok, out),
+        ServerCmd::RefreshCerts => match server.refresh_certs() {
+            Ok(()) => answer(form, Answer::Ok, out),
+            // memcached writes the error even under noreply.
+            Err(message) => crate::protocol::error_message(form, &message, out),
+        },
         ServerCmd::Shutdown { graceful: _, valid } => {
             if !server.config().enable_shutdown {
                 answer(form, Answer::ShutdownDisabled, out);

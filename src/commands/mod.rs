@@ -41,7 +41,7 @@ use crate::store::Shard;
 
 pub use counters::{CommandCounters, Counter, ExecutorStats};
 pub use settings::Runtime;
-pub use stats::ProcessFacts;
+pub use stats::{ProcessFacts, TlsFacts};
 
 /// What a keyed command runs against: the owner core's shard, clock and counters.
 pub struct Ctx<'a> {
@@ -137,6 +137,9 @@ pub trait Server {
     fn page_size(&self) -> u64;
     /// Stops the server: every executor stops accepting and drains.
     fn shutdown(&self);
+    /// `refresh_certs`: reloads the TLS certificate and key; the error is memcached's
+    /// message (without TLS: "Error TLS not enabled").
+    fn refresh_certs(&self) -> Result<(), String>;
     /// Metrics, hot keys and `watch` (crate::observe).
     fn observe(&self) -> &crate::observe::Observe;
 }

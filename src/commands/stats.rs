@@ -85,6 +85,8 @@ pub struct ProcessFacts {
     pub lru_crawler: bool,
     pub lru_maintainer: bool,
     pub lru_segmented: bool,
+    /// Under `-Z`: memcached's TLS fields.
+    pub tls: Option<TlsFacts>,
     /// `-m` (or the last `cache_memlimit`): memcached's `settings.maxbytes`. Not the
     /// executors' published limits, which a just-started executor may not have
     /// published yet when the first client asks.
@@ -112,6 +114,15 @@ pub fn write_hot_keys(out: &mut impl StatSink, observe: &crate::observe::Observe
         let key = String::from_utf8_lossy(&k.key);
         out.stat(&format!("hotkey:{}", rank + 1), &format_args!("{key} count={} core={core}", k.count));
     }
+}
+
+/// What `stats` shows of TLS under `-Z` (memcached's fields).
+pub struct TlsFacts {
+    pub handshake_errors: u64,
+    /// Only with `ssl_session_cache`, as memcached.
+    pub new_sessions: Option<u64>,
+    /// Seconds since the certificate was last loaded (start or `refresh_certs`).
+    pub since_refresh: u32,
 }
 
 /// `stats`: memcached 1.6.18's general statistics, every field in its order (Debian's
@@ -211,6 +222,13 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     out.stat("log_watcher_skipped", &p.logger.skipped);
     out.stat("log_watcher_sent", &p.logger.sent);
     out.stat("log_watchers", &p.logger.watchers);
+    if let Some(tls) = &p.tls {
+        if let Some(new_sessions) = tls.new_sessions {
+            out.stat("ssl_new_sessions", &new_sessions);
+        }
+        out.stat("ssl_handshake_errors", &tls.handshake_errors);
+        out.stat("time_since_server_cert_refresh", &tls.since_refresh);
+    }
     out.stat("unexpected_napi_ids", &0);
     out.stat("round_robin_fallback", &0);
     out.stat("bytes", &g(|g| &g.bytes));
@@ -274,7 +292,7 @@ mod tests {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
             lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None,
-            limit_maxbytes: 64 << 20,
+            limit_maxbytes: 64 << 20, tls: None,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

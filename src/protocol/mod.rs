@@ -150,6 +150,16 @@ pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     }
 }
 
+/// A server-made error message line (`refresh_certs`'s), written whatever `noreply`
+/// says, as memcached's `write_and_free` does.
+pub fn error_message(form: Form, message: &str, out: &mut BytesMut) {
+    match form {
+        Form::Text { .. } | Form::Meta(_) => text_reply::message_line(message, out),
+        // The binary protocol has no refresh_certs command.
+        Form::Binary { .. } => {}
+    }
+}
+
 /// Where `stats`-style name/value pairs go: each protocol writes them its own way
 /// (text: `STAT <name> <value>` lines).
 pub trait StatSink {

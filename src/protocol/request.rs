@@ -128,6 +128,8 @@ pub enum ServerCmd {
     SlabsReassign { src: i32, dst: i32 },
     /// `slabs automove <0|1|2>`.
     SlabsAutomove { level: u32 },
+    /// `refresh_certs [noreply]`: reload the TLS certificate and key.
+    RefreshCerts,
     /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
     /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
     Watch { kinds: u16, valid: bool },

@@ -98,6 +98,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"slabs" => Now(slabs(t)),
         b"version" => Now(server(ServerCmd::Version)),
         b"quit" => Now(server(ServerCmd::Quit)),
+        b"refresh_certs" => Now(Request::Server { cmd: ServerCmd::RefreshCerts, form: Form::Text { noreply: t.noreply(), cas: false } }),
         b"shutdown" => Now(server(match (t.count, t.get(1)) {
             (1, _) => ServerCmd::Shutdown { graceful: false, valid: true },
             (2, b"graceful") => ServerCmd::Shutdown { graceful: true, valid: true },

@@ -95,6 +95,12 @@ pub fn number_line(out: &mut BytesMut, n: u64) {
 
 /// A server-wide command's answer; nothing when `noreply` silences it (memcached's
 /// `out_string`: it silences every line, errors too).
+/// A message line: the message and CRLF.
+pub fn message_line(message: &str, out: &mut BytesMut) {
+    out.put_slice(message.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
 pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
     if noreply {
         return;

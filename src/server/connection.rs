@@ -17,7 +17,7 @@ use super::core::Core;
 use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
 use super::process_facts;
-use super::stream::{self, RingStream};
+use super::stream::{self, Stream};
 use crate::commands::{self, auth, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::{Binding, Config};
 use crate::observe::latency::RoundTally;
@@ -40,7 +40,7 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
 
-pub struct Connection<S = RingStream> {
+pub struct Connection<S = Stream> {
     stream: S,
     core: Rc<Core>,
     id: u32,
@@ -107,8 +107,8 @@ struct Holes {
     max: usize,
 }
 
-impl Connection<RingStream> {
-    pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
+impl Connection<Stream> {
+    pub fn new(stream: Stream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
         super::watching::conn_new(&core, &info);
@@ -134,12 +134,14 @@ impl Connection<RingStream> {
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
+        // The last reply (before `quit`, or before the client's FIN) is still in
+        // flight: closing now would cancel it. memcached too writes it first. After an
+        // error, what was queued (a TLS alert) still goes out.
         let served = self.serve_inner().await;
-        if served.is_ok() {
-            // The last reply (before `quit`, or before the client's FIN) is still in
-            // flight: closing now would cancel it. memcached too writes it first.
-            let _ = self.stream.sent().await;
-        }
+        let _ = match served {
+            Ok(()) => self.stream.finish().await,
+            Err(_) => self.stream.sent().await,
+        };
         super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         self.core.forwarder.unregister(self.id);
     }
@@ -382,7 +384,7 @@ impl Connection<RingStream> {
 /// for this send to finish, so a connection holds at most one round in flight and one
 /// being built (each bounded by FLUSH_AT and MAX_HOLES), however slowly its client
 /// reads.
-async fn flush(stream: &mut RingStream, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
+async fn flush(stream: &mut Stream, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
     if !out.holes.at.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();
@@ -581,6 +583,13 @@ impl commands::Server for Here<'_> {
 
     fn shutdown(&self) {
         super::request_shutdown(&self.core.shared);
+    }
+
+    fn refresh_certs(&self) -> Result<(), String> {
+        match &self.core.shared.tls {
+            Some(tls) => tls.refresh(self.core.shared.clock.now()),
+            None => Err("Error TLS not enabled".into()),
+        }
     }
 
     fn observe(&self) -> &crate::observe::Observe {

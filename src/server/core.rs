@@ -48,6 +48,8 @@ pub struct Shared {
     /// Seeds for the key → core hash, the same on every core, random per process so a
     /// client cannot choose keys that all land on one core.
     pub route_seeds: [u64; 4],
+    /// `-Z`: the TLS setup every TLS listener's connections use.
+    pub tls: Option<Arc<super::tls::Tls>>,
     /// Metrics, hot keys and `watch` (crate::observe).
     pub observe: crate::observe::Observe,
     /// `-e`: the warm restart's state (what was loaded at start, the save at stop).

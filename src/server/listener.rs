@@ -16,12 +16,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::connection::Connection;
 use super::core::Core;
 use super::forward::ConnInfo;
-use super::stream::{RingListener, RingStream};
+use super::stream::{RingListener, RingStream, Stream, TlsStream};
 use crate::config::Config;
 use crate::protocol::text_reply::TOO_MANY_CONNECTIONS;
 
-/// The TCP addresses to listen on: `-l`'s list, or every interface (IPv4 and IPv6).
-pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
+/// The TCP addresses to listen on: `-l`'s list, or every interface (IPv4 and IPv6);
+/// each with whether it speaks TLS (under `-Z`, all but `notls:` ones).
+pub fn tcp_addresses(config: &Config) -> Result<Vec<(SocketAddr, bool)>, String> {
     if config.tcp_port == 0 {
         return Ok(Vec::new()); // memcached: -p 0 turns TCP off
     }
@@ -29,17 +30,22 @@ pub fn tcp_addresses(config: &Config) -> Result<Vec<SocketAddr>, String> {
         if config.unix_socket.is_some() {
             return Ok(Vec::new()); // memcached: -s alone turns TCP off
         }
+        let tls = config.tls.enabled;
         return Ok(vec![
-            SocketAddr::from(([0, 0, 0, 0], config.port)),
-            SocketAddr::from(([0u16; 8], config.port)),
+            (SocketAddr::from(([0, 0, 0, 0], config.port)), tls),
+            (SocketAddr::from(([0u16; 8], config.port)), tls),
         ]);
     }
     let mut addresses = Vec::new();
     for listen in &config.listen {
+        let (listen, tls) = match listen.strip_prefix(crate::config::NOTLS) {
+            Some(plain) => (plain, false),
+            None => (listen.as_str(), config.tls.enabled),
+        };
         let resolved = listen
             .to_socket_addrs()
             .map_err(|e| format!("getaddrinfo(): {e} ({listen})"))?;
-        addresses.extend(resolved);
+        addresses.extend(resolved.map(|addr| (addr, tls)));
     }
     Ok(addresses)
 }
@@ -148,8 +154,8 @@ fn release(core: &Core) {
     core.stats().commands.curr_connections.decr();
 }
 
-/// Serves one accepted connection, if `-c` admits it.
-async fn serve(core: Rc<Core>, socket: OwnedFd, info: ConnInfo) {
+/// Serves one accepted connection, if `-c` admits it; `tls`: over TLS.
+async fn serve(core: Rc<Core>, socket: OwnedFd, info: ConnInfo, tls: bool) {
     let mut stream = match RingStream::new(socket) {
         Ok(stream) => stream,
         Err(e) => return accept_failed(&core, e).await,
@@ -160,6 +166,20 @@ async fn serve(core: Rc<Core>, socket: OwnedFd, info: ConnInfo) {
     if core.shared.config.verbosity > 1 {
         eprintln!("<{} new client connection from {}", info.fd, info.addr);
     }
+    let stream = match (tls, &core.shared.tls) {
+        (true, Some(setup)) => match setup.accept() {
+            Ok(session) => Stream::Tls(Box::new(TlsStream::new(stream, session, setup.clone()))),
+            Err(e) => {
+                if core.shared.config.verbosity > 0 {
+                    eprintln!("SSL connection failed: {e}");
+                }
+                setup.handshake_failed();
+                release(&core);
+                return;
+            }
+        },
+        _ => Stream::Plain(stream),
+    };
     Connection::new(stream, core.clone(), info).serve().await;
     release(&core);
 }
@@ -184,7 +204,7 @@ async fn accept(listener: &mut RingListener) -> std::io::Result<OwnedFd> {
     }
 }
 
-pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
+pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener, tls: bool) {
     // Blocking: the ring waits for connections itself (a non-blocking listener could
     // make the accept fail with EAGAIN instead).
     let _ = listener.set_nonblocking(false);
@@ -204,7 +224,7 @@ pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
             listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
             ..ConnInfo::default()
         };
-        glommio::spawn_local(serve(core.clone(), stream.into(), info)).detach();
+        glommio::spawn_local(serve(core.clone(), stream.into(), info, tls)).detach();
     }
 }
 
@@ -226,6 +246,7 @@ pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
             listen_addr: format!("unix:{path}"),
             ..ConnInfo::default()
         };
-        glommio::spawn_local(serve(core.clone(), stream, info)).detach();
+        // memcached: the UNIX socket never speaks TLS.
+        glommio::spawn_local(serve(core.clone(), stream, info, false)).detach();
     }
 }

@@ -13,6 +13,7 @@ mod pacing;
 mod startup;
 mod stream;
 pub mod systemd;
+mod tls;
 mod watching;
 
 use std::rc::Rc;
@@ -41,6 +42,20 @@ const IO_MEMORY: usize = 64 << 10;
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
     let clock = clock::Clock::start();
+    // -Z: the certificate and key are loaded before anything listens; memcached exits
+    // with EX_USAGE when they cannot be.
+    let tls = match config.tls.enabled.then(|| tls::Tls::start(&config.tls, clock.now())).transpose() {
+        Ok(tls) => tls.map(Arc::new),
+        Err(message) => {
+            eprintln!("{message}");
+            return crate::config::EX_USAGE;
+        }
+    };
+    if let (Some(tls), true) = (&tls, config.verbosity > 0) {
+        for note in tls.notes() {
+            eprintln!("{note}");
+        }
+    }
     let restart = restart::prepare(&config, &clock);
     let shared = Arc::new(Shared {
         runtime: Runtime::new(&config),
@@ -49,6 +64,7 @@ pub fn run(config: Config) -> i32 {
         connections: AtomicUsize::new(0),
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
+        tls,
         route_seeds: restart.as_ref().and_then(|r| r.route_seeds()).unwrap_or_else(random_seeds),
         observe: crate::observe::Observe::new(&config),
         restart,
@@ -235,18 +251,21 @@ fn notify(state: &str) {
     }
 }
 
+/// A bound TCP listener, and whether its connections speak TLS (`-Z`, not `notls:`).
+type Bound = (std::net::TcpListener, bool);
+
 /// Every executor's TCP listeners, bound in executor order: SO_REUSEPORT numbers a
 /// port's sockets in the order they listen, and `-o cpu_steering` relies on executor
 /// `i` owning the `i`th.
 ///
 /// First, every address is probed: memcached refuses to start on a port another
 /// process listens on, and so do we (see `listener::check_port_free`).
-fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> {
+fn bind_all(config: &Config) -> Result<Vec<Vec<Bound>>, String> {
     let addresses = listener::tcp_addresses(config)?;
     // Listening on every interface (IPv4 first): a host without IPv6 still serves IPv4.
     let may_skip = |i: usize, addr: &std::net::SocketAddr| config.listen.is_empty() && addr.is_ipv6() && i > 0;
     let failed = |addr: &std::net::SocketAddr, e| format!("failed to listen on TCP port {}: {e}", addr.port());
-    for (i, addr) in addresses.iter().enumerate() {
+    for (i, (addr, _)) in addresses.iter().enumerate() {
         match listener::check_port_free(*addr) {
             // Port 0 (`-p -1`): the kernel picks a free one, nothing to probe.
             _ if addr.port() == 0 => {}
@@ -255,7 +274,7 @@ fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> 
         }
     }
     let mut listening = Vec::new();
-    for (i, addr) in addresses.iter().enumerate() {
+    for (i, (addr, tls)) in addresses.iter().enumerate() {
         let mut group: Vec<std::net::TcpListener> = Vec::new();
         for _ in 0..config.threads {
             // Every executor's socket on the port the first one got (the kernel's
@@ -276,14 +295,14 @@ fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> 
             }
         }
         if group.len() == config.threads {
-            listening.push(group);
+            listening.push((group, *tls));
         }
     }
     // Per address, per executor -> per executor, per address.
-    let mut per_executor: Vec<Vec<std::net::TcpListener>> = (0..config.threads).map(|_| Vec::new()).collect();
-    for group in listening {
+    let mut per_executor: Vec<Vec<Bound>> = (0..config.threads).map(|_| Vec::new()).collect();
+    for (group, tls) in listening {
         for (executor, l) in group.into_iter().enumerate() {
-            per_executor[executor].push(l);
+            per_executor[executor].push((l, tls));
         }
     }
     Ok(per_executor)
@@ -293,13 +312,13 @@ fn bind_all(config: &Config) -> Result<Vec<Vec<std::net::TcpListener>>, String> 
 /// written there, a line per address (`TCP INET: 11211`, `TCP INET6: 11211`), through
 /// `<file>.lck` renamed into place once complete, so a test harness that started us
 /// with `-p -1` can read the port the kernel picked. Not written with `-s`, as memcached.
-fn write_port_file(config: &Config, listeners: &[Vec<std::net::TcpListener>]) {
+fn write_port_file(config: &Config, listeners: &[Vec<Bound>]) {
     let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") else { return };
     if config.unix_socket.is_some() {
         return;
     }
     let mut lines = String::new();
-    for l in listeners.first().into_iter().flatten() {
+    for (l, _) in listeners.first().into_iter().flatten() {
         if let Ok(addr) = l.local_addr() {
             let family = if addr.is_ipv6() { "INET6" } else { "INET" };
             lines.push_str(&format!("TCP {family}: {}\n", addr.port()));
@@ -321,14 +340,14 @@ fn write_port_file(config: &Config, listeners: &[Vec<std::net::TcpListener>]) {
 
 /// `-o cpu_steering`: each port's connections go to the executor on the CPU that took
 /// their SYN. Executor `i` runs on `cpus[i % cpus.len()]` (see `run`).
-fn steer_by_cpu(config: &Config, listeners: &[Vec<std::net::TcpListener>], cpus: &[core_affinity::CoreId]) {
+fn steer_by_cpu(config: &Config, listeners: &[Vec<Bound>], cpus: &[core_affinity::CoreId]) {
     if cpus.is_empty() {
         eprintln!("cpu_steering: the executors are not pinned; connections are spread by hash");
         return;
     }
     let executor_cpus: Vec<usize> = (0..config.threads).map(|i| cpus[i % cpus.len()].id).collect();
     // The program belongs to the port's whole group: one socket of each is enough.
-    for l in listeners.first().into_iter().flatten() {
+    for (l, _) in listeners.first().into_iter().flatten() {
         if let Err(e) = listener::steer_by_cpu(l, &executor_cpus) {
             eprintln!("cpu_steering: {e}; connections are spread by hash");
         }
@@ -344,7 +363,7 @@ async fn executor_main(
     shared: Arc<Shared>,
     requests: MeshBuilder<ToOwner, glommio::channels::channel_mesh::Full>,
     replies: MeshBuilder<ToOrigin, glommio::channels::channel_mesh::Full>,
-    bound: Vec<std::net::TcpListener>,
+    bound: Vec<Bound>,
     mut ready: Ready,
 ) {
     let threads = shared.config.threads;
@@ -411,9 +430,9 @@ async fn executor_main(
         tasks.push(glommio::spawn_local(serve));
     }
     let mut accepting = Vec::new();
-    let listening: Vec<i32> = bound.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    for l in bound {
-        accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
+    let listening: Vec<i32> = bound.iter().map(|(l, _)| std::os::fd::AsRawFd::as_raw_fd(l)).collect();
+    for (l, tls) in bound {
+        accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l, tls)));
     }
     if let Some(l) = unix {
         accepting.push(glommio::spawn_local(listener::accept_unix(core.clone(), l)));
@@ -455,11 +474,24 @@ pub(crate) fn request_shutdown(shared: &Shared) {
 }
 
 fn install_signal_handlers(shared: &Arc<Shared>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])?;
     let shared = shared.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for signal in signals.forever() {
+            if signal == SIGHUP {
+                // Ours: what `refresh_certs` does, for `systemctl reload` (ExecReload),
+                // which cannot easily speak TLS to us. memcached does not stop on
+                // SIGHUP either (its handler serves the proxy's reload).
+                if let Some(tls) = &shared.tls {
+                    match tls.refresh(shared.clock.now()) {
+                        Ok(()) if shared.config.verbosity > 0 => eprintln!("SIGHUP: certificates reloaded"),
+                        Ok(()) => {}
+                        Err(message) => eprintln!("SIGHUP: {message}"),
+                    }
+                }
+                continue;
+            }
             if shared.shutting_down() {
                 // Asked twice: the operator wants out now, whatever is in flight.
                 eprintln!("Signal handled: {signal}. Exiting now.");
@@ -505,6 +537,7 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         lru_maintainer: settings::lru_maintainer(&shared.config),
         limit_maxbytes: shared.runtime.memory_limit.load(Ordering::Relaxed),
         lru_segmented: settings::lru_segmented(&shared.config),
+        tls: shared.tls.as_ref().map(|tls| tls.facts(shared.clock.now())),
         logger: {
             let w = &shared.observe.watch;
             crate::commands::stats::LoggerCounts {

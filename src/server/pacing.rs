@@ -15,7 +15,7 @@ use std::io;
 use std::time::Duration;
 
 use super::core::Core;
-use super::stream::RingStream;
+use super::stream::Stream;
 
 /// A connection's request budget for the current event (`-R`).
 pub struct Pacing {
@@ -52,7 +52,7 @@ impl Pacing {
 /// been idle for more than `idle_timeout` seconds since `last_cmd` (server clock), and
 /// counts the kick. Without one, an ordinary read.
 pub async fn read_or_idle(
-    stream: &mut RingStream,
+    stream: &mut Stream,
     buf: &mut [u8],
     core: &Core,
     last_cmd: u32,

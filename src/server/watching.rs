@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use super::core::Core;
 use super::forward::ConnInfo;
-use super::stream::RingStream;
+use super::stream::Stream;
 use crate::observe::watch::Watcher;
 use crate::protocol::watch_lines::{self, CONNEVENTS};
 use crate::protocol::{answer, Answer, Form};
@@ -18,7 +18,7 @@ const SEND_EVERY: Duration = Duration::from_millis(10);
 
 /// Runs `watch` on this connection: `None` if there were too many watchers (the
 /// connection carries on, as memcached's does), else how the stream ended.
-pub async fn watch(core: &Core, stream: &mut RingStream, kinds: u16) -> Option<std::io::Result<()>> {
+pub async fn watch(core: &Core, stream: &mut Stream, kinds: u16) -> Option<std::io::Result<()>> {
     let watchers = &core.shared.observe.watch;
     let Some(watcher) = watchers.add(kinds) else {
         let mut out = BytesMut::new();
@@ -34,7 +34,7 @@ pub async fn watch(core: &Core, stream: &mut RingStream, kinds: u16) -> Option<s
 /// sends is read and ignored; its end ends the stream. A client that does not read
 /// holds this task in its write, never the executor: its buffer fills and it loses
 /// lines (`crate::observe::watch`).
-async fn stream_lines(core: &Core, stream: &mut RingStream, watcher: &Watcher) -> std::io::Result<()> {
+async fn stream_lines(core: &Core, stream: &mut Stream, watcher: &Watcher) -> std::io::Result<()> {
     stream.send_all(watch_lines::WATCH_OK).await?;
     let mut lines = Vec::new();
     let mut ignored = [0u8; 1024];
