@@ -13,15 +13,11 @@ if [ ! -r "$TOOL" ]; then
     echo "memcached-tool not found at $TOOL (apt-get install memcached)" >&2
     exit 1
 fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" -p "$PORT" -l 127.0.0.1 -U 0 -t "$THREADS" -m 64 &
-PID=$!
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh
 OUT=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && break
-    sleep 0.05
-done
+ON_EXIT='rm -rf "$OUT"'
+start "$BIN" -t "$THREADS" -m 64
 
 # 200 keys (one with a space-like escape in it, one with a TTL), then every tool mode.
 python3 - "$PORT" <<'PY'

@@ -21,18 +21,12 @@ fi
 VENV=$ROOT/target/compat-venv
 PY=$VENV/bin/python
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/compat.XXXXXX")
-PIDS=()
 PASS=0
 FAIL=0
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh
+ON_EXIT='stop_all; rm -rf "$WORK"'
 
 pass() { PASS=$((PASS + 1)); echo "PASS $1"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; }
@@ -66,41 +60,13 @@ if [ $missing = 1 ]; then
 fi
 
 # --- servers ------------------------------------------------------------------
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_ready() {
-    "$PY" - "$1" <<'PYEOF'
-import socket, sys, time
-deadline = time.time() + 10
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PYEOF
-}
-# start_server VAR_PORT VAR_PID: start one server on a free port (retrying on a race).
+# start_server VAR_PORT VAR_PID: one server on a free port (scripts/lib/servers.sh:
+# it retries when another process takes the port first).
 start_server() {
-    local port pid try
-    local user=(); [ "$(id -u)" = 0 ] && user=(-u root)
-    for try in 1 2 3 4 5; do
-        port=$(free_port)
-        "$BIN" -p "$port" -l 127.0.0.1 -U 0 -t 2 -m 64 "${user[@]}" >"$WORK/server-$port.log" 2>&1 &
-        pid=$!
-        if wait_ready "$port" && kill -0 "$pid" 2>/dev/null; then
-            PIDS+=("$pid")
-            printf -v "$1" %s "$port"
-            printf -v "$2" %s "$pid"
-            return 0
-        fi
-        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-    done
-    echo "compat: cannot start $BIN; last log:" >&2
-    cat "$WORK/server-$port.log" >&2
-    exit 2
+    SERVER_LOG=$WORK/server-$1.log start "$BIN" -t 2 -m 64 ||
+        { echo "compat: cannot start $BIN; its log:" >&2; cat "$WORK/server-$1.log" >&2; exit 2; }
+    printf -v "$1" %s "$PORT"
+    printf -v "$2" %s "$PID"
 }
 start_server P1 PID1
 start_server P2 PID2

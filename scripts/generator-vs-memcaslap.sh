@@ -25,7 +25,7 @@
 #
 # Usage: scripts/generator-vs-memcaslap.sh
 # Environment: ROUNDS [3]  DURATION [10] s  CASES ["p1 p1hot p16"]  KEYS [100000]  HOT_KEYS [5000]
-#              PORT [31411]  OUT [target/generator-vs-memcaslap]  QUICK=1 (DURATION=3)
+#              OUT [target/generator-vs-memcaslap]  QUICK=1 (DURATION=3)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +37,6 @@ CASES=${CASES:-"p1 p1hot p16"}
 KEYS=${KEYS:-100000}
 HOT_KEYS=${HOT_KEYS:-5000}
 CONNS=50
-PORT=${PORT:-31411}
 OUT=${OUT:-$ROOT/target/generator-vs-memcaslap}
 MCBENCH=${MCBENCH:-$ROOT/target/release/mcbench}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
@@ -55,19 +54,11 @@ mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
 
-SPID=
-cleanup() { [[ -n $SPID ]] && kill "$SPID" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
-ROOT_FLAG=()
-[[ $(id -u) == 0 ]] && ROOT_FLAG=(-u root)
-taskset -c 0 "$MEMCACHED" "${ROOT_FLAG[@]}" -l 127.0.0.1 -p "$PORT" -t 1 -m 1024 -c 4096 -U 0 \
-    > "$OUT/memcached.log" 2>&1 &
-SPID=$!
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    kill -0 "$SPID" 2>/dev/null || die "memcached did not start; see $OUT/memcached.log"
-    sleep 0.05
-done
+# shellcheck source=lib/servers.sh
+source "$ROOT/scripts/lib/servers.sh"
+SERVER_CPUS=0 SERVER_LOG=$OUT/memcached.log start "$MEMCACHED" -t 1 -m 1024 -c 4096 ||
+    die "memcached did not start; see $OUT/memcached.log"
+SPID=$PID
 "$MCBENCH" --servers "127.0.0.1:$PORT" --keys "$KEYS" --key-prefix "$PREFIX" --value-size 64-1024 \
     --preload --requests 1 --connections 8 -q > /dev/null
 cfg=$OUT/memcaslap.cfg

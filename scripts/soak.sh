@@ -46,26 +46,14 @@ server=${SOAK_SERVER:-target/release/memcached-rs}
 bench=target/release/mcbench
 [ -x "$bench" ] || { echo "soak.sh: $bench missing (build the bench/ crate)" >&2; exit 2; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
-as_root=()
-[ "$(id -u)" = 0 ] && as_root=(-u root)
-# shellcheck disable=SC2086
-"$server" -p "$port" -l 127.0.0.1 -U 0 $server_args "${as_root[@]}" 2>"$work/server.err" &
-server_pid=$!
 churn_pid=
-cleanup() {
-    [ -n "$churn_pid" ] && kill "$churn_pid" 2>/dev/null || true
-    kill "$server_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break
-    sleep 0.1
-done
+# shellcheck source=lib/servers.sh
+source scripts/lib/servers.sh
+ON_EXIT='[ -n "$churn_pid" ] && kill "$churn_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"'
+# shellcheck disable=SC2086
+SERVER_LOG=$work/server.err start "$server" $server_args
+port=$PORT server_pid=$PID
 
 # The churn client: short-lived connections, every reply checked. Writes its running
 # totals to $work/churn every second; any wrong reply is an error (and is printed).

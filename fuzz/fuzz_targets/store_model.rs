@@ -1,16 +1,14 @@
 //! Store operation sequences on a shard that never evicts (a large limit), every
-//! answer checked against a HashMap model.
+//! answer checked against the shard's model (memcached_rs::store::model).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use memcached_rs::store::model::{ops, Harness};
 use memcached_rs::store::{Shard, StoreConfig};
 
-#[path = "store_common.rs"]
-mod store_common;
-use store_common::{Harness, Op};
-
-fuzz_target!(|input: (u8, Vec<Op>)| {
-    let (config, ops) = input;
+fuzz_target!(|data: &[u8]| {
+    let Some((&config, rest)) = data.split_first() else { return };
+    let ops = ops(rest);
     // -I 1 KiB or 1 MiB; one or two shards (CAS uniques interleave across shards).
     let item_size_max = if config & 1 == 0 { 1024 } else { 1 << 20 };
     let shard_count = 1 + u32::from(config >> 1 & 1);

@@ -4,14 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use memcached_rs::store::model::{ops, Harness};
 use memcached_rs::store::{Shard, StoreConfig};
 
-#[path = "store_common.rs"]
-mod store_common;
-use store_common::{Harness, Op};
-
-fuzz_target!(|input: (u8, u8, Vec<Op>)| {
-    let (config, kib, ops) = input;
+fuzz_target!(|data: &[u8]| {
+    let [config, kib, rest @ ..] = data else { return };
+    let (config, kib, ops) = (*config, *kib, ops(rest));
     let evict = config & 1 == 0;
     let item_size_max = [512, 2048][usize::from(config >> 1 & 1)];
     let seg_size = [1024, 4096][usize::from(config >> 2 & 1)].max(item_size_max);

@@ -10,9 +10,10 @@ use super::{settings, stats_slabs, CoreOp, Server};
 use crate::protocol::{answer, stat_sink, Answer, Form, StatSink, StatsKind};
 
 /// What `stats` shows as `libevent`: memcached names its event library there; ours is
-/// the executor's event mechanism. Client sockets are read through one epoll set per
-/// executor, which sleeps in its io_uring ring (see README, "How it is built").
-pub const EVENT_MECHANISM: &str = "epoll+io_uring";
+/// the executor's event mechanism. Client sockets are accepted, read and written
+/// through each executor's io_uring ring alone (multishot accept and receive, send
+/// SQEs), where the executor also sleeps (see README, "How it is built").
+pub const EVENT_MECHANISM: &str = "io_uring";
 
 /// Runs `stats <kind>`.
 pub fn stats(server: &mut impl Server, kind: StatsKind, form: Form, out: &mut BytesMut) {
@@ -245,7 +246,7 @@ mod tests {
         assert!(text.contains("STAT get_hits 7\r\n"));
         assert!(text.contains("STAT curr_items 10\r\n"));
         assert!(text.contains("STAT rusage_user 0.500000\r\n"));
-        assert!(text.contains("STAT libevent epoll+io_uring\r\n"));
+        assert!(text.contains("STAT libevent io_uring\r\n"));
         let names: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
         assert_eq!(names, MEMCACHED_1_6_18_STATS, "every field of memcached's `stats`, in its order");
     }

@@ -12,12 +12,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::core::Core;
 use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
 use super::process_facts;
+use super::stream::{self, RingStream};
 use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
@@ -39,7 +39,7 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// as would make about FLUSH_AT at that size.
 const MAX_HOLES: usize = 64;
 
-pub struct Connection<S> {
+pub struct Connection<S = RingStream> {
     stream: S,
     core: Rc<Core>,
     id: u32,
@@ -80,8 +80,8 @@ struct Holes {
     max: usize,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    pub fn new(stream: S, core: Rc<Core>, info: ConnInfo) -> Self {
+impl Connection<RingStream> {
+    pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
         let (id, mailbox) = core.forwarder.register(info);
@@ -102,7 +102,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
-        let _ = self.serve_inner().await;
+        if self.serve_inner().await.is_ok() {
+            // The last reply (before `quit`, or before the client's FIN) is still in
+            // flight: closing now would cancel it. memcached too writes it first.
+            let _ = self.stream.sent().await;
+        }
         self.core.forwarder.unregister(self.id);
     }
 
@@ -125,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if !self.input.seen_bytes && self.input.buf[0] == binary::REQUEST_MAGIC {
                 // A binary-protocol client: say so in its own framing, then hang up.
                 let reply = binary::not_supported(&self.input.buf[..read]);
-                let _ = self.stream.write_all(&reply).await;
+                let _ = self.stream.send_all(reply).await;
                 return Ok(());
             }
             self.input.seen_bytes = true;
@@ -176,7 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.run_round().await;
             self.flush().await?;
         }
-        self.stream.close().await?;
+        self.stream.shutdown_write().await?;
         let deadline = Instant::now() + Duration::from_secs(1);
         while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
             self.input.start = 0;
@@ -196,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let buf = &mut self.input.buf[self.input.end..];
         let stream = &mut self.stream;
-        let read = async { Some(stream.read(buf).await) };
+        let read = async { Some(stream.recv(buf).await) };
         let timeout = async {
             glommio::timer::sleep(wait).await;
             None
@@ -234,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
-            } else if input.prefetched == 0 && self.core.poller.others_woken() {
+            } else if input.prefetched == 0 && stream::others_woken() {
                 // A lone get (pipeline 1): start its misses, and let the other connections
                 // that have a request start theirs, before any of them waits on one. With
                 // no other connection woken, yielding would only delay this reply.
@@ -294,8 +298,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// Waits for forwarded replies, fills the holes and writes `out` to `stream`.
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
+/// Waits for forwarded replies, fills the holes and hands `out` to `stream` to send.
+///
+/// The send goes to the kernel with the executor's next turn and this returns at once:
+/// the connection reads and runs its next round meanwhile. The next flush first waits
+/// for this send to finish, so a connection holds at most one round in flight and one
+/// being built (each bounded by FLUSH_AT and MAX_HOLES), however slowly its client
+/// reads.
+async fn flush(stream: &mut RingStream, out: &mut Output, mailbox: &Mailbox, core: &Core) -> std::io::Result<()> {
     if !out.holes.at.is_empty() {
         mailbox.all_delivered().await;
         out.spliced.clear();
@@ -319,10 +329,17 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output, mailbox:
         return Ok(());
     }
     core.stats().commands.bytes_written.add(out.buf.len() as u64);
-    let result = stream.write_all(&out.buf).await;
-    out.buf.clear();
+    stream.sent().await?;
+    let round = std::mem::take(&mut out.buf);
+    out.buf = match stream.start_send(round) {
+        Some(mut done) => {
+            done.clear();
+            done
+        }
+        None => BytesMut::with_capacity(READ_BUFFER),
+    };
     out.shrink();
-    result
+    Ok(())
 }
 
 /// Holes the next round may have, after a round whose `holes` forwarded replies came to

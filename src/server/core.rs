@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use poller::Poller;
 
 use super::clock::Clock;
 use super::forward::{Batch, Forwarder, Work};
@@ -87,8 +86,6 @@ pub struct Core {
     pub shard: RefCell<Shard>,
     pub router: Router,
     pub forwarder: Rc<Forwarder>,
-    /// Read readiness of this executor's client sockets.
-    pub poller: Rc<Poller>,
     pub limits: Limits,
     /// The delayed flush_all this core applied last (its due time).
     pub flush_applied: Cell<u32>,

@@ -6,20 +6,17 @@
 //! cannot be shared that way; executor 0 alone listens on it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use futures_lite::AsyncWriteExt;
-use rustix::io::Errno;
-use rustix::net::SocketFlags;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::Connection;
 use super::core::Core;
 use super::forward::ConnInfo;
-use super::stream::PolledStream;
+use super::stream::{RingListener, RingStream};
 use crate::config::Config;
 use crate::protocol::text_reply::TOO_MANY_CONNECTIONS;
 
@@ -131,14 +128,14 @@ pub fn bind_unix(config: &Config) -> std::io::Result<Option<UnixListener>> {
 }
 
 /// Takes a connection slot under `-c`, or refuses the client as memcached does.
-async fn admit<S: futures_lite::AsyncWrite + Unpin>(core: &Core, stream: &mut S) -> bool {
+async fn admit(core: &Core, stream: &mut RingStream) -> bool {
     let shared = &core.shared;
     let counters = &core.stats().commands;
     let open = shared.connections.fetch_add(1, Ordering::Relaxed);
     if open >= shared.config.max_connections {
         shared.connections.fetch_sub(1, Ordering::Relaxed);
         counters.rejected_connections.incr();
-        let _ = stream.write_all(TOO_MANY_CONNECTIONS).await;
+        let _ = stream.send_all(TOO_MANY_CONNECTIONS).await;
         return false;
     }
     counters.curr_connections.incr();
@@ -152,8 +149,8 @@ fn release(core: &Core) {
 }
 
 /// Serves one accepted connection, if `-c` admits it.
-async fn serve<T: AsFd + Unpin>(core: Rc<Core>, socket: T, info: ConnInfo) {
-    let mut stream = match PolledStream::new(socket, &core.poller) {
+async fn serve(core: Rc<Core>, socket: OwnedFd, info: ConnInfo) {
+    let mut stream = match RingStream::new(socket) {
         Ok(stream) => stream,
         Err(e) => return accept_failed(&core, e).await,
     };
@@ -176,21 +173,24 @@ async fn accept_failed(core: &Core, e: std::io::Error) {
     glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
 }
 
-/// The next connection on `listener` (non-blocking, close-on-exec), waiting for one
-/// through the executor's ring.
-async fn accept(listener: impl AsFd) -> std::io::Result<OwnedFd> {
+/// The next connection on `listener` (blocking, close-on-exec: all its I/O goes
+/// through the ring), from the listener's multishot accept.
+async fn accept(listener: &mut RingListener) -> std::io::Result<OwnedFd> {
     loop {
-        match rustix::net::accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-            Err(Errno::AGAIN) => glommio::net::wait_readable(listener.as_fd().as_raw_fd()).await?,
-            Err(Errno::INTR | Errno::CONNABORTED) => {}
-            accepted => return accepted.map_err(Into::into),
+        match listener.accept().await {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) => {}
+            accepted => return accepted,
         }
     }
 }
 
 pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
+    // Blocking: the ring waits for connections itself (a non-blocking listener could
+    // make the accept fail with EAGAIN instead).
+    let _ = listener.set_nonblocking(false);
+    let mut listener = RingListener::new(listener.into());
     loop {
-        let stream = match accept(&listener).await {
+        let stream = match accept(&mut listener).await {
             Ok(fd) => TcpStream::from(fd),
             Err(e) => {
                 accept_failed(&core, e).await;
@@ -204,15 +204,17 @@ pub async fn accept_tcp(core: Rc<Core>, listener: TcpListener) {
             listen_addr: stream.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
             ..ConnInfo::default()
         };
-        glommio::spawn_local(serve(core.clone(), stream, info)).detach();
+        glommio::spawn_local(serve(core.clone(), stream.into(), info)).detach();
     }
 }
 
 pub async fn accept_unix(core: Rc<Core>, listener: UnixListener) {
     let path = core.shared.config.unix_socket.as_ref().map_or(String::new(), |p| p.display().to_string());
+    let _ = listener.set_nonblocking(false);
+    let mut listener = RingListener::new(listener.into());
     loop {
-        let stream = match accept(&listener).await {
-            Ok(fd) => UnixStream::from(fd),
+        let stream = match accept(&mut listener).await {
+            Ok(fd) => fd,
             Err(e) => {
                 accept_failed(&core, e).await;
                 continue;

@@ -24,7 +24,6 @@ use crate::commands::{settings, ExecutorStats, ProcessFacts, Runtime};
 use crate::config::Config;
 use crate::protocol::{Limits, MEMCACHED_VERSION};
 use crate::store::{Shard, StoreConfig};
-use poller::Poller;
 
 /// memcached's exit status when it cannot listen (`EX_OSERR`).
 const EX_OSERR: i32 = 71;
@@ -68,6 +67,9 @@ pub fn run(config: Config) -> i32 {
         steer_by_cpu(&shared.config, &listeners, &cpus);
     }
     write_port_file(&shared.config, &listeners);
+    // The main ring's completion mode (vendored glommio patch 11): see README, "How it
+    // is built". MEMCACHED_RS_RING=coop|defer chooses, for measuring one against the other.
+    glommio::set_main_ring_defer_taskrun(ring_mode_defer());
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -118,6 +120,19 @@ pub fn run(config: Config) -> i32 {
     }
     0
 }
+
+/// Whether executors create their main ring with SINGLE_ISSUER | DEFER_TASKRUN
+/// (completions posted only when the executor enters the ring each turn) rather than
+/// COOP_TASKRUN. Either falls back to the next where the kernel refuses it.
+fn ring_mode_defer() -> bool {
+    match std::env::var("MEMCACHED_RS_RING").as_deref() {
+        Ok("coop") => false,
+        Ok("defer") => true,
+        _ => DEFAULT_RING_DEFER,
+    }
+}
+
+const DEFAULT_RING_DEFER: bool = false;
 
 /// Tells systemd (Type=notify) where we are; a no-op outside systemd.
 fn notify(state: &str) {
@@ -253,16 +268,17 @@ async fn executor_main(
         shard_count: threads as u32,
     });
     let forwarder = Rc::new(Forwarder::new(id, threads));
-    let poller = match Poller::new() {
-        Ok(poller) => poller,
-        Err(e) => return send_ready(&ready, Err(format!("epoll_create: {e}"))),
-    };
+    // Client sockets go through this executor's ring and its provided-buffer ring
+    // (kernel 6.0 for multishot receives): register it now, so that a kernel that
+    // refuses it stops the server at start with one line, not its first client.
+    if let Err(e) = glommio::net::prepare_ring_sockets() {
+        return send_ready(&ready, Err(format!("io_uring provided-buffer ring: {e} (memcached-rs needs Linux 6.0 or later)")));
+    }
     let core = Rc::new(Core {
         id,
         router: Router::new(threads, shared.route_seeds),
         shard: shard.into(),
         forwarder: forwarder.clone(),
-        poller: poller.clone(),
         limits: Limits { item_size_max: config.item_size_max },
         flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
@@ -295,7 +311,6 @@ async fn executor_main(
         });
         tasks.push(glommio::spawn_local(serve));
     }
-    tasks.push(glommio::spawn_local(poller.drive()));
     let mut accepting = Vec::new();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));

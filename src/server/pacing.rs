@@ -14,9 +14,8 @@
 use std::io;
 use std::time::Duration;
 
-use futures_lite::{AsyncRead, AsyncReadExt};
-
 use super::core::Core;
+use super::stream::RingStream;
 
 /// A connection's request budget for the current event (`-R`).
 pub struct Pacing {
@@ -52,17 +51,17 @@ impl Pacing {
 /// Reads from `stream`; with an idle timeout, gives up (None) once the connection has
 /// been idle for more than `idle_timeout` seconds since `last_cmd` (server clock), and
 /// counts the kick. Without one, an ordinary read.
-pub async fn read_or_idle<S: AsyncRead + Unpin>(
-    stream: &mut S,
+pub async fn read_or_idle(
+    stream: &mut RingStream,
     buf: &mut [u8],
     core: &Core,
     last_cmd: u32,
 ) -> Option<io::Result<usize>> {
     let idle_timeout = core.shared.config.idle_timeout;
     if idle_timeout == 0 {
-        return Some(stream.read(buf).await);
+        return Some(stream.recv(buf).await);
     }
-    let read = async { Some(stream.read(buf).await) };
+    let read = async { Some(stream.recv(buf).await) };
     let kicker = async {
         loop {
             // memcached's kicker looks about once a second; so does this one.

@@ -101,6 +101,8 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 mod prefetch;
 mod rewrite;
 mod segment;

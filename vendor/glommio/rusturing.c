@@ -312,3 +312,17 @@ extern inline int rust_io_uring_wait_cqe(struct io_uring *ring, struct io_uring_
 {
     return io_uring_wait_cqe(ring, cqe_ptr);
 }
+
+/* memcached-rs patch 10: submit what is queued and run the ring's pending completion
+ * task work (IORING_ENTER_GETEVENTS without waiting), in one io_uring_enter. With
+ * COOP_TASKRUN/DEFER_TASKRUN, receive completions are only posted once we enter. */
+extern int __io_uring_flush_sq(struct io_uring *ring);
+extern int __sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
+				unsigned flags, sigset_t *sig);
+
+int rust_io_uring_submit_getevents(struct io_uring *ring)
+{
+	int submitted = __io_uring_flush_sq(ring);
+	int ret = __sys_io_uring_enter(ring->ring_fd, submitted, 0, IORING_ENTER_GETEVENTS, NULL);
+	return ret < 0 ? -errno : ret;
+}

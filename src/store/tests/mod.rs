@@ -30,19 +30,3 @@ pub(super) fn set(s: &mut Shard, key: &[u8], value: &[u8], now: u32) -> StoreOut
 pub(super) fn key(i: usize) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
 }
-
-impl Shard {
-    /// The item as the model sees it, without touching recency or expiring anything.
-    pub(super) fn peek(&self, key: &[u8], now: u32) -> Option<model::MItem> {
-        let (_, loc, h) = self.find(key, self.hash(key))?;
-        if h.is_expired(now) || self.flushed(&h) {
-            return None;
-        }
-        Some(model::MItem {
-            value: self.value_at(loc, h).to_vec(),
-            flags: h.flags,
-            exptime: h.exptime,
-            cas: h.cas,
-        })
-    }
-}

@@ -97,6 +97,11 @@ bitflags::bitflags! {
         const COOP_TASKRUN = 1 << 8;
         /// memcached-rs patch: with COOP_TASKRUN, flag pending task work in the SQ ring.
         const TASKRUN_FLAG = 1 << 9;
+        /// memcached-rs patch 11: only one task submits (kernel 6.0).
+        const SINGLE_ISSUER = 1 << 12;
+        /// memcached-rs patch 11: completion task work runs only in io_uring_enter with
+        /// GETEVENTS (kernel 6.1; needs SINGLE_ISSUER).
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 

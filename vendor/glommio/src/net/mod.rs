@@ -107,11 +107,13 @@ fn yolo_sendmsg(
 }
 
 mod datagram;
+mod ring_socket;
 mod stream;
 mod tcp_socket;
 mod udp_socket;
 mod unix;
 pub use self::{
+    ring_socket::{prepare_ring_sockets, woken_readers, RingListener, RingStream},
     stream::{Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},
     udp_socket::UdpSocket,

@@ -41,6 +41,7 @@ use crate::{
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
+    sys::netops::NetOps,
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
 };
 use ahash::AHashMap;
@@ -78,6 +79,30 @@ enum UringOpDescriptor {
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
     Nop,
+    /// memcached-rs patch 10: a socket op of `netops` (its user_data is tagged).
+    Net(NetSqe),
+}
+
+/// memcached-rs patch 10: the socket ops of `netops`, filled in by `fill_sqe`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NetSqe {
+    /// Multishot receive into the provided-buffer ring.
+    RecvMulti,
+    /// Send these bytes (they stay alive in the op's state until it completes).
+    Send(*const u8, usize),
+    /// Multishot accept (close-on-exec, blocking sockets: all their I/O goes
+    /// through the ring).
+    AcceptMulti,
+    /// Cancel the op with this user_data.
+    Cancel(u64),
+}
+
+pub(crate) fn net_descriptor(op: NetSqe, fd: RawFd, user_data: u64) -> UringDescriptor {
+    let flags = match op {
+        NetSqe::RecvMulti => SubmissionFlags::BUFFER_SELECT,
+        _ => SubmissionFlags::empty(),
+    };
+    UringDescriptor { fd, flags, user_data, args: UringOpDescriptor::Net(op) }
 }
 
 #[derive(Debug)]
@@ -268,6 +293,19 @@ thread_local! {
 
 /// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
 /// of the executor running on this thread, 0 outside an executor.
+/// memcached-rs patch 11: whether executors create their main ring with
+/// SINGLE_ISSUER | DEFER_TASKRUN (falling back to COOP_TASKRUN where the kernel
+/// refuses them). Set before the executors start.
+pub fn set_main_ring_defer_taskrun(on: bool) {
+    MAIN_RING_DEFER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+static MAIN_RING_DEFER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn main_ring_defer_taskrun() -> bool {
+    MAIN_RING_DEFER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn main_ring_setup_flags() -> u32 {
     MAIN_RING_SETUP_FLAGS.with(|f| f.get())
 }
@@ -441,6 +479,24 @@ fn fill_sqe<F>(
                 });
             }
             UringOpDescriptor::Nop => sqe.prep_nop(),
+            UringOpDescriptor::Net(net) => match net {
+                NetSqe::RecvMulti => {
+                    sqe.prep_recv(op.fd, &mut [], MsgFlags::empty());
+                    let raw = sqe.raw_mut();
+                    raw.addr = 0;
+                    raw.ioprio = 1 << 1; // IORING_RECV_MULTISHOT
+                    raw.buf_index.buf_index.index_or_group = super::netops::BGID;
+                }
+                NetSqe::Send(ptr, len) => {
+                    let buf = std::slice::from_raw_parts(ptr, len);
+                    sqe.prep_send(op.fd, buf, MsgFlags::MSG_NOSIGNAL);
+                }
+                NetSqe::AcceptMulti => {
+                    sqe.prep_accept(op.fd, None, SockFlag::SOCK_CLOEXEC);
+                    sqe.raw_mut().ioprio = 1 << 0; // IORING_ACCEPT_MULTISHOT
+                }
+                NetSqe::Cancel(target) => sqe.prep_cancel(target, 0),
+            },
         }
         sqe.set_user_data(user_data);
         sqe.set_flags(op.flags);
@@ -522,7 +578,8 @@ fn extract_one_chain(
     queue
         .drain(chain)
         .filter(move |op| {
-            if op.user_data > 0 {
+            // memcached-rs patch 10: tagged socket ops have no source.
+            if op.user_data > 0 && op.user_data & super::netops::NET_TAG == 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
                     if x.stats_collection.is_some() {
@@ -621,7 +678,7 @@ impl SourceMap {
 
 #[derive(Debug)]
 pub(crate) struct UringQueueState {
-    submissions: VecDeque<UringDescriptor>,
+    pub(crate) submissions: VecDeque<UringDescriptor>,
     cancellations: VecDeque<UringDescriptor>,
 }
 
@@ -908,6 +965,8 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// memcached-rs patch 10: the socket ops whose completions land here (main ring).
+    net: Option<Rc<RefCell<NetOps>>>,
 }
 
 impl SleepableRing {
@@ -920,14 +979,35 @@ impl SleepableRing {
         assert!(*IO_URING_RECENT_ENOUGH);
         // memcached-rs patch: cooperative task running (see PATCHES.md). Kernels older
         // than 5.19 reject the flags with EINVAL; fall back to glommio's default rings.
-        let ring = match iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-            iou::SetupFeatures::empty(),
-        ) {
-            Ok(ring) => ring,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
-            Err(e) => return Err(e),
+        // memcached-rs patch 11: the main ring may instead defer all completion task
+        // work to our own io_uring_enter(GETEVENTS) (SINGLE_ISSUER | DEFER_TASKRUN,
+        // kernel 6.1), which patch 10 makes on every turn where the kernel holds some.
+        // Not the latency ring: the executor reads its completion queue for preemption
+        // without entering the kernel, so its completions must be posted unprompted.
+        let defer = name == "main" && main_ring_defer_taskrun();
+        let created = if defer {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::SINGLE_ISSUER | iou::SetupFlags::DEFER_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        let ring = match created {
+            Some(ring) => ring?,
+            None => match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => ring,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
+                Err(e) => return Err(e),
+            },
         };
         if name == "main" {
             MAIN_RING_SETUP_FLAGS.with(|f| f.set(ring.setup_flags().bits()));
@@ -942,11 +1022,20 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            net: None,
         })
     }
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// memcached-rs patch 10: the kernel holds completion task work for this ring
+    /// (IORING_SQ_TASKRUN, set with TASKRUN_FLAG): an enter posts it.
+    fn taskrun_pending(&self) -> bool {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        let flags = unsafe { std::ptr::read_volatile(self.ring.raw().sq.kflags) };
+        flags & IORING_SQ_TASKRUN != 0
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1160,7 +1249,9 @@ impl UringCommon for SleepableRing {
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
         // kernel posts the CQEs asynchronously for us)
-        self.waiting_kernel_submission() > 0
+        // memcached-rs patch 10: ... except completion task work the kernel holds for
+        // us (COOP_TASKRUN/DEFER_TASKRUN): socket data that arrived while we ran.
+        self.waiting_kernel_submission() > 0 || self.taskrun_pending()
     }
 
     fn can_sleep(&self) -> bool {
@@ -1186,15 +1277,39 @@ impl UringCommon for SleepableRing {
     }
 
     fn submit_sqes(&mut self) -> io::Result<usize> {
-        let x = self.ring.submit_sqes()? as usize;
+        let x = if self.taskrun_pending() {
+            // memcached-rs patch 10: submit and post the held completions in one enter.
+            let rc = unsafe { uring_sys::io_uring_submit_getevents(self.ring.raw_mut()) };
+            if rc < 0 {
+                return Err(io::Error::from_raw_os_error(-rc));
+            }
+            rc as usize
+        } else {
+            self.ring.submit_sqes()? as usize
+        };
         self.in_kernel += x;
         Ok(x)
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
         let source_map = self.source_map.clone();
+        let cqe = self.ring.peek_for_cqe();
+        // memcached-rs patch 10: completions of socket ops go to their state.
+        if let Some(c) = &cqe {
+            if c.user_data() & super::netops::NET_TAG != 0 {
+                if c.raw_flags() & (1 << 1) == 0 {
+                    // IORING_CQE_F_MORE unset: the op's last completion.
+                    self.in_kernel -= 1;
+                }
+                let woke = match &self.net {
+                    Some(net) => net.borrow_mut().complete(c.user_data(), c.raw_result(), c.raw_flags()),
+                    None => false,
+                };
+                return Some(woke);
+            }
+        }
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
                 _ => None,
@@ -1266,6 +1381,9 @@ pub(crate) struct Reactor {
     blocking_thread: BlockingThreadPool,
 
     rings_depth: usize,
+
+    /// memcached-rs patch 10: socket ops on the main ring.
+    net: Rc<RefCell<NetOps>>,
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1334,8 +1452,11 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
+        let mut main_ring =
             SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        // memcached-rs patch 10: socket ops go through the main ring.
+        let net = Rc::new(RefCell::new(NetOps::new(main_ring.submission_queue.clone(), main_ring.ring_fd())));
+        main_ring.net = Some(net.clone());
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
             SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
@@ -1388,11 +1509,17 @@ impl Reactor {
             eventfd_src,
             source_map,
             rings_depth: ring_depth,
+            net,
         })
     }
 
     pub(crate) fn id(&self) -> usize {
         self.notifier.id()
+    }
+
+    /// memcached-rs patch 10: the executor's socket ops.
+    pub(crate) fn net(&self) -> &Rc<RefCell<NetOps>> {
+        &self.net
     }
 
     pub(crate) fn ring_depth(&self) -> usize {

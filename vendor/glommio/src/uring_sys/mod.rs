@@ -385,6 +385,10 @@ extern "C" {
     #[link_name = "rust_io_uring_opcode_supported"]
     pub fn io_uring_opcode_supported(p: *mut io_uring_probe, op: libc::c_int) -> libc::c_int;
 
+    /// memcached-rs patch 10: submit and run pending completion task work.
+    #[link_name = "rust_io_uring_submit_getevents"]
+    pub fn io_uring_submit_getevents(ring: *mut io_uring) -> libc::c_int;
+
     #[link_name = "rust_io_uring_cq_advance"]
     pub fn io_uring_cq_advance(ring: *mut io_uring, nr: libc::c_uint);
 

@@ -1,5 +1,7 @@
-//! Store operation sequences for the store fuzz targets, and a plain HashMap model of
-//! what `memcached_rs::store::Shard` must answer.
+//! The one model of a shard: operation sequences and a plain HashMap of what
+//! [`Shard`](super::Shard) must answer to them. Both the fuzz targets (`fuzz/`, with
+//! the `model` feature) and the property tests (`store/tests/model.rs`) drive it, so a
+//! rule of the store is written down once.
 //!
 //! `exact`: the shard may never lose an item (large limit), so every answer is
 //! checked. Otherwise (small limit) items may be evicted at any time: a miss is
@@ -9,9 +11,10 @@
 use std::collections::{HashMap, HashSet};
 
 use arbitrary::Arbitrary;
-use memcached_rs::commands::arith;
-use memcached_rs::rules::{item_size_ok, strtoull as safe_strtoull, StoreMode};
-use memcached_rs::store::{Rewrite, Shard, StoreOutcome};
+
+use super::{Rewrite, Shard, StoreOutcome};
+use crate::commands::arith;
+use crate::rules::{item_size_ok, strtoull as safe_strtoull, StoreMode};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Mode {
@@ -87,6 +90,21 @@ pub enum Op {
     Limit {
         kib: u8,
     },
+}
+
+/// The operations `bytes` decode to, as many as they hold. (`Vec::<Op>::arbitrary_take_rest`
+/// refuses the whole input when its last operation runs out of bytes, which most
+/// inputs do: the property tests saw about one operation per input through it.)
+pub fn ops(bytes: &[u8]) -> Vec<Op> {
+    let mut u = arbitrary::Unstructured::new(bytes);
+    let mut ops = Vec::new();
+    while !u.is_empty() {
+        match Op::arbitrary(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    ops
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +194,8 @@ impl Harness {
     /// allowed when not exact).
     fn lost(&mut self, k: &[u8], what: &str) {
         assert!(!self.exact, "{what}: item {k:?} lost without eviction");
+        // Under -M only a lowered limit evicts, and it makes its keys unknown first.
+        assert!(self.evict, "{what}: item {k:?} lost under -M");
         self.model.remove(k);
     }
 
@@ -322,13 +342,14 @@ impl Harness {
             }
             Op::Arith { key, incr, delta } => self.arith(&key_of(key), incr, delta),
             Op::Flush => {
-                self.shard.flush_all(now);
+                self.shard.flush_all(now, false);
                 self.model.clear();
                 self.unknown.clear();
             }
             Op::Advance { secs } => self.now += u32::from(secs % 4),
             Op::Reclaim { budget } => {
-                self.shard.reclaim_expired(now, budget as usize);
+                let n = self.shard.reclaim_expired(now, budget as usize);
+                assert!(n <= budget as usize, "reclaimed {n} over a budget of {budget}");
             }
             Op::Limit { kib } => {
                 if !self.exact {
@@ -551,6 +572,16 @@ impl Harness {
             }
             Rewrite::NoMemory => assert!(!self.evict, "incr: out of memory while evicting"),
         }
+    }
+
+    /// Every check at once: the shard's own invariants, every key of `0..keys` read
+    /// back against the model, the memory bounds.
+    pub fn check_all(&mut self, keys: u8) {
+        self.shard.check_invariants();
+        for k in 0..keys {
+            self.read(&key_of(k), "check");
+        }
+        self.check_memory();
     }
 
     fn check_memory(&self) {
