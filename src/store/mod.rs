@@ -116,8 +116,16 @@ use segment::Pool;
 
 pub use stats::ItemInfo;
 
-/// Segments are at least this big; bigger when `-I` needs it.
+/// Segments are at least this big; bigger when `-I` needs it. Smaller only in a shard
+/// too small for `SMALL_SHARD_SEGMENTS` of them (see [`Shard::new`]).
 pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
+/// A shard gets at least this many segments of its memory: at a small `-m` (`-m 2`
+/// over two cores is 1 MiB a shard) 1 MiB segments would leave room for one segment
+/// and no index. Such a shard's segments are smaller, down to `SMALLEST_SEGMENT`, and
+/// an item larger than a segment is refused for memory (memcached at `-m 2` has two
+/// slab pages in all, which a few large items use up too).
+const SMALL_SHARD_SEGMENTS: usize = 4;
+const SMALLEST_SEGMENT: usize = 64 << 10;
 /// Segments are at most this big (memcached's `-I` tops out at 1 GiB too); offsets in
 /// the index and in segments are u32.
 pub const MAX_SEGMENT_SIZE: usize = 1 << 30;
@@ -185,19 +193,22 @@ const RECLAIM_LAG: u32 = 1;
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
         let mut seg_size = MIN_SEGMENT_SIZE.max(config.item_size_max.next_power_of_two());
+        let share = config.memory_limit / SMALL_SHARD_SEGMENTS;
+        if share < seg_size {
+            // The largest power of two within the share.
+            let fit = if share == 0 { 0 } else { 1 << share.ilog2() };
+            seg_size = fit.max(SMALLEST_SEGMENT);
+        }
         while config.memory_limit / seg_size > index::MAX_SEGMENTS && seg_size < MAX_SEGMENT_SIZE {
             seg_size *= 2;
         }
         Self::with_segment_size(config, seg_size)
     }
 
-    /// A shard with a chosen segment size (a power of two, >= what `item_size_max`
-    /// needs): small segments let tests exercise eviction with little memory.
+    /// A shard with a chosen segment size (a power of two): small segments let tests
+    /// exercise eviction with little memory. Items larger than a segment are refused.
     pub fn with_segment_size(config: StoreConfig, seg_size: usize) -> Shard {
-        let seg_size = seg_size
-            .next_power_of_two()
-            .max(config.item_size_max.next_power_of_two())
-            .clamp(256, MAX_SEGMENT_SIZE);
+        let seg_size = seg_size.next_power_of_two().clamp(256, MAX_SEGMENT_SIZE);
         Shard {
             config,
             hasher: ahash::RandomState::new(),
