@@ -97,6 +97,7 @@ pub struct StoreStats {
     pub oldest_write: Option<u32>,
 }
 
+mod classes;
 mod eviction;
 mod index;
 mod invariants;
@@ -114,6 +115,7 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use classes::{ClassStats, MAX_CLASSES};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it. Smaller only in a shard
@@ -170,6 +172,7 @@ pub struct Shard {
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
     flush: FlushMark,
+    classes: classes::Classes,
 }
 
 /// The last `flush_all`, applied lazily as memcached applies it: a record whose CAS is
@@ -220,6 +223,7 @@ impl Shard {
             cursor: Cursor::default(),
             full_reclaim_at: None,
             flush: FlushMark::default(),
+            classes: classes::Classes::default(),
         }
     }
 
@@ -392,6 +396,7 @@ impl Shard {
 
     /// `stats reset`: the counters memcached resets (not the gauges).
     pub fn reset_stats(&mut self) {
+        self.classes.reset();
         let bytes = self.c.bytes;
         self.c = Counters {
             bytes,
@@ -488,6 +493,8 @@ impl Shard {
 
     /// Marks a record dead and gives its segment back as soon as nothing in it lives.
     fn mark_dead(&mut self, loc: Loc, h: Header) {
+        let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+        self.classes.removed(class, size);
         let len = h.total_len();
         let seg = &mut self.pool.segs[loc.seg as usize];
         seg.data[loc.off as usize] |= DEAD;
@@ -565,7 +572,10 @@ impl Shard {
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;
+        let (class, size) = self.classes.of(key.len(), value.len(), flags);
+        self.classes.added(class, size);
         let seg = &mut self.pool.segs[loc.seg as usize];
+        seg.classes |= 1 << class;
         let buf = &mut seg.data[loc.off as usize..loc.off as usize + len];
         let h = rec.write_header(buf);
         buf[h.key_off..h.value_off()].copy_from_slice(key);
