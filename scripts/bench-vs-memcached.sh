@@ -12,7 +12,10 @@
 # Usage: scripts/bench-vs-memcached.sh [path/to/memcached-rs]
 # Environment (defaults in brackets):
 #   ROUNDS [3]  DURATION [10] s per run  WARMUP [1] s  MODES ["1 2"] server cores
-#   WORKLOADS ["p1 p16 mget10 open50 set1k"]  KEYS [100000]  MEM [1024] MB
+#   WORKLOADS ["p1 p16 mget10 open50 set1k mp1 mp16"]  KEYS [100000]  MEM [1024] MB
+#                 mp1 mp16 mmget10 mset1k: p1 p16 mget10 set1k in the meta protocol
+#                 (mcbench --protocol meta: mg KEY v f, a multi-get as quiet mg's and mn,
+#                 ms KEY LEN F<flags>), both servers serving the same meta commands
 #                 also: lowrate (open loop at LOW_RATE [20000] req/s: every request wakes an
 #                 idle server) and pingpong (one connection per generator thread, get after
 #                 get of the preloaded keys: the round trip through an idle server)
@@ -45,7 +48,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 if [[ ${QUICK:-0} == 1 ]]; then DURATION=${QUICK_DURATION:-3}; WARMUP=0.5; fi
 MODES=${MODES-"1 2"}
-WORKLOADS=${WORKLOADS:-"p1 p16 mget10 open50 set1k"}
+WORKLOADS=${WORKLOADS:-"p1 p16 mget10 open50 set1k mp1 mp16"}
 KEYS=${KEYS:-100000}
 MEM=${MEM:-1024}
 OUT=${OUT:-$ROOT/target/bench-vs-memcached}
@@ -98,6 +101,7 @@ workload_args() {
         open50) echo "${common[*]} --ratio 9:1 --value-size 64-1024 --pipeline 64 --rate $OPEN_RATE" ;;
         lowrate) echo "${common[*]} --ratio 9:1 --value-size 64-1024 --pipeline 64 --rate ${LOW_RATE:-20000}" ;;
         pingpong) echo "--keys $KEYS --connections 1 --ratio 1:0 --pipeline 1" ;;
+        mp1 | mp16 | mmget10 | mset1k) echo "$(workload_args "${1#m}" "$2") --protocol meta" ;;
         *) die "unknown workload $1" ;;
     esac
 }
@@ -314,12 +318,14 @@ med = lambda v: statistics.median(v) if v else float("nan")
 names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "mget10": "10-key multi-get", "set1k": "set-only 1 KiB", "open50": "open loop 50% of peak",
          "lowrate": f"open loop {os.environ.get('LOW_RATE', '20000')} req/s",
-         "pingpong": "one connection, get after get"}
+         "pingpong": "one connection, get after get",
+         "mp1": "meta mg/ms 9:1, pipeline 1", "mp16": "meta mg/ms 9:1, pipeline 16",
+         "mmget10": "meta 10-key multi-get (quiet mg + mn)", "mset1k": "meta ms-only 1 KiB"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
     print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong"] for g in gens]:
+    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k"] for g in gens]:
         agg = {}
         for s in ["memcached", ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s and r["gen"] == gen]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility check: run what memcached's users run (python-memcached, pymemcache,
-# libmemcached-tools, nc) against a server binary, and fail on any wrong result.
+# meta-memcache (the meta protocol), libmemcached-tools, nc) against a server binary,
+# and fail on any wrong result.
 #
 # Usage: scripts/compat.sh [SERVER_BIN]     (default: target/release/memcached-rs;
 #                                            /usr/bin/memcached works too)
@@ -39,15 +40,15 @@ apt_install() {
     $sudo apt-get install -y "$@" >/dev/null ||
         { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$@" >/dev/null; }
 }
-if ! "$PY" -c 'import memcache, pymemcache' 2>/dev/null; then
-    echo "compat: installing python-memcached and pymemcache into $VENV"
+if ! "$PY" -c 'import memcache, pymemcache, meta_memcache' 2>/dev/null; then
+    echo "compat: installing python-memcached, pymemcache and meta-memcache into $VENV"
     if ! python3 -m venv --clear "$VENV" 2>/dev/null; then
         # Debian ships venv (ensurepip) separately.
         apt_install python3-venv && python3 -m venv --clear "$VENV" ||
             { echo "compat: cannot create a Python venv (python3-venv)" >&2; exit 2; }
     fi
-    "$VENV/bin/pip" install -q python-memcached pymemcache ||
-        { echo "compat: pip install python-memcached pymemcache failed" >&2; exit 2; }
+    "$VENV/bin/pip" install -q python-memcached pymemcache meta-memcache ||
+        { echo "compat: pip install python-memcached pymemcache meta-memcache failed" >&2; exit 2; }
 fi
 missing=0
 for tool in memcstat memccp memccat nc; do
@@ -92,6 +93,7 @@ run_py() {
 run_py python_memcached.py "$P1"
 run_py pymemcache_client.py "$P2"
 run_py three_servers.py "$P1" "$P2" "$P3"
+run_py meta_memcache_client.py "$P3"
 
 # --- libmemcached-tools ---------------------------------------------------------
 out=$(memcstat --servers=127.0.0.1:"$P1" 2>&1)

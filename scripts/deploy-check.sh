@@ -6,8 +6,9 @@
 # Environment:
 #   DEPLOY_CHECK_SERVER=PATH  server for the live checks (healthcheck, cluster.sh);
 #                             default /usr/bin/memcached, e.g. target/release/memcached-rs
-#   DEPLOY_CHECK_DEB=1        also `cargo deb` (release build, slow), check the .deb and
-#                             apt-get install/remove/purge it under the live systemd
+#   DEPLOY_CHECK_DEB=0        skip the .deb (by default `cargo deb --no-build` packages
+#                             target/release/memcached-rs when it exists, else builds it)
+#                             and apt-get install/remove/purge of it under the live systemd
 #   DEPLOY_CHECK_SYSTEMD=0    skip the live systemd test (deploy/test/systemd-live.sh)
 #   DEPLOY_CHECK_SYSTEMD_SERVER=PATH  server for it (default: the probe; e.g.
 #                             target/release/memcached-rs once it speaks sd_notify)
@@ -16,7 +17,7 @@
 #  - shell syntax (bash -n) and shellcheck of the scripts;
 #  - install.sh into a temporary root (DESTDIR), then `systemd-analyze verify --root`
 #    on both installed units (memcached-rs.service, memcached-rs@22122.service), with
-#    a negative control (no binary => verify must fail), and
+#    a negative control (no ExecStart program => verify must fail), and
 #    `systemd-analyze security --offline` under a threshold; uninstall and purge leave
 #    nothing behind;
 #  - the default file parses as an environment file and sets every variable the
@@ -28,7 +29,12 @@
 #    reference server, fails memcached 1.6, must pass DEPLOY_CHECK_SERVER;
 #  - live systemd: systemd 252 as PID 1 of private namespaces runs install.sh and
 #    the units for real (Type=notify, restart, SIGTERM, Restart=, instances);
-#  - docker: compose.yaml parses (docker-compose config when present, else YAML),
+#  - switching from memcached (deploy/test/drop-in.sh, against a memcached-rs server):
+#    the image's entrypoint with and without the `memcached` word, the compose files
+#    against our users' memcached ones, start-up failures (memlock, io_uring refused,
+#    affinity, -s, -P, port in use, -d), -u, the man page, the memcached.conf wrapper,
+#    memcached-rs-tool;
+#  - docker: both compose files parse (docker-compose config when present, else YAML),
 #    the seccomp profile allows io_uring and the calls the server needs, and loaded
 #    with libseccomp (deploy/test/seccomp-run.py) lets the server start, serve and
 #    stop; the Dockerfile's COPY sources exist. The image is NOT built (no engine).
@@ -74,16 +80,22 @@ need() {
 }
 
 scripts=(scripts/install.sh scripts/healthcheck.sh scripts/cluster.sh scripts/deploy-check.sh
-    deploy/test/systemd-live.sh deploy/test/graceful-stop.sh)
+    deploy/test/systemd-live.sh deploy/test/graceful-stop.sh deploy/test/drop-in.sh
+    deploy/conf/memcached-rs-wrapper)
+sh_scripts=(deploy/debian/postinst deploy/debian/prerm deploy/docker/docker-entrypoint.sh)
 
 # --- scripts ---------------------------------------------------------------------
-for s in "${scripts[@]}" deploy/debian/postinst deploy/debian/prerm; do
+for s in "${scripts[@]}"; do
     bash -n "$s" || not_ok "syntax: $s"
 done
-ok "shell syntax of ${#scripts[@]} scripts and 2 maintainer scripts"
+for s in "${sh_scripts[@]}"; do
+    sh -n "$s" || not_ok "syntax: $s"
+done
+perl -c deploy/memcached-rs-tool >/dev/null 2>&1 || not_ok "perl -c deploy/memcached-rs-tool"
+ok "shell syntax of ${#scripts[@]} bash and ${#sh_scripts[@]} sh scripts; memcached-rs-tool compiles"
 if need shellcheck shellcheck; then
     shellcheck "${scripts[@]}" || not_ok "shellcheck"
-    shellcheck -s sh deploy/debian/postinst deploy/debian/prerm || not_ok "shellcheck (sh)"
+    shellcheck -s sh "${sh_scripts[@]}" || not_ok "shellcheck (sh)"
     ok "shellcheck clean"
 else
     echo "skip shellcheck (not installed)"
@@ -105,11 +117,15 @@ DESTDIR=$sysroot scripts/install.sh --binary "$stub" >"$work/install.log" 2>&1 |
     { cat "$work/install.log"; not_ok "install.sh into DESTDIR"; }
 for f in usr/bin/memcached-rs usr/lib/systemd/system/memcached-rs.service \
     usr/lib/systemd/system/memcached-rs@.service etc/default/memcached-rs \
-    usr/share/doc/memcached-rs/README.md usr/share/memcached-rs/healthcheck.sh; do
+    usr/share/doc/memcached-rs/README.md usr/share/memcached-rs/healthcheck.sh \
+    etc/memcached-rs.conf usr/share/memcached-rs/memcached-rs-wrapper usr/bin/memcached-rs-tool \
+    usr/share/man/man1/memcached-rs.1.gz; do
     [[ -e $sysroot/$f ]] || not_ok "install.sh did not install /$f"
 done
 grep -q "skipped daemon-reload" "$work/install.log" || not_ok "install.sh: no 'skipped' notice under DESTDIR"
-ok "install.sh installs binary, units, default file, docs into DESTDIR"
+man -l "$sysroot/usr/share/man/man1/memcached-rs.1.gz" 2>/dev/null | grep -q 'RUNNING AS ROOT' ||
+    not_ok "installed man page does not render"
+ok "install.sh installs binary, units, default file, memcached-rs.conf and its wrapper, man page, memcached-rs-tool, docs into DESTDIR"
 
 verify() { # unit: verify must print nothing and exit 0 (it exits 0 on mere warnings)
     local out
@@ -122,14 +138,15 @@ for unit in memcached-rs.service memcached-rs@22122.service; do
     ok "systemd-analyze verify $unit"
 done
 # Negative controls: the check must be able to fail.
-mv "$sysroot/usr/bin/memcached-rs" "$work/moved"
-if verify memcached-rs.service >/dev/null 2>&1; then not_ok "verify passes without the binary"; fi
-mv "$work/moved" "$sysroot/usr/bin/memcached-rs"
+# (ExecStart= runs the wrapper, which execs the binary.)
+mv "$sysroot/usr/share/memcached-rs/memcached-rs-wrapper" "$work/moved"
+if verify memcached-rs.service >/dev/null 2>&1; then not_ok "verify passes without ExecStart's program"; fi
+mv "$work/moved" "$sysroot/usr/share/memcached-rs/memcached-rs-wrapper"
 cp "$sysroot/usr/lib/systemd/system/memcached-rs.service" "$work/unit.bak"
 echo "NoSuchSetting=1" >>"$sysroot/usr/lib/systemd/system/memcached-rs.service"
 if verify memcached-rs.service >/dev/null 2>&1; then not_ok "verify passes an unknown setting"; fi
 cp "$work/unit.bak" "$sysroot/usr/lib/systemd/system/memcached-rs.service"
-ok "verify fails without the binary and on an unknown setting (negative controls)"
+ok "verify fails without ExecStart's program and on an unknown setting (negative controls)"
 
 for unit in memcached-rs.service memcached-rs@22122.service; do
     # Exposure 0..100 (shown as 0.0..10.0); 20 = "OK" band. The units score 14.
@@ -143,13 +160,18 @@ for unit in memcached-rs.service memcached-rs@.service; do
     grep -qE '^SystemCallFilter=.*io_uring_setup.*io_uring_enter.*io_uring_register' "$f" ||
         not_ok "$unit: SystemCallFilter does not name io_uring"
     grep -q '^LimitMEMLOCK=infinity$' "$f" || not_ok "$unit: LimitMEMLOCK"
+    grep -q '^Documentation=man:memcached-rs(1) ' "$f" || not_ok "$unit: Documentation= lacks man:memcached-rs(1)"
 done
+grep -q '^ExecStart=/usr/share/memcached-rs/memcached-rs-wrapper /etc/memcached-rs.conf ' \
+    "$sysroot/usr/lib/systemd/system/memcached-rs.service" || not_ok "memcached-rs.service does not read /etc/memcached-rs.conf"
+grep -q '^ExecStart=/usr/share/memcached-rs/memcached-rs-wrapper /etc/memcached-rs@%i.conf ' \
+    "$sysroot/usr/lib/systemd/system/memcached-rs@.service" || not_ok "memcached-rs@.service does not read /etc/memcached-rs@PORT.conf"
 # @system-service must still hold io_uring in this systemd (it does since v244).
 if ! systemd-analyze syscall-filter @system-service 2>/dev/null | grep -q '@aio' ||
     ! systemd-analyze syscall-filter @aio 2>/dev/null | grep -q io_uring_setup; then
     echo "note: this systemd's @system-service lacks io_uring; the units name it explicitly"
 fi
-ok "units: Type=notify, io_uring in SystemCallFilter, LimitMEMLOCK=infinity"
+ok "units: Type=notify, io_uring in SystemCallFilter, LimitMEMLOCK=infinity, man page, /etc/memcached-rs.conf through the wrapper"
 
 # The default file: KEY=value lines a shell and systemd read alike.
 env -i bash -c "set -a; . deploy/default/memcached-rs; \
@@ -159,7 +181,7 @@ env -i bash -c "set -a; . deploy/default/memcached-rs; \
 if grep -vE '^\s*(#|$)' deploy/default/memcached-rs | grep -vqE '^[A-Z_]+=[^ ]*$'; then
     not_ok "deploy/default/memcached-rs: a line is not KEY=value"
 fi
-for v in LISTEN UDPPORT CACHESIZE MAXCONN OPTIONS; do
+for v in LISTEN UDPPORT CACHESIZE MAXCONN OPTIONS METRICS; do
     grep -q "\${$v}\|\$$v" deploy/systemd/memcached-rs.service || not_ok "unit does not use $v"
 done
 ok "default file: loopback, -m 64, -c 1024, -U 0; every variable used by the units"
@@ -167,14 +189,15 @@ ok "default file: loopback, -m 64, -c 1024, -U 0; every variable used by the uni
 DESTDIR=$sysroot scripts/install.sh --uninstall >/dev/null || not_ok "uninstall"
 left=$(
     cd "$sysroot"
-    find usr/bin usr/share/doc usr/share/memcached-rs etc -name '*memcached-rs*' 2>/dev/null |
-        grep -v '^etc/default/memcached-rs$' || true
+    find usr/bin usr/share/doc usr/share/memcached-rs usr/share/man etc -name '*memcached-rs*' 2>/dev/null |
+        grep -v '^etc/default/memcached-rs$' | grep -v '^etc/memcached-rs.conf$' || true
 )
 left+=$(ls "$sysroot"/usr/lib/systemd/system/memcached-rs* 2>/dev/null || true)
 [[ -z $left ]] || not_ok "uninstall left: $left"
 [[ -e $sysroot/etc/default/memcached-rs ]] || not_ok "uninstall removed the config without --purge"
+[[ -e $sysroot/etc/memcached-rs.conf ]] || not_ok "uninstall removed /etc/memcached-rs.conf without --purge"
 DESTDIR=$sysroot scripts/install.sh --uninstall --purge >/dev/null || not_ok "purge"
-[[ ! -e $sysroot/etc/default/memcached-rs ]] || not_ok "purge kept the config"
+[[ ! -e $sysroot/etc/default/memcached-rs && ! -e $sysroot/etc/memcached-rs.conf ]] || not_ok "purge kept the config"
 ok "install.sh --uninstall removes everything but the config; --purge removes it"
 
 # --- twemproxy -----------------------------------------------------------------
@@ -226,6 +249,30 @@ if [[ -x $server && $server != /usr/bin/memcached ]]; then
     deploy/test/graceful-stop.sh "$server" >"$work/graceful.log" 2>&1 ||
         { cat "$work/graceful.log"; not_ok "graceful stop of $server"; }
     ok "graceful stop of $server: SIGTERM and SIGINT mid-pipeline, all replies, exit 0"
+fi
+
+# --- switching from memcached: entrypoint, compose, start-up failures, -u, man page,
+# memcached.conf, memcached-rs-tool (deploy/test/drop-in.sh) ------------------------
+if [[ -x $server && $server != /usr/bin/memcached ]]; then
+    # Its tools: man (the man page), PyYAML (the compose files), readelf (the .deb below).
+    need man man-db || true
+    /usr/bin/python3 -c 'import yaml' 2>/dev/null || need yamllint yamllint || true
+    # libseccomp's python binding: io_uring refused as by Docker's default profile.
+    /usr/bin/python3 -c 'import seccomp' 2>/dev/null ||
+        { [[ $EUID -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-seccomp >/dev/null 2>&1; } || true
+    rc=0
+    deploy/test/drop-in.sh "$server" >"$work/drop-in.log" 2>&1 || rc=$?
+    if [[ $rc -eq 77 ]]; then
+        echo "skip drop-in checks: $(tail -1 "$work/drop-in.log")"
+    elif [[ $rc -ne 0 ]]; then
+        cat "$work/drop-in.log"
+        not_ok "switching from memcached (deploy/test/drop-in.sh)"
+    else
+        sed -n 's/^ok   /     /p; s/^skip /     skip /p' "$work/drop-in.log"
+        ok "switching from memcached: $(grep -c '^ok ' "$work/drop-in.log") checks against $server"
+    fi
+else
+    echo "skip drop-in checks: they need memcached-rs as DEPLOY_CHECK_SERVER"
 fi
 
 # --- live systemd: PID 1 of private namespaces (deploy/test/systemd-live.sh) --------
@@ -318,30 +365,35 @@ else
     echo "skip loading the seccomp profile (no python3-seccomp)"
 fi
 need docker-compose docker-compose || true
-if command -v docker-compose >/dev/null; then
-    (cd deploy/docker && docker-compose -f compose.yaml config -q) || not_ok "docker-compose config"
-    ok "docker-compose config accepts compose.yaml (and reads the seccomp profile)"
-elif docker compose version >/dev/null 2>&1; then
-    docker compose -f deploy/docker/compose.yaml config -q || not_ok "docker compose config"
-    ok "docker compose config accepts compose.yaml"
-else
-    "$pyyaml" -c 'import yaml; d=yaml.safe_load(open("deploy/docker/compose.yaml")); assert len(d["services"])==3' ||
-        not_ok "compose.yaml does not parse"
-    ok "compose.yaml parses as YAML (no compose client here)"
-fi
-"$pyyaml" - <<'PY' || not_ok "compose.yaml settings"
+for compose in deploy/docker/compose.yaml deploy/docker/compose.three.yaml; do
+    if command -v docker-compose >/dev/null; then
+        (cd deploy/docker && docker-compose -f "$(basename "$compose")" config -q) ||
+            not_ok "docker-compose config $compose"
+        ok "docker-compose config accepts $compose (and reads the seccomp profile)"
+    elif docker compose version >/dev/null 2>&1; then
+        docker compose -f "$compose" config -q || not_ok "docker compose config $compose"
+        ok "docker compose config accepts $compose"
+    else
+        "$pyyaml" -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))["services"]' "$compose" ||
+            not_ok "$compose does not parse"
+        ok "$compose parses as YAML (no compose client here)"
+    fi
+done
+"$pyyaml" - <<'PY' || not_ok "compose files' settings"
 import yaml
-d = yaml.safe_load(open("deploy/docker/compose.yaml"))
-ports = []
-for name, s in d["services"].items():
-    assert "seccomp=seccomp-io_uring.json" in s["security_opt"], name
-    assert s["ulimits"]["memlock"] == -1, name
-    assert s["stop_signal"] == "SIGTERM", name
-    ports += [p.split(":")[1] for p in s["ports"]]
-    assert all(p.startswith("127.0.0.1:") for p in s["ports"]), f"{name} published beyond loopback"
-assert sorted(ports) == ["11211", "11212", "11213"], ports
+for f, n in (("deploy/docker/compose.yaml", 1), ("deploy/docker/compose.three.yaml", 3)):
+    d = yaml.safe_load(open(f))
+    assert len(d["services"]) == n, f
+    ports = []
+    for name, s in d["services"].items():
+        assert "seccomp=seccomp-io_uring.json" in s["security_opt"], (f, name)
+        assert s["ulimits"]["memlock"] == -1, (f, name)
+        assert s["command"].split()[0] == "memcached", (f, name)
+        ports += [p.split(":")[1] for p in s["ports"]]
+        assert all(p.startswith("127.0.0.1:") for p in s["ports"]), f"{f} {name} published beyond loopback"
+    assert sorted(ports) == ["11211", "11212", "11213"][:n], ports
 PY
-ok "compose.yaml: 3 instances on loopback 11211-11213, io_uring seccomp, memlock, SIGTERM"
+ok "compose.yaml (11211) and compose.three.yaml (11211-11213): 'memcached ...' commands, loopback, io_uring seccomp, memlock"
 while read -r src; do
     [[ $src == . || -e $src ]] || not_ok "Dockerfile COPY source $src missing"
 done < <(awk '/^COPY/ && !/--from/ {print $(NF-1)}' deploy/docker/Dockerfile)
@@ -350,27 +402,49 @@ grep -q 'COPY --from=build' deploy/docker/Dockerfile || not_ok "Dockerfile: not 
 [[ -d vendor/glommio/liburing/src ]] || not_ok "GLOMMIO_LIBURING_DIR target missing"
 ok "Dockerfile: multi-stage, COPY sources exist (image not built: no engine here)"
 
-# --- .deb (slow: release build) ----------------------------------------------------
-if [[ ${DEPLOY_CHECK_DEB:-} == 1 ]]; then
+# --- .deb (packaging the release binary when built; else a release build) ---------
+if [[ ${DEPLOY_CHECK_DEB:-1} == 1 ]]; then
     if ! command -v cargo-deb >/dev/null; then
         cargo install cargo-deb --locked >"$work/cargo-deb.log" 2>&1 ||
             { tail "$work/cargo-deb.log"; not_ok "cargo install cargo-deb"; }
     fi
+    need readelf binutils || not_ok "readelf missing (apt-get install binutils)"
     touch "$work/deb.log.start"
-    cargo deb >"$work/deb.log" 2>&1 || { tail -20 "$work/deb.log"; not_ok "cargo deb"; }
+    no_build=()
+    [[ -x target/release/memcached-rs ]] && no_build=(--no-build)
+    cargo deb "${no_build[@]}" >"$work/deb.log" 2>&1 || { tail -20 "$work/deb.log"; not_ok "cargo deb"; }
     deb=$(find target/debian -name 'memcached-rs_*.deb' -newer "$work/deb.log.start" | head -1)
+    ddeb=$(find target/debian -name 'memcached-rs-dbgsym_*.ddeb' -newer "$work/deb.log.start" | head -1)
     [[ -n $deb ]] || not_ok "cargo deb wrote no new .deb"
+    [[ -n $ddeb ]] || not_ok "cargo deb wrote no -dbgsym package"
     listing=$(dpkg-deb -c "$deb")
     for f in ./usr/bin/memcached-rs ./usr/lib/systemd/system/memcached-rs.service \
         ./usr/lib/systemd/system/memcached-rs@.service ./etc/default/memcached-rs \
-        ./usr/share/doc/memcached-rs/README.md ./usr/share/memcached-rs/healthcheck.sh; do
+        ./usr/share/doc/memcached-rs/README.md ./usr/share/memcached-rs/healthcheck.sh \
+        ./etc/memcached-rs.conf ./usr/share/memcached-rs/memcached-rs-wrapper ./usr/bin/memcached-rs-tool \
+        ./usr/share/man/man1/memcached-rs.1.gz; do
         grep -q " $f\$" <<<"$listing" || not_ok "$deb lacks $f"
     done
+    if grep -q '/usr/lib/debug' <<<"$listing"; then not_ok "$deb carries debug info (belongs in -dbgsym)"; fi
     dpkg-deb -f "$deb" Depends | grep -q libc6 || not_ok "$deb: no Depends"
-    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/default/memcached-rs ||
-        not_ok "$deb: /etc/default/memcached-rs is not a conffile"
-    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q 'deb-systemd-helper enable memcached-rs.service' ||
+    for conffile in /etc/default/memcached-rs /etc/memcached-rs.conf; do
+        dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx "$conffile" ||
+            not_ok "$deb: $conffile is not a conffile"
+    done
+    postinst=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst)
+    grep -q 'deb-systemd-helper enable memcached-rs.service' <<<"$postinst" ||
         not_ok "$deb: postinst does not enable the unit"
+    # A start hidden by `|| true` would pass a dead service as installed.
+    if grep -E 'deb-systemd-invoke (start|restart|try-restart) .*\|\| true' <<<"$postinst"; then
+        not_ok "$deb: postinst hides a failed start"
+    fi
+    # shellcheck disable=SC2016 # postinst's own $action
+    grep -q 'if ! deb-systemd-invoke "$action" memcached-rs.service' <<<"$postinst" ||
+        not_ok "$deb: postinst does not start the unit"
+    debroot=$work/debroot
+    dpkg-deb -x "$ddeb" "$work/dbgsym"
+    debug=$(find "$work/dbgsym/usr/lib/debug/.build-id" -name '*.debug' | head -1)
+    [[ -n $debug ]] || not_ok "$ddeb: no .build-id/*.debug file"
     # The packaged units verify too, against the packaged binary.
     debroot=$work/debroot
     mkdir -p "$debroot/usr/lib/systemd"
@@ -383,7 +457,10 @@ if [[ ${DEPLOY_CHECK_DEB:-} == 1 ]]; then
             not_ok "verify packaged $unit"
         fi
     done
-    ok "$deb: files, conffile, systemd scripts; packaged units verify"
+    build_id=$(readelf -n "$debroot/usr/bin/memcached-rs" | awk '/Build ID/ {print $3}')
+    [[ $debug == */${build_id:0:2}/${build_id:2}.debug ]] || not_ok "dbgsym $debug does not match build id $build_id"
+    if readelf -S "$debroot/usr/bin/memcached-rs" | grep -q '\.debug_info'; then not_ok "packaged binary not stripped"; fi
+    ok "$deb (dpkg -c): binary (stripped), units, conffiles /etc/default/memcached-rs and /etc/memcached-rs.conf, wrapper, memcached-rs-tool, man page; debug info in $(basename "$ddeb") ($(du -k "$debug" | cut -f1) KiB, build id matches); postinst starts without || true; packaged units verify"
     if [[ ${DEPLOY_CHECK_SYSTEMD:-1} == 1 ]]; then
         rc=0
         deploy/test/systemd-live.sh --deb "$deb" ${DEPLOY_CHECK_SYSTEMD_SERVER:+"$DEPLOY_CHECK_SYSTEMD_SERVER"} \
@@ -399,7 +476,7 @@ if [[ ${DEPLOY_CHECK_DEB:-} == 1 ]]; then
         fi
     fi
 else
-    echo "skip .deb build (DEPLOY_CHECK_DEB=1 to run cargo deb)"
+    echo "skip .deb (DEPLOY_CHECK_DEB=0)"
 fi
 
 printf '%s passed, %s failed\n' "$passed" "$failed"

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse store_model store_small)
+[ ${#targets[@]} -gt 0 ] || targets=(parse meta store_model store_small)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz.sh: needs a nightly toolchain: rustup toolchain install nightly" >&2
@@ -34,7 +34,7 @@ for target in "${targets[@]}"; do
     [ -d "seeds/$target" ] && cp -n seeds/"$target"/* "corpus/$target/" 2>/dev/null || true
     args=(-max_total_time="$seconds" -print_final_stats=1)
     case "$target" in
-        parse) args+=(-dict=dict/protocol.dict -max_len=16384) ;;
+        parse | meta) args+=(-dict=dict/protocol.dict -max_len=16384) ;;
         *) args+=(-max_len=8192) ;;
     esac
     log="logs/$target.log"

@@ -11,6 +11,11 @@
 #   $SYSCONFDIR/default/memcached-rs               SYSCONFDIR=/etc; an existing file is
 #                                                  kept, the new one written beside it
 #                                                  as memcached-rs.dist
+#   $SYSCONFDIR/memcached-rs.conf                  memcached.conf's format, read by the
+#                                                  unit (kept like the default file)
+#   $PREFIX/share/memcached-rs/memcached-rs-wrapper  reads it for the unit
+#   $PREFIX/bin/memcached-rs-tool                  memcached's memcached-tool
+#   $PREFIX/share/man/man1/memcached-rs.1.gz       the man page
 #   $PREFIX/share/doc/memcached-rs/README.md, $PREFIX/share/memcached-rs/healthcheck.sh
 # Then, when systemd is PID 1 and DESTDIR is empty: daemon-reload, enable
 # memcached-rs.service and (re)start it, so an upgrade runs the new binary.
@@ -27,9 +32,10 @@ UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 bindir=$PREFIX/bin
 docdir=$PREFIX/share/doc/memcached-rs
 datadir=$PREFIX/share/memcached-rs
+mandir=$PREFIX/share/man
 
 mode=install build=yes start=yes purge=no binary=$root/target/release/memcached-rs
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
     case $1 in
     --uninstall) mode=uninstall ;;
@@ -61,6 +67,9 @@ fi
 units=(memcached-rs.service memcached-rs@.service)
 files=(
     "$bindir/memcached-rs"
+    "$bindir/memcached-rs-tool"
+    "$datadir/memcached-rs-wrapper"
+    "$mandir/man1/memcached-rs.1.gz"
     "$UNITDIR/memcached-rs.service"
     "$UNITDIR/memcached-rs@.service"
     "$docdir/README.md"
@@ -89,9 +98,10 @@ if [[ $mode == uninstall ]]; then
     rmdir "$DESTDIR$docdir" "$DESTDIR$datadir" 2>/dev/null || true
     if [[ $purge == yes ]]; then
         rm -fv "$DESTDIR$SYSCONFDIR"/default/memcached-rs "$DESTDIR$SYSCONFDIR"/default/memcached-rs.dist \
-            "$DESTDIR$SYSCONFDIR"/default/memcached-rs@*
+            "$DESTDIR$SYSCONFDIR"/default/memcached-rs@* "$DESTDIR$SYSCONFDIR"/memcached-rs.conf \
+            "$DESTDIR$SYSCONFDIR"/memcached-rs.conf.dist
     else
-        say "kept $DESTDIR$SYSCONFDIR/default/memcached-rs* (--purge removes them)"
+        say "kept $DESTDIR$SYSCONFDIR/default/memcached-rs* and memcached-rs.conf (--purge removes them)"
     fi
     [[ $systemd == yes ]] && systemctl daemon-reload
     say "uninstalled"
@@ -107,22 +117,31 @@ fi
 [[ -x $binary ]] || die "no binary at $binary"
 
 install -D -m 0755 "$binary" "$DESTDIR$bindir/memcached-rs"
+# The units and the wrapper say /usr/bin/memcached-rs and /usr/share/memcached-rs;
+# follow PREFIX.
+paths() { sed -e "s|/usr/bin/memcached-rs|$bindir/memcached-rs|g" -e "s|/usr/share/memcached-rs/|$datadir/|g" "$1"; }
 for u in "${units[@]}"; do
-    # The units say /usr/bin/memcached-rs; follow PREFIX.
-    sed "s|/usr/bin/memcached-rs|$bindir/memcached-rs|g" "$root/deploy/systemd/$u" |
-        install -D -m 0644 /dev/stdin "$DESTDIR$UNITDIR/$u"
+    paths "$root/deploy/systemd/$u" | install -D -m 0644 /dev/stdin "$DESTDIR$UNITDIR/$u"
 done
+paths "$root/deploy/conf/memcached-rs-wrapper" | install -D -m 0755 /dev/stdin "$DESTDIR$datadir/memcached-rs-wrapper"
+install -D -m 0755 "$root/deploy/memcached-rs-tool" "$DESTDIR$bindir/memcached-rs-tool"
+gzip -9n <"$root/deploy/memcached-rs.1" | install -D -m 0644 /dev/stdin "$DESTDIR$mandir/man1/memcached-rs.1.gz"
 install -D -m 0644 "$root/deploy/README.md" "$DESTDIR$docdir/README.md"
 install -D -m 0755 "$root/scripts/healthcheck.sh" "$DESTDIR$datadir/healthcheck.sh"
-conf=$DESTDIR$SYSCONFDIR/default/memcached-rs
-if [[ -e $conf ]]; then
-    if ! cmp -s "$root/deploy/default/memcached-rs" "$conf"; then
-        install -m 0644 "$root/deploy/default/memcached-rs" "$conf.dist"
-        say "kept your $conf; the shipped one is $conf.dist"
+# Configuration: an existing file is the admin's; the shipped one goes beside it.
+config() { # shipped installed
+    local shipped=$1 conf=$DESTDIR$2
+    if [[ -e $conf ]]; then
+        if ! cmp -s "$shipped" "$conf"; then
+            install -m 0644 "$shipped" "$conf.dist"
+            say "kept your $conf; the shipped one is $conf.dist"
+        fi
+    else
+        install -D -m 0644 "$shipped" "$conf"
     fi
-else
-    install -D -m 0644 "$root/deploy/default/memcached-rs" "$conf"
-fi
+}
+config "$root/deploy/default/memcached-rs" "$SYSCONFDIR/default/memcached-rs"
+config "$root/deploy/conf/memcached-rs.conf" "$SYSCONFDIR/memcached-rs.conf"
 say "installed into ${DESTDIR:-/} (binary $bindir/memcached-rs, units in $UNITDIR)"
 
 if [[ $systemd == no ]]; then

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 # Real memcached is the reference some tests compare against (and mcbench's end-to-end
 # test drives); libmemcached-tools, nc and python3-venv serve scripts/compat.sh;
-# sasl2-bin's saslpasswd2 builds the Cyrus sasldb of tests/cases/sasl.txt.
-packages=(memcached libmemcached-tools netcat-openbsd python3-venv sasl2-bin)
+# sasl2-bin's saslpasswd2 builds the Cyrus sasldb of tests/cases/sasl.txt; prometheus
+# gives tests/metrics.rs promtool and a real Prometheus server to scrape -o metrics.
+packages=(memcached libmemcached-tools netcat-openbsd python3-venv sasl2-bin prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

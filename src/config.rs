@@ -9,13 +9,25 @@ use std::path::PathBuf;
 
 /// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
 pub const EX_USAGE: i32 = 64;
+/// memcached's exit status when the system refuses something (`EX_OSERR`).
+const EX_OSERR: i32 = 71;
+
+/// The clap definition of the flags, for the man page (`examples/gen-man.rs`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Flags::command()
+}
 
 #[derive(Parser, Debug)]
 #[command(
     name = "memcached-rs",
     about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    // getopt's rule, as memcached: a flag given twice takes the last value.
+    args_override_self = true,
+    after_help = "Run as root, memcached refuses to start without -u; memcached-rs starts, warns on \
+stderr and stays root. Give -u USER to drop to USER after binding."
 )]
 struct Flags {
     /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
@@ -38,14 +50,15 @@ struct Flags {
     /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
     #[arg(short = 'l', long = "listen")]
     listen: Vec<String>,
-    /// run as a daemon
+    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
     /// accepted for compatibility (core dumps follow the system setting)
     #[arg(short = 'r', long = "enable-coredumps")]
     enable_coredumps: bool,
-    /// accepted for compatibility: memcached-rs runs as the user that starts it
-    #[arg(short = 'u', long = "user")]
+    /// assume the identity of USER when started as root (after binding: ports below
+    /// 1024 work); without -u, root stays root with a warning (memcached refuses)
+    #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
     /// item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
@@ -98,15 +111,20 @@ struct Flags {
     /// backlog queue limit
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     listen_backlog: i32,
-    /// protocol: auto or ascii (the binary protocol is not supported)
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    protocol: String,
+    /// protocol: auto (by each connection's first byte), ascii or binary
+    #[arg(short = 'B', long = "protocol")]
+    protocol: Option<String>,
     /// max item size, with k/m suffix (default 1m, min 1k, max 1024m)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     max_item_size: String,
-    /// SASL is not supported
+    /// binary SASL authentication (PLAIN, LOGIN): users and passwords from the file named
+    /// by MEMCACHED_SASL_PWDB, lines user:password; implies -B binary
     #[arg(short = 'S', long = "enable-sasl")]
     enable_sasl: bool,
+    /// ASCII authentication: FILE holds user:password lines (at most 8); a client sends
+    /// `set <any> 0 0 <n>` with "user password" first; implies -B ascii
+    #[arg(short = 'Y', long = "auth-file", value_name = "FILE")]
+    auth_file: Option<PathBuf>,
     /// disable flush_all
     #[arg(short = 'F', long = "disable-flush-all")]
     disable_flush_all: bool,
@@ -119,6 +137,19 @@ struct Flags {
     /// extended options, comma separated (memcached's; most are accepted and ignored)
     #[arg(short = 'o', long = "extended")]
     extended: Vec<String>,
+    /// (ours) serve Prometheus /metrics over HTTP on [ADDR:]PORT (default
+    /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
+    #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
+    metrics: Option<String>,
+    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
+    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
+    /// holds one file per core)
+    #[arg(short = 'e', long = "memory-file")]
+    memory_file: Option<PathBuf>,
+    /// (ours) `-e` in directory form: the directory the cache is kept in across a
+    /// restart (created if missing)
+    #[arg(long = "restart-dir")]
+    restart_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -162,6 +193,69 @@ pub struct Config {
     /// `-o cpu_steering` (ours): a new connection goes to the executor pinned to the CPU
     /// its SYN arrived on (see `listener::steer_by_cpu`).
     pub cpu_steering: bool,
+    /// `-o metrics[=[ADDR:]PORT]` (ours): serve `/metrics` over HTTP there (loopback and
+    /// port 9150, memcached_exporter's, by default), with latency histograms and hot
+    /// keys kept per core (see `crate::observe`). Off by default.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `-o hotkeys` (ours): keep hot keys per core for `stats hotkeys` without `/metrics`.
+    pub hotkeys: bool,
+    /// memcached's `watch` command; `-W` turns it off.
+    pub watch_enabled: bool,
+    /// `-e PATH` / `--restart-dir DIR`: where the cache is kept across a restart
+    /// (`server::restart`). None: it is not kept.
+    pub memory_file: Option<MemoryFile>,
+    /// `-B`, after `-S`/`-Y` decided it when not given.
+    pub binding: Binding,
+    /// `-S`.
+    pub sasl: bool,
+    /// `MEMCACHED_SASL_PWDB` (read at each SASL attempt, as memcached does).
+    pub sasl_pwdb: Option<PathBuf>,
+    /// `-Y`: the file, and the users read from it at start.
+    pub auth_file: Option<PathBuf>,
+    pub ascii_auth: Option<crate::commands::auth::Credentials>,
+    /// `-l` as given (memcached's `stats settings` shows it so, as `inter`).
+    pub inter: Vec<String>,
+}
+
+/// Where a warm restart keeps the cache: memcached's `-e FILE` (our files are `FILE`
+/// and `FILE.<core>`) or a directory of ours (`DIR/memcached-rs.cache*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// As given, for `stats settings memory_file`.
+    pub given: PathBuf,
+    /// Names of the files: `<base>.<core>` for each core's shard.
+    pub base: PathBuf,
+    /// The directory form: create it at start if missing.
+    pub directory: bool,
+}
+
+impl MemoryFile {
+    /// `-e PATH`: a directory when PATH is one (or ends in '/'), else memcached's file.
+    pub fn from_flag(given: PathBuf, directory: bool) -> MemoryFile {
+        let directory = directory || given.is_dir() || given.as_os_str().to_string_lossy().ends_with('/');
+        let base = if directory { given.join("memcached-rs.cache") } else { given.clone() };
+        MemoryFile { given, base, directory }
+    }
+}
+
+/// Which protocol a connection speaks (`-B`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// By the connection's first byte: 0x80 binary, anything else text.
+    Auto,
+    Ascii,
+    Binary,
+}
+
+impl Binding {
+    /// As memcached's `stats settings` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Auto => "auto-negotiate",
+            Binding::Ascii => "ascii",
+            Binding::Binary => "binary",
+        }
+    }
 }
 
 /// What the command line asks for: run, or print something and exit.
@@ -232,29 +326,77 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
     if item_size_max > memory_limit / 2 {
         return usage("Cannot set item size limit higher than 1/2 of memory max.");
     }
-    let threads = f.threads.unwrap_or_else(|| core_affinity::get_core_ids().map_or(1, |c| c.len()));
+    // One executor per CPU this process may run on, unless -t says otherwise.
+    let threads = match f.threads {
+        Some(threads) => threads,
+        None => match core_affinity::get_core_ids() {
+            Some(cpus) if !cpus.is_empty() => cpus.len(),
+            _ => {
+                let message = "no CPUs in this process's affinity mask (sched_getaffinity failed): give -t N";
+                return Err((message.into(), EX_OSERR));
+            }
+        },
+    };
     if threads == 0 {
         return Err(("Number of threads must be greater than 0".into(), 1));
     }
     if f.udp_port != 0 {
         return usage("UDP is not supported (memcached's default since 1.5.6 is -U 0)");
     }
-    if f.protocol == "binary" {
-        return usage("The binary protocol is not supported; use -B ascii or auto");
-    } else if f.protocol != "auto" && f.protocol != "ascii" {
-        return Err((format!("Invalid value for binding protocol: {}", f.protocol), EX_USAGE));
-    }
+    let specified = match f.protocol.as_deref() {
+        None => None,
+        Some("auto") => Some(Binding::Auto),
+        Some("ascii") => Some(Binding::Ascii),
+        Some("binary") => Some(Binding::Binary),
+        Some(other) => return Err((format!("Invalid value for binding protocol: {other}"), EX_USAGE)),
+    };
+    let mut binding = specified.unwrap_or(Binding::Auto);
     if f.enable_sasl {
-        return usage("SASL is not supported");
+        match specified {
+            None => binding = Binding::Binary,
+            Some(Binding::Binary) => {}
+            Some(_) => return usage("ERROR: You cannot allow the ASCII protocol while using SASL."),
+        }
     }
+    if f.auth_file.is_some() {
+        match specified {
+            None => binding = Binding::Ascii,
+            Some(Binding::Ascii) => {}
+            Some(_) => {
+                return usage("ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.")
+            }
+        }
+    }
+    // Read here, at start: the variable names a file, never a secret itself.
+    let sasl_pwdb = std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from);
+    if f.enable_sasl && sasl_pwdb.is_none() {
+        return Err(("-S needs MEMCACHED_SASL_PWDB: the file of user:password lines SASL checks".into(), 1));
+    }
+    let ascii_auth = match &f.auth_file {
+        Some(path) => Some(crate::commands::auth::Credentials::load_authfile(path).map_err(|e| (e, 1))?),
+        None => None,
+    };
     let unix_mask = u32::from_str_radix(&f.unix_mask, 8)
         .map_err(|_| (format!("Invalid -a mask: {}", f.unix_mask), EX_USAGE))?;
     let mut ignored = Vec::new();
     let mut cpu_steering = false;
     let mut idle_timeout = 0;
+    let (mut metrics, mut hotkeys) = (None, false);
+    if let Some(value) = &f.metrics {
+        metrics = Some(metrics_address(value).ok_or((format!("Invalid --metrics address: {value}"), EX_USAGE))?);
+    }
     for option in f.extended.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
         if option == "cpu_steering" {
             cpu_steering = true;
+            continue;
+        }
+        if option == "hotkeys" {
+            hotkeys = true;
+            continue;
+        }
+        if option == "metrics" || option.starts_with("metrics=") {
+            let value = option.split_once('=').map_or("", |(_, v)| v);
+            metrics = Some(metrics_address(value).ok_or((format!("Illegal suboption \"{option}\""), 1))?);
             continue;
         }
         let name = option.split('=').next().unwrap_or(option);
@@ -300,7 +442,34 @@ fn validate(f: Flags) -> Result<Config, (String, i32)> {
         reqs_per_event: f.max_reqs_per_event.unwrap_or(20),
         idle_timeout,
         cpu_steering,
+        hotkeys: hotkeys || metrics.is_some(),
+        metrics,
+        watch_enabled: !f.disable_watch,
+        memory_file: match (f.restart_dir, f.memory_file) {
+            (Some(dir), _) => Some(MemoryFile::from_flag(dir, true)),
+            (None, Some(path)) => Some(MemoryFile::from_flag(path, false)),
+            (None, None) => None,
+        },
+        binding,
+        sasl: f.enable_sasl,
+        sasl_pwdb,
+        auth_file: f.auth_file,
+        ascii_auth,
+        inter: f.listen.clone(),
     })
+}
+
+/// The metrics listener's address: `PORT`, `ADDR:PORT` or `[V6]:PORT`; loopback and
+/// 9150 (memcached_exporter's port) where not given.
+fn metrics_address(value: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    if value.is_empty() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9150)));
+    }
+    if let Ok(port) = value.parse::<u16>() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    value.parse().ok()
 }
 
 /// `ADDR` → `ADDR:port`; `ADDR:PORT` and `[V6]:PORT` kept; a bare IPv6 address bracketed.
@@ -368,6 +537,21 @@ mod tests {
         let c = run(&["-o", "modern,cpu_steering"]);
         assert!(c.cpu_steering);
         assert_eq!(c.ignored, vec!["modern"]);
+        assert!(c.metrics.is_none() && !c.hotkeys && c.watch_enabled);
+    }
+
+    #[test]
+    fn metrics_listener_is_opt_in_and_loopback() {
+        assert_eq!(run(&["-o", "metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(run(&["-o", "metrics=9999"]).metrics, Some("127.0.0.1:9999".parse().unwrap()));
+        let c = run(&["-o", "metrics=0.0.0.0:9150"]);
+        assert_eq!(c.metrics, Some("0.0.0.0:9150".parse().unwrap()));
+        assert!(c.hotkeys, "hot keys come with the metrics");
+        assert!(run(&["-o", "hotkeys"]).hotkeys);
+        assert!(!run(&["-W"]).watch_enabled);
+        assert_eq!(run(&["--metrics=9151"]).metrics, Some("127.0.0.1:9151".parse().unwrap()));
+        assert_eq!(run(&["--metrics"]).metrics, Some("127.0.0.1:9150".parse().unwrap()));
+        assert_eq!(fail(&["-o", "metrics=nowhere"]).1, 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod observe;
 pub mod protocol;
 pub mod rules;
 pub mod server;

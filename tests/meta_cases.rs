@@ -1,30 +1,22 @@
 //! Every case of tests/cases/meta.txt (the meta commands (mg ms md ma mn me)), recorded from memcached 1.6.18 by
 //! scripts/record-cases.py, replayed against the server under test by the case
 //! harness (tests/common/cases.rs) with `-t 1` and `-t 2`.
-//!
-//! Gated until memcached-rs implements the protocol: runs when `MC_SERVER_BIN` is
-//! set or `MC_PENDING_TABLES` names the table (`MC_PENDING_TABLES=meta`), else skips
-//! visibly. Remove the `pending_table_runs` calls once it passes.
 //! `MC_CASE=<substring>` runs only the matching cases.
 
 mod common;
 
-use common::cases::{pending_table_runs, Table};
+use common::cases::Table;
 
 const TABLE: &str = "meta.txt";
 
 #[test]
 fn meta_table_t1() {
-    if pending_table_runs(TABLE) {
-        Table::load(TABLE).replay("1");
-    }
+    Table::load(TABLE).replay("1");
 }
 
 #[test]
 fn meta_table_t2() {
-    if pending_table_runs(TABLE) {
-        Table::load(TABLE).replay("2");
-    }
+    Table::load(TABLE).replay("2");
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub const MAX_VALUE: u32 = 1024 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(name = "mcbench", version, args_conflicts_with_subcommands = true)]
-/// Latency load generator for memcached-compatible servers (text protocol).
+/// Latency load generator for memcached-compatible servers (text or meta protocol).
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -42,8 +42,20 @@ pub enum Distribution {
     KetamaPlain,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// Classic text commands: `get k1 .. kN`, `set`.
+    Text,
+    /// Meta commands: `mg KEY v f` (a multi-get: `mg KEY v f k q` per key, then `mn`),
+    /// `ms KEY LEN F<flags>`.
+    Meta,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Which commands to send.
+    #[arg(long, value_enum, default_value_t = Protocol::Text)]
+    pub protocol: Protocol,
     /// Servers, host:port[:weight], comma separated; several are ketama-hashed.
     #[arg(long, default_value = "127.0.0.1:11211")]
     pub servers: String,
@@ -121,6 +133,7 @@ pub enum KeyDist {
 /// The checked form of `RunArgs`.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub protocol: Protocol,
     pub servers: Vec<Server>,
     pub mode: Mode,
     pub threads: usize,
@@ -261,6 +274,7 @@ impl RunArgs {
             return Err("key prefix: no spaces or control characters, at most 200 bytes".into());
         }
         Ok(Settings {
+            protocol: self.protocol,
             mode: match self.distribution {
                 Distribution::Ketama => Mode::Weighted,
                 Distribution::KetamaPlain => Mode::Plain,

@@ -3,7 +3,7 @@
 //! in-flight ring, record its latency, repeat. Nothing is allocated per request: the
 //! ring's slots, the write batch and the read buffer are reused.
 
-use crate::config::Settings;
+use crate::config::{Protocol, Settings};
 use poller::{Poller, Registration};
 use crate::reply::{Checker, ErrKind, Parsed, Progress};
 use crate::schedule::Schedule;
@@ -143,6 +143,9 @@ impl Ring {
 }
 
 fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot) {
+    if s.protocol == Protocol::Meta {
+        return write_meta_request(out, s, pattern, slot);
+    }
     match slot.kind {
         OpKind::Get => {
             out.extend_from_slice(b"get");
@@ -162,6 +165,38 @@ fn write_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot
             out.extend_from_slice(num.format(value_flags(k, len)).as_bytes());
             out.extend_from_slice(b" 0 ");
             out.extend_from_slice(num.format(len).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(pattern.value(k, len).unwrap_or_default());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The meta form of a request: `mg KEY v f` (a multi-get: `mg KEY v f k q` per key and
+/// `mn`, the meta protocol's own multi-get), `ms KEY LEN F<flags>`.
+fn write_meta_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: &Slot) {
+    match slot.kind {
+        OpKind::Get => {
+            let multi = slot.keys.len() > 1;
+            for &k in &slot.keys {
+                out.extend_from_slice(b"mg ");
+                write_key(out, &s.key_prefix, k);
+                out.extend_from_slice(if multi { &b" v f k q\r\n"[..] } else { b" v f\r\n" });
+            }
+            if multi {
+                out.extend_from_slice(b"mn\r\n");
+            }
+        }
+        OpKind::Set => {
+            let k = slot.keys[0];
+            let len = value_len(k, s.value_min, s.value_max);
+            let mut num = itoa::Buffer::new();
+            out.extend_from_slice(b"ms ");
+            write_key(out, &s.key_prefix, k);
+            out.push(b' ');
+            out.extend_from_slice(num.format(len).as_bytes());
+            out.extend_from_slice(b" F");
+            out.extend_from_slice(num.format(value_flags(k, len)).as_bytes());
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(pattern.value(k, len).unwrap_or_default());
             out.extend_from_slice(b"\r\n");
@@ -215,6 +250,7 @@ pub async fn run(
     let checker = Checker {
         prefix: &s.key_prefix,
         pattern: &pattern,
+        meta: s.protocol == Protocol::Meta,
     };
     let mut ring = Ring::new(shared.pipeline, s.multiget, Instant::now());
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);

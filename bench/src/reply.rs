@@ -88,6 +88,8 @@ pub struct Step {
 pub struct Checker<'p> {
     pub prefix: &'p [u8],
     pub pattern: &'p Pattern,
+    /// Replies to meta requests (`HD`, `EN`, `VA`, `MN`; see `conn::write_meta_request`).
+    pub meta: bool,
 }
 
 fn is_key(token: &[u8], prefix: &[u8], idx: u32) -> bool {
@@ -155,6 +157,15 @@ impl Checker<'_> {
                     parsed: done,
                     sample: Some(line_range),
                 };
+            }
+            if self.meta {
+                match self.meta_element(buf, pos, line, after, kind, keys, prog) {
+                    MetaStep::Next(next) => {
+                        pos = next;
+                        continue;
+                    }
+                    MetaStep::Return(step) => return step,
+                }
             }
             match kind {
                 OpKind::Set => {
@@ -241,6 +252,98 @@ impl Checker<'_> {
         }
     }
 
+    /// One element of a meta reply: a status line, or a `VA` header and its data block.
+    #[allow(clippy::too_many_arguments)]
+    fn meta_element(
+        &self,
+        buf: &[u8],
+        pos: usize,
+        line: &[u8],
+        after: usize,
+        kind: OpKind,
+        keys: &[u32],
+        prog: &mut Progress,
+    ) -> MetaStep {
+        let line_range = pos..pos + line.len();
+        let done = |hits: u32, misses: u32, err: Option<ErrKind>, sample: Option<Range<usize>>| {
+            MetaStep::Return(Step {
+                consumed: after,
+                parsed: Parsed::Done { hits, misses, err },
+                sample,
+            })
+        };
+        let multi = keys.len() > 1;
+        match (kind, line) {
+            (OpKind::Set, b"HD") => return done(0, 0, None, None),
+            (OpKind::Set, b"NS" | b"EX" | b"NF") => {
+                return done(0, 0, Some(ErrKind::NotStored), Some(line_range))
+            }
+            (OpKind::Get, b"EN") if !multi => return done(0, 1, None, None),
+            (OpKind::Get, b"MN") if multi => {
+                let misses = keys.len() as u32 - prog.hits.min(keys.len() as u32);
+                return done(prog.hits, misses, prog.err, None);
+            }
+            _ => {}
+        }
+        let header = match (kind, line.strip_prefix(b"VA ")) {
+            (OpKind::Get, Some(header)) => header,
+            _ => return MetaStep::Return(self.fatal(pos, line_range, ErrKind::UnexpectedReply)),
+        };
+        let mut t = header.split(|&c| c == b' ');
+        let bytes = t.next().and_then(parse_u64);
+        let (mut flags, mut key) = (None, None);
+        for token in t {
+            match token.split_first() {
+                Some((b'f', v)) => flags = parse_u64(v),
+                Some((b'k', v)) => key = Some(v),
+                _ => {}
+            }
+        }
+        let (Some(bytes), Some(flags)) = (bytes, flags) else {
+            return MetaStep::Return(self.fatal(pos, line_range, ErrKind::UnexpectedReply));
+        };
+        let bytes = bytes as usize;
+        if bytes > MAX_VALUE_BYTES {
+            return MetaStep::Return(self.fatal(pos, line_range, ErrKind::BadLength));
+        }
+        let data_end = after + bytes;
+        if buf.len() < data_end + 2 {
+            return MetaStep::Return(Step { consumed: pos, parsed: Parsed::NeedMore, sample: None });
+        }
+        if &buf[data_end..data_end + 2] != b"\r\n" {
+            return MetaStep::Return(self.fatal(pos, line_range, ErrKind::BadLength));
+        }
+        // A multi-get's values name their key (k); a single get's is the one asked for.
+        let found = match key {
+            Some(key) => keys[prog.cursor.min(keys.len())..].iter().position(|&k| is_key(key, self.prefix, k)),
+            None if !multi && prog.cursor == 0 => Some(0),
+            None => None,
+        };
+        match found {
+            None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
+            Some(j) => {
+                let idx = keys[prog.cursor + j];
+                prog.cursor += j + 1;
+                prog.hits += 1;
+                let len = bytes as u32;
+                if flags != u64::from(value_flags(idx, len)) {
+                    prog.err = prog.err.or(Some(ErrKind::BadFlags));
+                } else if self.pattern.value(idx, len) != Some(&buf[after..data_end]) {
+                    prog.err = prog.err.or(Some(ErrKind::BadData));
+                }
+            }
+        }
+        if multi {
+            MetaStep::Next(data_end + 2)
+        } else {
+            MetaStep::Return(Step {
+                consumed: data_end + 2,
+                parsed: Parsed::Done { hits: prog.hits, misses: 0, err: prog.err },
+                sample: None,
+            })
+        }
+    }
+
     fn fatal(&self, pos: usize, sample: Range<usize>, e: ErrKind) -> Step {
         Step {
             consumed: pos,
@@ -248,6 +351,12 @@ impl Checker<'_> {
             sample: Some(sample),
         }
     }
+}
+
+/// What one meta reply element came to: go on at this offset, or this step.
+enum MetaStep {
+    Next(usize),
+    Return(Step),
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ fn parse_all(buf: &[u8], kind: OpKind, keys: &[u32]) -> (Step, Progress) {
     let c = Checker {
         prefix: PREFIX,
         pattern: &p,
+        meta: false,
     };
     let mut prog = Progress::default();
     let s = c.parse(buf, kind, keys, &mut prog);
@@ -194,6 +195,7 @@ fn incremental_parse_gives_the_same_answer_byte_by_byte() {
     let c = Checker {
         prefix: PREFIX,
         pattern: &p,
+        meta: false,
     };
     let mut whole = value_block(&p, 1, 300);
     whole.extend(value_block(&p, 2, 64));
@@ -219,4 +221,46 @@ fn incremental_parse_gives_the_same_answer_byte_by_byte() {
     );
     // The next reply starts right where this one ended.
     assert_eq!(&whole[start..], b"STORED\r\n");
+}
+
+fn meta_block(p: &Pattern, idx: u32, len: u32, with_key: bool) -> Vec<u8> {
+    let key = if with_key { format!(" kmcb:{idx}") } else { String::new() };
+    let mut v = format!("VA {len} f{}{key}\r\n", value_flags(idx, len)).into_bytes();
+    v.extend_from_slice(p.value(idx, len).unwrap());
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+fn parse_meta(buf: &[u8], kind: OpKind, keys: &[u32]) -> Step {
+    let p = Pattern::new(MAX_VALUE);
+    let c = Checker { prefix: PREFIX, pattern: &p, meta: true };
+    c.parse(buf, kind, keys, &mut Progress::default())
+}
+
+#[test]
+fn meta_replies() {
+    let p = Pattern::new(MAX_VALUE);
+    let (l7, l9) = (value_len(7, 64, 1024), value_len(9, 64, 1024));
+    let hit = meta_block(&p, 7, l7, false);
+    let s = parse_meta(&hit, OpKind::Get, &[7]);
+    assert_eq!((s.consumed, s.parsed), (hit.len(), Parsed::Done { hits: 1, misses: 0, err: None }));
+    let s = parse_meta(b"EN\r\n", OpKind::Get, &[7]);
+    assert_eq!(s.parsed, Parsed::Done { hits: 0, misses: 1, err: None });
+    // A quiet multi-get: hits name their key, misses say nothing, MN ends it.
+    let mut multi = meta_block(&p, 9, l9, true);
+    multi.extend_from_slice(b"MN\r\n");
+    let s = parse_meta(&multi, OpKind::Get, &[7, 9, 11]);
+    assert_eq!((s.consumed, s.parsed), (multi.len(), Parsed::Done { hits: 1, misses: 2, err: None }));
+    // Half a value: more is needed, nothing is consumed.
+    let s = parse_meta(&multi[..20], OpKind::Get, &[7, 9, 11]);
+    assert_eq!((s.consumed, s.parsed), (0, Parsed::NeedMore));
+    // Wrong flags, wrong data.
+    let mut bad = format!("VA {l7} f1\r\n").into_bytes();
+    bad.extend_from_slice(p.value(7, l7).unwrap());
+    bad.extend_from_slice(b"\r\n");
+    assert!(matches!(parse_meta(&bad, OpKind::Get, &[7]).parsed, Parsed::Done { err: Some(ErrKind::BadFlags), .. }));
+    assert_eq!(parse_meta(b"HD\r\n", OpKind::Set, &[7]).parsed, Parsed::Done { hits: 0, misses: 0, err: None });
+    assert!(matches!(parse_meta(b"NS\r\n", OpKind::Set, &[7]).parsed, Parsed::Done { err: Some(ErrKind::NotStored), .. }));
+    assert!(matches!(parse_meta(b"STORED\r\n", OpKind::Set, &[7]).parsed, Parsed::Fatal(ErrKind::UnexpectedReply)));
+    assert!(matches!(parse_meta(b"CLIENT_ERROR bad\r\n", OpKind::Set, &[7]).parsed, Parsed::Done { err: Some(ErrKind::ClientError), .. }));
 }

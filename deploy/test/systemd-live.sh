@@ -86,11 +86,37 @@ if [[ ${1:-} == --inside ]]; then
         # Container images ship a policy-rc.d that forbids maintainer scripts to
         # start services (exit 101); a real host has none. Only the overlay loses it.
         rm -f /usr/sbin/policy-rc.d
-        out=$(apt-get install -y -q "$deb" 2>&1) || { echo "$out"; fail "apt-get install $deb"; }
+        if [[ $probe == no ]]; then
+            # postinst must not hide a failed start: with the port taken the service
+            # cannot start, and the install says so and fails; once the port is free,
+            # `dpkg --configure -a` finishes it.
+            python3 -c 'import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 11211)); s.listen(); time.sleep(60)' &
+            holder=$!
+            for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/11211) 2>/dev/null && break; sleep 0.1; done
+            if out=$(apt-get install -y -q "$deb" 2>&1); then
+                echo "$out"
+                fail "apt-get install succeeded although memcached-rs.service could not start"
+            fi
+            grep -q 'memcached-rs.service failed to start' <<<"$out" || { echo "$out"; fail "postinst did not say the start failed"; }
+            [[ $(dpkg-query -W -f '${Status}' memcached-rs) == *half-configured* ]] ||
+                fail "package state after a failed start: $(dpkg-query -W -f '${Status}' memcached-rs)"
+            kill "$holder"
+            wait "$holder" 2>/dev/null || true
+            systemctl reset-failed memcached-rs.service 2>/dev/null || true
+            out=$(dpkg --configure -a 2>&1) || { echo "$out"; fail "dpkg --configure -a once the port is free"; }
+            pass "apt-get install with port 11211 taken: fails, says memcached-rs.service failed to start (half-configured); dpkg --configure -a then starts it"
+        else
+            out=$(apt-get install -y -q "$deb" 2>&1) || { echo "$out"; fail "apt-get install $deb"; }
+        fi
         [[ $(systemctl is-enabled memcached-rs.service) == enabled ]] || fail "package did not enable the unit"
         wait_active memcached-rs || fail "package did not start the unit"
         healthy 11211 || fail "healthcheck on 11211 after apt-get install"
         [[ -x /usr/share/memcached-rs/healthcheck.sh ]] || fail "no packaged healthcheck.sh"
+        man -w memcached-rs >/dev/null 2>&1 || [[ -f /usr/share/man/man1/memcached-rs.1.gz ]] ||
+            fail "no packaged man page"
+        /usr/bin/memcached-rs-tool 127.0.0.1:11211 stats >/dev/null || fail "packaged memcached-rs-tool"
         /usr/share/memcached-rs/healthcheck.sh 127.0.0.1 11211 >/dev/null || fail "packaged healthcheck.sh"
         if [[ $probe == yes ]]; then
             grep -qx 'notify READY: Ok(true)' /run/mcrs-test/memcached-rs.service.log || fail "no READY=1"
@@ -170,6 +196,27 @@ if [[ ${1:-} == --inside ]]; then
         grep -q '^Max locked memory' "/proc/$(prop memcached-rs MainPID)/limits" || fail "no limits"
     fi
     pass "edit /etc/default/memcached-rs + systemctl restart: new process, new options, healthy"
+
+    # /etc/memcached-rs.conf: a copy of Debian's /etc/memcached.conf with two values
+    # changed, read through the unit's wrapper; -d, logfile and -P dropped with a note.
+    [[ -f /etc/memcached-rs.conf ]] || fail "install.sh did not install /etc/memcached-rs.conf"
+    sed -e 's/^-m 64$/-m 96/' -e 's/^# -c 1024$/-c 900/' "$root/deploy/test/debian-memcached.conf" \
+        >/etc/memcached-rs.conf
+    pid=$(prop memcached-rs MainPID)
+    systemctl restart memcached-rs || fail "restart with Debian's memcached.conf as /etc/memcached-rs.conf"
+    wait_active memcached-rs "$pid" || fail "not active with /etc/memcached-rs.conf"
+    healthy 11211 || fail "healthcheck with /etc/memcached-rs.conf"
+    if [[ $probe == yes ]]; then
+        [[ $(argv_of memcached-rs.service) == "-p 11211 -U 0 -m 128 -c 1024 -m 96 -p 11211 -u memcache -l 127.0.0.1 -c 900" ]] ||
+            fail "argv with /etc/memcached-rs.conf: '$(argv_of memcached-rs.service)'"
+    else
+        [[ $(setting 11211 maxbytes) == $((96 << 20)) && $(setting 11211 maxconns) == 900 ]] ||
+            fail "/etc/memcached-rs.conf not applied: maxbytes $(setting 11211 maxbytes), maxconns $(setting 11211 maxconns)"
+    fi
+    grep -q 'line 50: ignoring -P: systemd tracks the pid' /run/mcrs-test/memcached-rs.service.log ||
+        fail "no note about the dropped -P"
+    cp "$root/deploy/conf/memcached-rs.conf" /etc/memcached-rs.conf
+    pass "/etc/memcached-rs.conf = Debian's memcached.conf (-m 96, -c 900) through the unit: applied, healthy; -d, logfile, -P dropped with a note"
 
     start=$(date +%s%N)
     systemctl stop memcached-rs || fail "stop"

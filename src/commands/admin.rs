@@ -28,7 +28,11 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
             answer(form, Answer::Ok, out)
         }
         ServerCmd::SlabsReassign { src, dst } => answer(form, slabs_reassign(server.config(), src, dst), out),
-        ServerCmd::Quit => return Flow::Close,
+        ServerCmd::Quit => {
+            answer(form, Answer::Closing, out);
+            return Flow::Close;
+        }
+        ServerCmd::Noop => answer(form, Answer::Ok, out),
         ServerCmd::Shutdown { graceful: _, valid } => {
             if !server.config().enable_shutdown {
                 answer(form, Answer::ShutdownDisabled, out);
@@ -64,6 +68,18 @@ pub fn run(server: &mut impl Server, cmd: ServerCmd, form: Form, out: &mut Bytes
             // memcached: an error only when starting a crawler that already runs.
             let was = server.runtime().crawler_enabled.swap(enable, Relaxed);
             answer(form, if was && enable { Answer::CrawlerStartFailed } else { Answer::Ok }, out);
+        }
+        ServerCmd::Watch { kinds, valid } => {
+            // memcached's order of checks: -W, then the words. (memcached also refuses a
+            // watch behind a noreply request of the same read, a case not kept here;
+            // replies before it are sent, then OK, as memcached does.)
+            if !server.config().watch_enabled {
+                answer(form, Answer::WatchDisabled, out);
+            } else if !valid {
+                answer(form, Answer::Error, out);
+            } else {
+                return Flow::Watch(kinds);
+            }
         }
         ServerCmd::CacheDump { class, limit } => {
             if class == CLASS {

@@ -7,7 +7,8 @@
 use super::Ctx;
 use crate::protocol::Outcome;
 use crate::rules::strtoull;
-use crate::store::{Rewrite, Shard};
+use crate::rules::StoreMode;
+use crate::store::{Rewrite, Shard, StoreOutcome};
 
 pub fn incr_decr<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], incr: bool, delta: u64) -> Outcome<'s> {
     let c = ctx.counters;
@@ -21,6 +22,53 @@ pub fn incr_decr<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], incr: bool, delta: u64) -
             misses.incr();
             Outcome::NotFound
         }
+        Rewrite::Refused => Outcome::NonNumeric,
+        Rewrite::NoMemory => Outcome::ArithNoMemory,
+    }
+}
+
+/// Binary Increment/Decrement (memcached's `complete_incr_bin`): a non-zero `cas` must
+/// match; a miss creates the item with the initial value (not initial + delta) and the
+/// request's expiry when `create` allows, else counts a miss. The reply carries the new
+/// cas unique.
+pub fn counter<'s>(
+    ctx: &'s mut Ctx<'_>,
+    key: &[u8],
+    incr: bool,
+    delta: u64,
+    create: Option<(u64, i64)>,
+    cas: u64,
+) -> Outcome<'s> {
+    if cas != 0 {
+        match ctx.shard.item_cas(key, ctx.now) {
+            Some(current) if current != cas => return Outcome::Exists,
+            _ => {}
+        }
+    }
+    let cas_of = |ctx: &Ctx<'_>| if ctx.cas_enabled { ctx.shard.last_cas() } else { 0 };
+    let c = ctx.counters;
+    let (hits, misses) = if incr { (&c.incr_hits, &c.incr_misses) } else { (&c.decr_hits, &c.decr_misses) };
+    match apply(ctx.shard, key, incr, delta, ctx.now) {
+        Rewrite::Done(n) => {
+            hits.incr();
+            Outcome::NumberCas(n, cas_of(ctx))
+        }
+        // memcached counts no miss when it creates the item.
+        Rewrite::NotFound => match create {
+            Some((initial, exptime)) => {
+                let mut digits = itoa::Buffer::new();
+                let exptime = ctx.expiry(exptime);
+                match ctx.shard.store(StoreMode::Add, key, 0, exptime, digits.format(initial).as_bytes(), 0, ctx.now) {
+                    StoreOutcome::Stored => Outcome::NumberCas(initial, cas_of(ctx)),
+                    StoreOutcome::OutOfMemory => Outcome::StoreNoMemory,
+                    _ => Outcome::NotStored,
+                }
+            }
+            None => {
+                misses.incr();
+                Outcome::NotFound
+            }
+        },
         Rewrite::Refused => Outcome::NonNumeric,
         Rewrite::NoMemory => Outcome::ArithNoMemory,
     }
@@ -63,8 +111,7 @@ pub fn render(n: u64, old_len: usize, out: &mut Vec<u8>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::StoreMode;
-    use crate::store::{StoreConfig, StoreOutcome};
+    use crate::store::StoreConfig;
 
     fn shard() -> Shard {
         Shard::new(StoreConfig { memory_limit: 8 << 20, item_size_max: 1 << 20, evict: true, shard_id: 0, shard_count: 1 })

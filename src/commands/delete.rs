@@ -13,3 +13,15 @@ pub fn delete<'s>(ctx: &'s mut Ctx<'_>, key: &[u8]) -> Outcome<'s> {
         Outcome::NotFound
     }
 }
+
+/// Binary Delete: with a non-zero `cas`, only the item of that cas unique goes (another
+/// cas: Exists), as memcached's `process_bin_delete`.
+pub fn delete_if<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], cas: u64) -> Outcome<'s> {
+    if cas != 0 {
+        match ctx.shard.item_cas(key, ctx.now) {
+            Some(current) if current != cas => return Outcome::Exists,
+            _ => {}
+        }
+    }
+    delete(ctx, key)
+}

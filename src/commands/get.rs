@@ -60,3 +60,21 @@ pub fn touch<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], exptime: i64) -> Outcome<'s> 
 fn view(item: ItemRef<'_>, cas_enabled: bool) -> Item<'_> {
     Item { flags: item.flags, cas: if cas_enabled { item.cas } else { 0 }, value: item.value }
 }
+
+/// Binary Touch/GAT: a new expiry and the item back, counted as memcached's binary
+/// protocol counts it (`cmd_touch` and `touch_hits`/`touch_misses`, no get counters).
+pub fn touch_fetch<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], exptime: i64) -> Outcome<'s> {
+    let c = ctx.counters;
+    c.cmd_touch.incr();
+    let exptime = ctx.expiry(exptime);
+    match ctx.shard.get_and_touch(key, exptime, ctx.now) {
+        Some(item) => {
+            c.touch_hits.incr();
+            Outcome::Hit(view(item, ctx.cas_enabled))
+        }
+        None => {
+            c.touch_misses.incr();
+            Outcome::Miss
+        }
+    }
+}

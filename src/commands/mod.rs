@@ -13,17 +13,20 @@
 //! | set, add, replace, append, prepend, cas | `storage.rs` |
 //! | delete | `delete.rs` |
 //! | incr, decr | `arith.rs` |
+//! | mg, ms, md, ma, me (meta) | `meta.rs` |
 //! | flush_all | `flush.rs` |
 //! | version, verbosity, quit, shutdown, cache_memlimit, lru_crawler, dumps | `admin.rs`, `dump.rs` |
 //! | stats and its sub-commands | `stats.rs`, `stats_slabs.rs`, `settings.rs` |
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod counters;
 pub mod delete;
 pub mod dump;
 pub mod flush;
 pub mod get;
+pub mod meta;
 pub mod settings;
 pub mod stats;
 pub mod stats_slabs;
@@ -68,12 +71,21 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
         Op::Get { touch: None } => get::get(ctx, key),
         Op::Get { touch: Some(exptime) } => get::get_and_touch(ctx, key, exptime),
         Op::Touch { exptime } => get::touch(ctx, key, exptime),
+        Op::Store { mode, flags, exptime, cas_unique } if request.form.reply_cas() => {
+            storage::store_with_cas(ctx, mode, key, flags, exptime, request.value, cas_unique)
+        }
         Op::Store { mode, flags, exptime, cas_unique } => {
             storage::store(ctx, mode, key, flags, exptime, request.value, cas_unique)
         }
         Op::TooLarge { mode } => storage::too_large(ctx, mode, key),
         Op::Delete => delete::delete(ctx, key),
         Op::Arith { incr, delta } => arith::incr_decr(ctx, key, incr, delta),
+        Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {
+            meta::execute(ctx, request)
+        }
+        Op::TouchFetch { exptime } => get::touch_fetch(ctx, key, exptime),
+        Op::DeleteIf { cas } => delete::delete_if(ctx, key, cas),
+        Op::Counter { incr, delta, create, cas } => arith::counter(ctx, key, incr, delta, create, cas),
     }
 }
 
@@ -125,6 +137,8 @@ pub trait Server {
     fn page_size(&self) -> u64;
     /// Stops the server: every executor stops accepting and drains.
     fn shutdown(&self);
+    /// Metrics, hot keys and `watch` (crate::observe).
+    fn observe(&self) -> &crate::observe::Observe;
 }
 
 /// After a request: go on reading, or close the connection (quit, shutdown).
@@ -132,4 +146,7 @@ pub trait Server {
 pub enum Flow {
     Continue,
     Close,
+    /// `watch`: the connection stops taking commands and streams these kinds of log
+    /// lines (memcached's `LOG_*` bits) until the client leaves.
+    Watch(u16),
 }

@@ -79,7 +79,7 @@ pub fn write_settings(out: &mut impl StatSink, c: &Config, r: &Runtime) {
     out.stat("maxconns", &c.max_connections);
     out.stat("tcpport", &c.tcp_port);
     out.stat("udpport", &0);
-    out.stat("inter", &if c.listen.is_empty() { "NULL".to_string() } else { c.listen.join(",") });
+    out.stat("inter", &if c.inter.is_empty() { "NULL".to_string() } else { c.inter.join(",") });
     out.stat("verbosity", &r.verbosity.load(Relaxed));
     out.stat("oldest", &r.oldest_live.load(Relaxed));
     out.stat("evictions", &if c.evict { "on" } else { "off" });
@@ -95,9 +95,9 @@ pub fn write_settings(out: &mut impl StatSink, c: &Config, r: &Runtime) {
     out.stat("reqs_per_event", &c.reqs_per_event);
     out.stat("cas_enabled", &yes_no(c.cas_enabled));
     out.stat("tcp_backlog", &c.backlog);
-    out.stat("binding_protocol", &"ascii");
-    out.stat("auth_enabled_sasl", &"no");
-    out.stat("auth_enabled_ascii", &"no");
+    out.stat("binding_protocol", &c.binding.name());
+    out.stat("auth_enabled_sasl", &yes_no(c.sasl));
+    out.stat("auth_enabled_ascii", &c.auth_file.as_ref().map_or("no".into(), |p| p.display().to_string()));
     out.stat("item_size_max", &c.item_size_max);
     out.stat("maxconns_fast", &"yes");
     out.stat("hashpower_init", &opt("hashpower", "0"));
@@ -150,7 +150,9 @@ pub fn write_settings(out: &mut impl StatSink, c: &Config, r: &Runtime) {
     out.stat("ssl_kernel_tls", &"no");
     out.stat("ssl_min_version", &"tlsv1.2");
     out.stat("num_napi_ids", &"(null)");
-    out.stat("memory_file", &opt("memory_file", "(null)"));
+    // memcached prints its `-e` path here.
+    let memory_file = c.memory_file.as_ref().map_or("(null)".into(), |m| m.given.display().to_string());
+    out.stat("memory_file", &memory_file);
 }
 
 #[cfg(test)]

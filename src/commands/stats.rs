@@ -24,6 +24,7 @@ pub fn stats(server: &mut impl Server, kind: StatsKind, form: Form, out: &mut By
         }
         StatsKind::Settings => settings::write_settings(&mut stat_sink(form, out), server.config(), server.runtime()),
         StatsKind::Shards => write_shards(&mut stat_sink(form, out), server.stats()),
+        StatsKind::HotKeys => write_hot_keys(&mut stat_sink(form, out), server.observe()),
         StatsKind::Items => stats_slabs::write_items(&mut stat_sink(form, out), server.stats(), server.now()),
         StatsKind::Slabs => {
             let page_size = server.page_size();
@@ -85,6 +86,33 @@ pub struct ProcessFacts {
     pub lru_crawler: bool,
     pub lru_maintainer: bool,
     pub lru_segmented: bool,
+    /// `-m` (or the last `cache_memlimit`): memcached's `settings.maxbytes`. Not the
+    /// executors' published limits, which a just-started executor may not have
+    /// published yet when the first client asks.
+    pub limit_maxbytes: u64,
+    /// With `-e`: what the warm restart loaded at start (ours, printed last).
+    pub restart: Option<crate::server::restart::Facts>,
+    /// memcached's logger counters (`watch`).
+    pub logger: LoggerCounts,
+}
+
+/// What `stats` shows of the `watch` streams (memcached's `log_*` fields).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoggerCounts {
+    pub watchers: u64,
+    pub written: u64,
+    pub sent: u64,
+    pub skipped: u64,
+}
+
+/// `stats hotkeys` (ours): every core's most requested keys, most requested first, as
+/// `STAT hotkey:<rank> <key> count=<estimate> core=<core>`. Empty unless `-o hotkeys`
+/// or `-o metrics`; the lists are those the cores published last (once a second).
+pub fn write_hot_keys(out: &mut impl StatSink, observe: &crate::observe::Observe) {
+    for (rank, (core, k)) in observe.hot_keys().iter().enumerate() {
+        let key = String::from_utf8_lossy(&k.key);
+        out.stat(&format!("hotkey:{}", rank + 1), &format_args!("{key} count={} core={core}", k.count));
+    }
 }
 
 /// `stats`: memcached 1.6.18's general statistics, every field in its order (Debian's
@@ -152,7 +180,7 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
     }
     out.stat("bytes_read", &c(|c| &c.bytes_read));
     out.stat("bytes_written", &c(|c| &c.bytes_written));
-    out.stat("limit_maxbytes", &g(|g| &g.limit_maxbytes));
+    out.stat("limit_maxbytes", &p.limit_maxbytes);
     out.stat("accepting_conns", &1);
     out.stat("listen_disabled_num", &0);
     out.stat("time_in_listen_disabled_us", &0);
@@ -178,9 +206,12 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
         out.stat("lru_maintainer_juggles", &0);
     }
     out.stat("malloc_fails", &0);
-    for name in ["log_worker_dropped", "log_worker_written", "log_watcher_skipped", "log_watcher_sent", "log_watchers"] {
-        out.stat(name, &0);
-    }
+    // memcached's logger: we drop no line before the watchers (no per-thread buffer).
+    out.stat("log_worker_dropped", &0);
+    out.stat("log_worker_written", &p.logger.written);
+    out.stat("log_watcher_skipped", &p.logger.skipped);
+    out.stat("log_watcher_sent", &p.logger.sent);
+    out.stat("log_watchers", &p.logger.watchers);
     out.stat("unexpected_napi_ids", &0);
     out.stat("round_robin_fallback", &0);
     out.stat("bytes", &g(|g| &g.bytes));
@@ -199,6 +230,11 @@ pub fn write_general(out: &mut impl StatSink, p: &ProcessFacts, all: &[ExecutorS
         for name in ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims", "lru_bumps_dropped"] {
             out.stat(name, &0);
         }
+    }
+    if let Some(r) = &p.restart {
+        out.stat("restart_restored", &u8::from(r.restored));
+        out.stat("restart_items", &r.items);
+        out.stat("restart_load_seconds", &format_args!("{:.6}", r.load_seconds));
     }
 }
 
@@ -238,7 +274,8 @@ mod tests {
         let facts = ProcessFacts {
             pid: 1, uptime: 2, time: 3, version: "1.6.18", threads: 2, max_connections: 1024,
             listeners: 1, rusage_user: 0.5, rusage_system: 0.25, idle_timeout: 0, slab_reassign: true,
-            lru_crawler: true, lru_maintainer: true, lru_segmented: true,
+            lru_crawler: true, lru_maintainer: true, lru_segmented: true, logger: Default::default(), restart: None,
+            limit_maxbytes: 64 << 20,
         };
         let mut out = BytesMut::new();
         write_general(&mut StatLines(&mut out), &facts, &all);

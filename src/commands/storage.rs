@@ -52,6 +52,41 @@ pub fn store<'s>(
     }
 }
 
+/// A store whose reply carries the new cas unique (binary). memcached's binary
+/// append/prepend also take a cas: non-zero, it must match the item's (else Exists).
+#[allow(clippy::too_many_arguments)]
+pub fn store_with_cas<'s>(
+    ctx: &'s mut Ctx<'_>,
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: i64,
+    value: &[u8],
+    cas_unique: u64,
+) -> Outcome<'s> {
+    if cas_unique != 0 && matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+        if let Some(current) = ctx.shard.item_cas(key, ctx.now) {
+            if current != cas_unique {
+                ctx.counters.cmd_set.incr();
+                return Outcome::Exists;
+            }
+        }
+    }
+    // A store's outcome borrows nothing (no Hit): detach it from this borrow of ctx.
+    let outcome = match store(&mut *ctx, mode, key, flags, exptime, value, cas_unique) {
+        Outcome::Stored => Outcome::Stored,
+        Outcome::Exists => Outcome::Exists,
+        Outcome::NotFound => Outcome::NotFound,
+        Outcome::TooLarge => Outcome::TooLarge,
+        Outcome::StoreNoMemory => Outcome::StoreNoMemory,
+        _ => Outcome::NotStored,
+    };
+    match outcome {
+        Outcome::Stored => Outcome::StoredCas(if ctx.cas_enabled { ctx.shard.last_cas() } else { 0 }),
+        other => other,
+    }
+}
+
 /// A storage command whose value was larger than `-I` (refused before its data block
 /// was read): memcached unlinks the old value when the command was `set`, so a failed
 /// overwrite leaves no stale value behind.

@@ -5,14 +5,21 @@
 //! `protocol.txt` and real memcached 1.6. Requests borrow from the read buffer: parsing
 //! allocates nothing. Every reply byte the server sends is written here.
 
+pub mod base64;
 pub mod binary;
+pub mod binary_reply;
 mod keys;
+pub mod meta;
+pub mod meta_reply;
 mod request;
 pub mod text;
+pub mod text_auth;
 pub mod text_reply;
+pub mod watch_lines;
 
 pub use keys::Keys;
-pub use request::{Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
+pub use meta::{resolve_key, MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus, MetaTtl};
+pub use request::{AuthStep, Form, Item, Keyed, Op, Outcome, Request, ServerCmd, StatsKind};
 pub use text::parse;
 
 use bytes::BytesMut;
@@ -52,13 +59,16 @@ pub enum Parsed<'a> {
 pub fn encode(request: &Keyed, outcome: &Outcome, out: &mut BytesMut) {
     match request.form {
         Form::Text { noreply, cas } => text_reply::outcome(request, noreply, cas, outcome, out),
+        Form::Meta(ref meta) => meta_reply::outcome(request, meta, outcome, out),
+        Form::Binary { .. } => binary_reply::outcome(request, outcome, out),
     }
 }
 
 /// Writes what ends a multi-key get (text: `END`).
 pub fn encode_end(form: Form, out: &mut BytesMut) {
     match form {
-        Form::Text { .. } => out.extend_from_slice(text_reply::END),
+        Form::Text { .. } | Form::Meta(_) => out.extend_from_slice(text_reply::END),
+        Form::Binary { .. } => {}
     }
 }
 
@@ -90,12 +100,53 @@ pub enum Answer {
     SlabsBadClass,
     SlabsSameClass,
     BadCrawlerClass,
+    /// `watch` with `-W`.
+    WatchDisabled,
+    /// `watch` past memcached's 20 watchers.
+    WatchTooMany,
+    /// The connection closes after this (quit): nothing in text, an empty success in
+    /// binary (unless quiet).
+    Closing,
+    /// Binary errors the parser decides (text never sends these).
+    UnknownCommand,
+    InvalidArguments,
+    /// Binary status 0x20: refused before authentication (and flush under `-F`).
+    AuthError,
+    NotFound,
+    OutOfMemory,
+}
+
+/// What an authentication step came to, one to one with memcached's replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthAnswer<'a> {
+    /// SASL List Mechanisms: the names, space-separated.
+    Mechs(&'a str),
+    /// Authenticated (binary "Authenticated", text `STORED`).
+    Ok,
+    /// Go on with a Step: the server's challenge.
+    Continue(&'a [u8]),
+    /// Wrong user or password, or a step out of order.
+    Failed,
+    /// `-Y`: fewer than two tokens in the payload.
+    BadFormat,
+    /// `-Y`: the payload did not end in `\r\n`.
+    BadTermination,
+}
+
+/// Writes an authentication step's reply in the request's protocol.
+pub fn encode_auth(form: Form, answer: AuthAnswer, out: &mut BytesMut) {
+    match form {
+        Form::Text { .. } | Form::Meta(_) => text_reply::auth(answer, out),
+        Form::Binary { .. } => binary_reply::auth(form, answer, out),
+    }
 }
 
 /// Writes a server-wide command's answer in the request's protocol and form.
 pub fn answer(form: Form, answer: Answer, out: &mut BytesMut) {
     match form {
         Form::Text { noreply, .. } => text_reply::answer(noreply, answer, out),
+        Form::Meta(_) => text_reply::answer(false, answer, out),
+        Form::Binary { .. } => binary_reply::answer(form, answer, out),
     }
 }
 
@@ -106,8 +157,25 @@ pub trait StatSink {
 }
 
 /// The stat writer of the request's protocol.
-pub fn stat_sink(form: Form, out: &mut BytesMut) -> impl StatSink + '_ {
+pub fn stat_sink(form: Form, out: &mut BytesMut) -> Stats<'_> {
     match form {
-        Form::Text { .. } => text_reply::StatLines(out),
+        Form::Text { .. } | Form::Meta(_) => Stats::Text(text_reply::StatLines(out)),
+        Form::Binary { opaque, .. } => Stats::Binary(binary_reply::StatPackets { out, opaque }),
+    }
+}
+
+/// The stat writer of one protocol.
+pub enum Stats<'a> {
+    Text(text_reply::StatLines<'a>),
+    Binary(binary_reply::StatPackets<'a>),
+}
+
+impl StatSink for Stats<'_> {
+    #[inline]
+    fn stat(&mut self, name: &str, value: &dyn std::fmt::Display) {
+        match self {
+            Stats::Text(s) => s.stat(name, value),
+            Stats::Binary(s) => s.stat(name, value),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::rules::StoreMode;
 
+use super::meta::{MetaDebug, MetaForm, MetaHit, MetaNumber, MetaStatus};
 use super::Keys;
 
 /// How a request's reply is written: which protocol, and what the client asked to get
@@ -14,11 +15,24 @@ pub enum Form {
     /// The classic text protocol. `noreply` silences the reply (memcached's
     /// `set_noreply_maybe`); `cas` asks a get for cas uniques (`gets`, `gats`).
     Text { noreply: bool, cas: bool },
+    /// A meta command (`mg ms md ma me`): the flags the reply echoes, in request order,
+    /// the opaque, quiet mode, base64 key (see `meta.rs`).
+    Meta(MetaForm),
+    /// memcached's binary protocol: the request's `opcode` (echoed, and deciding what
+    /// the reply holds: the key for GetK/GATK, no value for Touch) and `opaque`
+    /// (echoed); `quiet` for the Q opcodes, whose successes (and get misses) send nothing.
+    Binary { opcode: u8, opaque: u32, quiet: bool },
 }
 
 impl Form {
     /// Text without noreply or cas: the form of most text replies.
     pub const TEXT: Form = Form::Text { noreply: false, cas: false };
+
+    /// Whether a successful store's reply carries the item's new cas unique (binary
+    /// replies do, in their header), so the command must look it up.
+    pub fn reply_cas(&self) -> bool {
+        matches!(self, Form::Binary { .. })
+    }
 }
 
 /// What a keyed request does. Run by the core that owns its key.
@@ -36,6 +50,26 @@ pub enum Op {
     /// incr (`incr` true) or decr.
     Arith { incr: bool, delta: u64 },
     Touch { exptime: i64 },
+    /// `mg`: client exptimes of `T` (new TTL on a hit), `N` (vivify a miss with this
+    /// TTL), `R` (win the recache token below this TTL); `bump` false for `u`.
+    MetaGet { touch: Option<i32>, vivify: Option<i32>, recache: Option<i32>, bump: bool },
+    /// `ms`: `mode` after memcached's promotion of set/replace with `C` to cas;
+    /// `compare` 0: none; `stale` (`I`) writes a value older than the item's CAS as stale.
+    MetaSet { mode: StoreMode, flags: u32, exptime: i32, compare: u64, stale: bool },
+    /// `md`: `stale` (`I`) marks stale instead of deleting, with `touch` (`T`) its new TTL.
+    MetaDelete { compare: Option<u64>, stale: bool, touch: Option<i32> },
+    /// `ma`: `compare` 0: none; `vivify` (`N`) creates a miss with value `initial` (`J`).
+    MetaArith { incr: bool, delta: u64, compare: u64, vivify: Option<i32>, initial: u64, touch: Option<i32> },
+    /// `me`: memcached's debug line about an item.
+    MetaDebug,
+    /// Binary Touch/GAT: a new expiry and the item back, counted as a touch only
+    /// (`cmd_touch`, `touch_hits`/`touch_misses`), as memcached's binary protocol counts it.
+    TouchFetch { exptime: i64 },
+    /// Delete only if the item's cas unique is `cas` (0: any), binary Delete.
+    DeleteIf { cas: u64 },
+    /// Binary Increment/Decrement: `create` (initial value, exptime) makes a missing
+    /// item (None: expiry 0xffffffff, a miss is NotFound); `cas` non-zero must match.
+    Counter { incr: bool, delta: u64, create: Option<(u64, i64)>, cas: u64 },
 }
 
 /// One key's request, borrowing key and value from the read buffer (or, forwarded,
@@ -60,6 +94,8 @@ pub enum StatsKind {
     Conns,
     /// `stats shards`: ours, per-executor items, bytes, connections, forwarding.
     Shards,
+    /// `stats hotkeys`: ours, each core's most requested keys (`-o hotkeys`/`metrics`).
+    HotKeys,
     Reset,
 }
 
@@ -92,6 +128,11 @@ pub enum ServerCmd {
     SlabsReassign { src: i32, dst: i32 },
     /// `slabs automove <0|1|2>`.
     SlabsAutomove { level: u32 },
+    /// `watch [kinds...]`: memcached's log stream; `kinds` are its `LOG_*` bits
+    /// (fetchers without arguments), `valid` false for an unknown word (ERROR).
+    Watch { kinds: u16, valid: bool },
+    /// Binary Noop: an empty success reply (it also ends a batch of quiet requests).
+    Noop,
 }
 
 /// One client request.
@@ -105,6 +146,25 @@ pub enum Request<'a> {
     /// Text-protocol bytes the parser decided on its own (errors, `mn`). Empty when
     /// `noreply` silences them, as memcached's `out_string` does.
     Reply(&'static [u8]),
+    /// A reply the parser decided on its own in a protocol whose replies need the
+    /// request's framing (binary errors: opcode and opaque echoed); `close`: memcached
+    /// closes the connection after sending it.
+    Refused { form: Form, answer: super::Answer, close: bool },
+    /// An authentication step (binary SASL, or `-Y`'s text handshake): run by the
+    /// connection against its own authentication state.
+    Auth { form: Form, step: AuthStep<'a> },
+}
+
+/// One step of authentication, as the protocol read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthStep<'a> {
+    /// SASL List Mechanisms.
+    ListMechs,
+    /// SASL Auth (`start`) or Step: the mechanism and the client's data.
+    Sasl { start: bool, mech: &'a [u8], data: &'a [u8] },
+    /// `-Y`: the `set` handshake's payload, `user` and `pass` tokens (None: fewer
+    /// than two tokens).
+    Ascii { credentials: Option<(&'a [u8], &'a [u8])> },
 }
 
 /// An item as a command returns it to be encoded.
@@ -136,4 +196,16 @@ pub enum Outcome<'a> {
     StoreNoMemory,
     /// `-M` and no room for an incr/decr that grew the value.
     ArithNoMemory,
+    /// `mg` on a hit or an item it created.
+    MetaHit(MetaHit<'a>),
+    /// `ms`, `md`, and `ma`'s misses: a status word, and (ms) the new CAS or 0.
+    MetaStatus { status: MetaStatus, cas: u64 },
+    /// `ma`'s new value.
+    MetaNumber(MetaNumber),
+    /// `me` on a hit.
+    MetaDebug(MetaDebug),
+    /// Stored, and the item's new cas unique (when the form's reply carries it).
+    StoredCas(u64),
+    /// A counter's new value and the item's new cas unique (binary Increment/Decrement).
+    NumberCas(u64, u64),
 }

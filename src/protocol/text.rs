@@ -93,6 +93,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
         b"cache_memlimit" => want(n == 3 || n == 4, cache_memlimit(t)),
         b"verbosity" => want(n == 3 || n == 4, verbosity(t)),
         b"stats" => Now(stats(t)),
+        b"watch" => Now(watch(t)),
         b"lru_crawler" => Now(lru_crawler(t)),
         b"slabs" => Now(slabs(t)),
         b"version" => Now(server(ServerCmd::Version)),
@@ -103,6 +104,7 @@ fn command<'a>(t: &Tokens<'a>, buf: &'a [u8], line_len: usize, limits: &Limits) 
             _ => ServerCmd::Shutdown { graceful: false, valid: false },
         })),
         b"mn" => Now(Request::Reply(b"MN\r\n")),
+        [b'm', _] => Command::Parsed(super::meta::parse(t, buf, line_len, limits)),
         _ if t.get(t.count - 1).starts_with(b"HTTP/") => Command::Parsed(Parsed::Close),
         _ => Now(Request::Reply(ERROR)),
     }
@@ -280,10 +282,29 @@ fn stats<'a>(t: &Tokens<'a>) -> Request<'a> {
         b"sizes" => StatsKind::Sizes,
         b"conns" => StatsKind::Conns,
         b"shards" => StatsKind::Shards,
+        b"hotkeys" => StatsKind::HotKeys,
         b"cachedump" => return cachedump(t),
         _ => return Request::Reply(ERROR),
     };
     server(ServerCmd::Stats(kind))
+}
+
+/// `watch [fetchers|mutations|evictions|connevents|...]`, as memcached's
+/// `process_watch_command` reads it: no word means fetchers; an unknown word is an error
+/// (answered after the checks memcached makes first, see `commands::admin`).
+fn watch<'a>(t: &Tokens<'a>) -> Request<'a> {
+    use super::watch_lines::{FETCHERS, KINDS};
+    if t.count == 1 {
+        return server(ServerCmd::Watch { kinds: FETCHERS, valid: true });
+    }
+    let mut kinds = 0;
+    for i in 1..t.count {
+        match KINDS.iter().find(|(word, _)| *word == t.get(i)) {
+            Some((_, kind)) => kinds |= kind,
+            None => return server(ServerCmd::Watch { kinds: 0, valid: false }),
+        }
+    }
+    server(ServerCmd::Watch { kinds, valid: true })
 }
 
 /// `slabs reassign|automove ...`, checked as memcached's `process_slabs_command` does.
@@ -387,10 +408,10 @@ fn silenced(noreply: bool, reply: &'static [u8]) -> &'static [u8] {
 
 /// A command line split on spaces as memcached's `tokenize_command` splits it: at most
 /// `MAX_TOKENS - 1` words; past that the rest of the line stays unsplit.
-struct Tokens<'a> {
+pub(super) struct Tokens<'a> {
     line: &'a [u8],
     words: [(u32, u32); MAX_TOKENS - 1],
-    count: usize,
+    pub(super) count: usize,
 }
 
 impl<'a> Tokens<'a> {
@@ -418,7 +439,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// Word `i`, or an empty slice past the last word.
-    fn get(&self, i: usize) -> &'a [u8] {
+    pub(super) fn get(&self, i: usize) -> &'a [u8] {
         if i < self.count {
             let (start, end) = self.words[i];
             &self.line[start as usize..end as usize]

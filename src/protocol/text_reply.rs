@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{Answer, Keyed, Outcome, StatSink, MEMCACHED_VERSION};
+use super::{Answer, AuthAnswer, Keyed, Outcome, StatSink, MEMCACHED_VERSION};
 
 pub const STORED: &[u8] = b"STORED\r\n";
 pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
@@ -45,9 +45,11 @@ pub fn outcome(request: &Keyed, noreply: bool, cas: bool, outcome: &Outcome, out
             return;
         }
         Outcome::Miss => return,
+        // Meta outcomes are written by meta_reply; a text request never gets one.
+        Outcome::MetaHit(_) | Outcome::MetaStatus { .. } | Outcome::MetaNumber(_) | Outcome::MetaDebug(_) => return,
         _ if noreply => return,
-        Outcome::Number(n) => return number_line(out, n),
-        Outcome::Stored => STORED,
+        Outcome::Number(n) | Outcome::NumberCas(n, _) => return number_line(out, n),
+        Outcome::Stored | Outcome::StoredCas(_) => STORED,
         Outcome::NotStored => NOT_STORED,
         Outcome::Exists => EXISTS,
         Outcome::NotFound => NOT_FOUND,
@@ -120,6 +122,29 @@ pub fn answer(noreply: bool, answer: Answer, out: &mut BytesMut) {
         Answer::SlabsBadClass => b"BADCLASS invalid src or dst class id\r\n",
         Answer::SlabsSameClass => b"SAME src and dst class are identical\r\n",
         Answer::BadCrawlerClass => b"BADCLASS invalid class id\r\n",
+        Answer::WatchDisabled => super::watch_lines::WATCH_DISABLED,
+        Answer::WatchTooMany => super::watch_lines::WATCH_TOO_MANY,
+        Answer::Closing => return,
+        // Binary-only errors: the text parser never asks for them.
+        Answer::UnknownCommand | Answer::InvalidArguments | Answer::AuthError | Answer::NotFound | Answer::OutOfMemory => {
+            ERROR
+        }
+    };
+    out.put_slice(line);
+}
+
+/// What `-Y`'s handshake answers while the connection is not authenticated.
+pub const UNAUTHENTICATED: &[u8] = b"CLIENT_ERROR unauthenticated\r\n";
+
+/// The reply to `-Y`'s `set` handshake.
+pub fn auth(answer: AuthAnswer, out: &mut BytesMut) {
+    let line: &[u8] = match answer {
+        AuthAnswer::Ok => STORED,
+        AuthAnswer::Failed => b"CLIENT_ERROR authentication failure\r\n",
+        AuthAnswer::BadFormat => b"CLIENT_ERROR bad authentication token format\r\n",
+        AuthAnswer::BadTermination => b"CLIENT_ERROR bad command line termination\r\n",
+        // SASL is binary-only.
+        AuthAnswer::Mechs(_) | AuthAnswer::Continue(_) => return,
     };
     out.put_slice(line);
 }

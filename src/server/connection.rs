@@ -18,9 +18,10 @@ use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
 use super::process_facts;
 use super::stream::{self, RingStream};
-use crate::commands::{self, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
-use crate::config::Config;
-use crate::protocol::{self, binary, Form, Keyed, Op, Parsed, Request};
+use crate::commands::{self, auth, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
+use crate::config::{Binding, Config};
+use crate::observe::latency::RoundTally;
+use crate::protocol::{self, binary, text_auth, Form, Keyed, Op, Parsed, Request, ServerCmd};
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -48,6 +49,32 @@ pub struct Connection<S = RingStream> {
     output: Output,
     /// `-R` and `-o idle_timeout` (`pacing.rs`).
     pacing: Pacing,
+    /// This round's requests by family, for the latency histograms (crate::observe).
+    tally: RoundTally,
+    /// The connection's protocol, decided by its first byte (or by `-B`).
+    proto: Proto,
+    /// SASL (`-S`) or `-Y` authentication state.
+    auth: auth::Session,
+    /// `-Y`, not yet authenticated: where this round's one reply starts. memcached
+    /// builds every reply of one read in the same response object, so each overwrites
+    /// the one before (only the last is sent).
+    auth_reply_at: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Text,
+    Binary,
+}
+
+/// A connection's protocol from its first byte, as memcached's `-B` decides it.
+fn protocol_of(binding: Binding, first: u8) -> Proto {
+    match binding {
+        Binding::Ascii => Proto::Text,
+        Binding::Binary => Proto::Binary,
+        Binding::Auto if first == binary::REQUEST_MAGIC => Proto::Binary,
+        Binding::Auto => Proto::Text,
+    }
 }
 
 /// The read buffer: unparsed bytes are `buf[start..end]`.
@@ -84,6 +111,7 @@ impl Connection<RingStream> {
     pub fn new(stream: RingStream, core: Rc<Core>, info: ConnInfo) -> Self {
         info.last_cmd.set(core.now());
         let pacing = Pacing::new(core.shared.config.reqs_per_event);
+        super::watching::conn_new(&core, &info);
         let (id, mailbox) = core.forwarder.register(info);
         Connection {
             stream,
@@ -97,16 +125,22 @@ impl Connection<RingStream> {
                 spliced: BytesMut::new(),
             },
             pacing,
+            tally: RoundTally::default(),
+            proto: Proto::Text,
+            auth: auth::Session::default(),
+            auth_reply_at: None,
         }
     }
 
     /// Serves the connection until the client leaves, an error, or shutdown.
     pub async fn serve(mut self) {
-        if self.serve_inner().await.is_ok() {
+        let served = self.serve_inner().await;
+        if served.is_ok() {
             // The last reply (before `quit`, or before the client's FIN) is still in
             // flight: closing now would cancel it. memcached too writes it first.
             let _ = self.stream.sent().await;
         }
+        super::watching::conn_close(&self.core, &self.mailbox.info, served.is_ok());
         self.core.forwarder.unregister(self.id);
     }
 
@@ -126,11 +160,8 @@ impl Connection<RingStream> {
             if read == 0 {
                 return Ok(());
             }
-            if !self.input.seen_bytes && self.input.buf[0] == binary::REQUEST_MAGIC {
-                // A binary-protocol client: say so in its own framing, then hang up.
-                let reply = binary::not_supported(&self.input.buf[..read]);
-                let _ = self.stream.send_all(reply).await;
-                return Ok(());
+            if !self.input.seen_bytes {
+                self.proto = protocol_of(core.shared.config.binding, self.input.buf[self.input.end]);
             }
             self.input.seen_bytes = true;
             let stats = core.stats();
@@ -139,13 +170,21 @@ impl Connection<RingStream> {
             self.input.end += read;
             self.mailbox.info.last_cmd.set(core.tick());
             self.pacing.start_event();
+            self.tally.start(core.shared.observe.latency_on);
             let next = self.run_round().await;
             let flushed = self.flush().await;
+            self.tally.finish(&core.observe.latency);
             self.core.publish();
             stats.busy_connections.decr();
             flushed?;
             if next == Flow::Close {
                 return Ok(());
+            }
+            if let Flow::Watch(kinds) = next {
+                match super::watching::watch(&core, &mut self.stream, kinds).await {
+                    Some(result) => return result,
+                    None => continue, // too many watchers: memcached's connection carries on
+                }
             }
             if self.core.shared.shutting_down() {
                 stats.busy_connections.incr();
@@ -214,6 +253,7 @@ impl Connection<RingStream> {
 
     /// Runs every complete request in the input.
     async fn run_round(&mut self) -> Flow {
+        self.auth_reply_at = None;
         loop {
             let input = &mut self.input;
             if input.swallow > 0 {
@@ -225,7 +265,17 @@ impl Connection<RingStream> {
                     return Flow::Continue;
                 }
             }
-            let parsed = protocol::parse(&input.buf[input.start..input.end], &self.core.limits);
+            let config = &self.core.shared.config;
+            let ascii_auth_pending = config.ascii_auth.is_some() && !self.auth.authenticated;
+            let buf = &input.buf[input.start..input.end];
+            let parsed = match self.proto {
+                Proto::Binary => {
+                    let gate = binary::Gate { sasl: config.sasl, authenticated: self.auth.authenticated };
+                    binary::parse(buf, &self.core.limits, gate)
+                }
+                Proto::Text if ascii_auth_pending => text_auth::parse(buf),
+                Proto::Text => protocol::parse(buf, &self.core.limits),
+            };
             let (request, consumed, swallow) = match parsed {
                 Parsed::Incomplete { need } => {
                     input.make_room(need);
@@ -235,7 +285,12 @@ impl Connection<RingStream> {
                 Parsed::Done { request, consumed } => (request, consumed, 0),
                 Parsed::Swallow { request, consumed, swallow } => (request, consumed, swallow),
             };
-            if input.prefetched == 0 && consumed < input.end - input.start {
+            self.tally.note(&request);
+            if ascii_auth_pending {
+                let at = *self.auth_reply_at.get_or_insert(self.output.buf.len());
+                self.output.buf.truncate(at);
+            }
+            if self.proto == Proto::Text && input.prefetched == 0 && consumed < input.end - input.start {
                 // Pipelined requests behind this one: overlap their lookups' cache misses.
                 input.prefetched = self.core.prefetch_requests(&input.buf[input.start..input.end]);
             } else if input.prefetched == 0 && stream::others_woken() {
@@ -269,6 +324,17 @@ impl Connection<RingStream> {
                     Flow::Continue
                 }
                 Request::Server { cmd, form } => {
+                    if matches!(cmd, ServerCmd::Stats(_)) {
+                        // Stats see every request before them: wait for the forwarded
+                        // ones (their cores publish once they have run them), and
+                        // publish this core's figures.
+                        if !self.output.holes.at.is_empty()
+                            && flush(&mut self.stream, &mut self.output, &self.mailbox, &self.core).await.is_err()
+                        {
+                            return Flow::Close;
+                        }
+                        self.core.publish();
+                    }
                     let mut here = Here { core: &self.core, conn: self.id, mailbox: &self.mailbox, holes: &mut self.output.holes };
                     commands::admin::run(&mut here, cmd, form, &mut self.output.buf)
                 }
@@ -276,12 +342,23 @@ impl Connection<RingStream> {
                     self.output.buf.extend_from_slice(line);
                     Flow::Continue
                 }
+                Request::Refused { form, answer, close } => {
+                    protocol::answer(form, answer, &mut self.output.buf);
+                    if close { Flow::Close } else { Flow::Continue }
+                }
+                Request::Auth { form, step } => {
+                    let config = &self.core.shared.config;
+                    let users = auth::Users { pwdb: config.sasl_pwdb.as_deref(), ascii: config.ascii_auth.as_ref() };
+                    let answer = auth::run(&mut self.auth, &users, step, &self.core.stats().commands);
+                    protocol::encode_auth(form, answer, &mut self.output.buf);
+                    Flow::Continue
+                }
             };
             self.input.start += consumed;
             self.input.prefetched = self.input.prefetched.saturating_sub(consumed);
             self.input.swallow = swallow;
-            if next == Flow::Close {
-                return Flow::Close;
+            if next != Flow::Continue {
+                return next;
             }
             if self.pacing.request_done(&self.core, self.input.start < self.input.end) {
                 futures_lite::future::yield_now().await;
@@ -425,14 +502,20 @@ fn lone_get<'a>(request: &Request<'a>) -> Option<&'a [u8]> {
 /// with a hole for the reply.
 #[inline]
 fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &Keyed) {
+    if matches!(request.form, Form::Meta(m) if m.encoded_key) {
+        // A meta request's base64 key, decoded: its owner is the decoded key's.
+        let mut decoded = [0u8; protocol::base64::MAX_DECODED];
+        return route(core, conn, mailbox, out, &protocol::resolve_key(request, &mut decoded));
+    }
     let owner = core.router.owner(request.key);
     if owner == core.id {
-        core.execute(request, &mut out.buf);
+        core.execute_for(request, mailbox.info.fd, &mut out.buf);
     } else {
         let slot = out.holes.hole(out.buf.len(), mailbox);
         out.holes.forwarded += request.key.len() + request.value.len();
         core.stats().commands.forwarded.incr();
-        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32 };
+        core.shared.observe.forwarded_to(core.id, owner);
+        let work = Work::Keyed { op: request.op, form: request.form, key_len: request.key.len() as u32, fd: mailbox.info.fd };
         core.forwarder.send(owner, conn, slot, work, |b| {
             b.extend_from_slice(request.key);
             b.extend_from_slice(request.value);
@@ -498,6 +581,10 @@ impl commands::Server for Here<'_> {
 
     fn shutdown(&self) {
         super::request_shutdown(&self.core.shared);
+    }
+
+    fn observe(&self) -> &crate::observe::Observe {
+        &self.core.shared.observe
     }
 }
 

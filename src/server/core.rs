@@ -12,7 +12,9 @@ use bytes::BytesMut;
 
 use super::clock::Clock;
 use super::forward::{Batch, Forwarder, Work};
-use crate::commands::{self, dump, flush, stats, CoreOp, Ctx, ExecutorStats, Runtime};
+use crate::commands::{self, dump, flush, stats, stats_slabs, CoreOp, Ctx, ExecutorStats, Runtime};
+use crate::observe::keyed;
+use crate::protocol::watch_lines::{GetStatus, FETCHERS, MUTATIONS};
 use crate::config::Config;
 use crate::protocol::{self, Form, Keyed, Limits, Op, Parsed, Request};
 use crate::store::Shard;
@@ -46,6 +48,10 @@ pub struct Shared {
     /// Seeds for the key → core hash, the same on every core, random per process so a
     /// client cannot choose keys that all land on one core.
     pub route_seeds: [u64; 4],
+    /// Metrics, hot keys and `watch` (crate::observe).
+    pub observe: crate::observe::Observe,
+    /// `-e`: the warm restart's state (what was loaded at start, the save at stop).
+    pub restart: Option<super::restart::State>,
 }
 
 impl Shared {
@@ -91,6 +97,8 @@ pub struct Core {
     pub flush_applied: Cell<u32>,
     /// The clock as of the last tick.
     pub now: Cell<u32>,
+    /// This core's latency histograms and hot keys (crate::observe).
+    pub observe: crate::observe::Local,
 }
 
 impl Core {
@@ -120,8 +128,21 @@ impl Core {
 
     /// Runs one keyed request on this core's shard (this core owns its key) and writes
     /// its reply: the command's semantics in `commands`, the bytes in `protocol`.
+    /// (For callers without a client socket: `watch` lines show `cfd=-1`.)
     #[inline]
+    #[allow(dead_code)]
     pub fn execute(&self, request: &Keyed, out: &mut BytesMut) {
+        self.execute_for(request, -1, out)
+    }
+
+    /// [`Core::execute`] for the client on socket `cfd` (named in `watch` lines).
+    #[inline]
+    pub fn execute_for(&self, request: &Keyed, cfd: i32, out: &mut BytesMut) {
+        self.observe.key(request.key);
+        let watch = &self.shared.observe.watch;
+        if watch.wants(FETCHERS | MUTATIONS) {
+            return self.execute_watched(request, cfd, out);
+        }
         let mut shard = self.shard.borrow_mut();
         let mut ctx = Ctx {
             shard: &mut shard,
@@ -132,6 +153,42 @@ impl Core {
         };
         let outcome = commands::execute(&mut ctx, request);
         protocol::encode(request, &outcome, out);
+    }
+
+    /// [`Core::execute_for`] while someone watches: the request's `watch` lines too.
+    #[cold]
+    fn execute_watched(&self, request: &Keyed, cfd: i32, out: &mut BytesMut) {
+        let mut shard = self.shard.borrow_mut();
+        let before = shard.peek_item(request.key, self.now());
+        let gone_before = shard.stats();
+        let mut ctx = Ctx {
+            shard: &mut shard,
+            now: self.now(),
+            unix_at_zero: self.shared.clock.unix_at_zero(),
+            counters: &self.stats().commands,
+            cas_enabled: self.shared.config.cas_enabled,
+        };
+        let outcome = commands::execute(&mut ctx, request);
+        protocol::encode(request, &outcome, out);
+        let status = keyed::store_status(&outcome);
+        // memcached tells a flushed or expired item from a missing one.
+        let gone = shard.stats();
+        let missed = if gone.get_flushed > gone_before.get_flushed {
+            GetStatus::Flushed
+        } else if gone.get_expired > gone_before.get_expired {
+            GetStatus::Expired
+        } else {
+            GetStatus::NotFound
+        };
+        let classes = stats_slabs::size_classes(&self.shared.config);
+        let context = keyed::Context {
+            cfd,
+            now: self.now(),
+            unix_at_zero: self.shared.clock.unix_at_zero(),
+            cas_enabled: self.shared.config.cas_enabled,
+            classes: &classes,
+        };
+        keyed::lines(&self.shared.observe.watch, &context, request, before, missed, status);
     }
 
     /// Runs a server-wide command's part on this core.
@@ -153,7 +210,7 @@ impl Core {
     /// Runs forwarded work here: a keyed request or a server-wide command's part.
     pub fn run_work(&self, work: Work, bytes: &[u8], out: &mut BytesMut) {
         match work {
-            Work::Keyed { op, form, key_len } => self.execute(&Work::keyed(op, form, key_len, bytes), out),
+            Work::Keyed { op, form, key_len, fd } => self.execute_for(&Work::keyed(op, form, key_len, bytes), fd, out),
             Work::Core { op, form } => self.run_core_op(op, form, out),
         }
     }
@@ -240,6 +297,7 @@ impl Core {
         flush::apply_due(&mut self.shard.borrow_mut(), &self.shared.runtime, &self.flush_applied, now, cas);
         self.publish();
         self.stats().publish_classes(&self.shard.borrow(), true);
+        self.observe.publish(&self.shared.observe, self.id, &self.shard.borrow(), now);
     }
 
     /// Background reclaim of expired items, in small slices. A single long scan once a

@@ -35,7 +35,8 @@ const MAILBOX_KEEP_BYTES: usize = 64 << 10;
 #[derive(Clone, Copy, Debug)]
 pub enum Work {
     /// A keyed request: its key is the first `key_len` bytes, its value the rest.
-    Keyed { op: Op, form: Form, key_len: u32 },
+    /// `fd`: the client's socket, for `watch` lines.
+    Keyed { op: Op, form: Form, key_len: u32, fd: i32 },
     /// A server-wide command's part on this core.
     Core { op: CoreOp, form: Form },
 }

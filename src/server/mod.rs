@@ -6,9 +6,13 @@ mod connection;
 mod core;
 mod forward;
 mod listener;
+pub mod restart;
+mod restart_file;
 mod pacing;
+mod startup;
 mod stream;
 pub mod systemd;
+mod watching;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,14 +39,18 @@ const IO_MEMORY: usize = 64 << 10;
 /// Runs the server until it is told to stop; returns the process exit status.
 pub fn run(config: Config) -> i32 {
     let threads = config.threads;
+    let clock = clock::Clock::start();
+    let restart = restart::prepare(&config, &clock);
     let shared = Arc::new(Shared {
         runtime: Runtime::new(&config),
-        clock: clock::Clock::start(),
+        clock,
         stats: (0..threads).map(|_| ExecutorStats::default()).collect(),
         connections: AtomicUsize::new(0),
         listeners: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
-        route_seeds: random_seeds(),
+        route_seeds: restart.as_ref().and_then(|r| r.route_seeds()).unwrap_or_else(random_seeds),
+        observe: crate::observe::Observe::new(&config),
+        restart,
         config,
     });
     if let Err(e) = install_signal_handlers(&shared) {
@@ -54,7 +62,11 @@ pub fn run(config: Config) -> i32 {
             eprintln!("ignoring extended option {option}: not applicable to memcached-rs");
         }
     }
+    // Empty when the mask cannot be read (config refuses that unless -t was given).
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    if cpus.is_empty() {
+        eprintln!("cannot read the CPUs this process may run on (sched_getaffinity): executors are not pinned");
+    }
     // Listen first, so a failure reaches the user before anything else starts.
     let mut listeners = match bind_all(&shared.config) {
         Ok(listeners) => listeners,
@@ -66,32 +78,50 @@ pub fn run(config: Config) -> i32 {
     if shared.config.cpu_steering {
         steer_by_cpu(&shared.config, &listeners, &cpus);
     }
+    if let Err(message) = start_metrics(&shared) {
+        eprintln!("{message}");
+        return EX_OSERR;
+    }
     write_port_file(&shared.config, &listeners);
+    // Bound: now drop root (-u), then check what the executors need as that user.
+    let ring_depth = match startup::drop_privileges(shared.config.user.as_deref())
+        .and_then(|()| startup::fit_locked_memory(threads, shared.config.verbosity))
+        .and_then(|depth| startup::probe_io_uring().map(|()| depth))
+    {
+        Ok(depth) => depth,
+        Err((message, status)) => {
+            eprintln!("{message}");
+            return status;
+        }
+    };
     // The main ring's completion mode (vendored glommio patch 11): see README, "How it
     // is built". MEMCACHED_RS_RING=coop|defer chooses, for measuring one against the other.
     glommio::set_main_ring_defer_taskrun(ring_mode_defer());
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (ready_tx, ready_rx) = mpsc::channel();
     let mut executors = Vec::new();
     for i in 0..threads {
-        let (executor_shared, requests, replies, ready) =
-            (shared.clone(), requests.clone(), replies.clone(), ready_tx.clone());
+        let ready = Ready { executor: i, tx: ready_tx.clone(), sent: false };
+        let (executor_shared, requests, replies) = (shared.clone(), requests.clone(), replies.clone());
         let bound = std::mem::take(&mut listeners[i]);
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
         // glommio registers `io_memory` with io_uring for DMA file I/O (10 MiB by
         // default, pinned, so resident); sockets never use it. Keep its minimum.
         let builder = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("memcached-rs-{i}"))
-            .io_memory(IO_MEMORY);
+            .io_memory(IO_MEMORY)
+            .ring_depth(ring_depth);
         let spawned = builder.spawn(move || async move {
             if let Some(cpu) = cpu {
-                core_affinity::set_for_current(cpu);
+                if !core_affinity::set_for_current(cpu) {
+                    eprintln!("executor {i}: cannot pin it to CPU {} (sched_setaffinity): it runs unpinned", cpu.id);
+                }
             }
             executor_main(executor_shared, requests, replies, bound, ready).await
         });
         match spawned {
-            Ok(handle) => executors.push(handle),
+            Ok(handle) => executors.push(Some(handle)),
             Err(e) => {
                 eprintln!("failed to start executor {i}: {e}");
                 shared.shutdown.store(true, Ordering::Relaxed);
@@ -100,25 +130,61 @@ pub fn run(config: Config) -> i32 {
         }
     }
     drop(ready_tx);
-    for _ in 0..threads {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                eprintln!("{message}");
-                request_shutdown(&shared);
-                std::process::exit(EX_OSERR);
+    let mut waiting = threads;
+    while waiting > 0 {
+        let message = match ready_rx.recv() {
+            Ok((_, Some(Ok(())))) => {
+                waiting -= 1;
+                continue;
             }
-            Err(_) => break,
-        }
+            Ok((_, Some(Err(message)))) => message,
+            // glommio could not build the executor and ended its thread: the reason is
+            // its result. (Before, this went unnoticed and the process exited 0.)
+            Ok((i, None)) => match executors[i].take().map(|handle| handle.join()) {
+                Some(Err(e)) => startup::executor_failure(i, &e.to_string()),
+                _ => format!("executor {i} stopped while starting"),
+            },
+            Err(_) => "the executors stopped while starting".to_string(),
+        };
+        eprintln!("{message}");
+        request_shutdown(&shared);
+        std::process::exit(EX_OSERR);
     }
     if shared.config.verbosity > 0 {
         eprintln!("memcached-rs {} ready: {threads} executors", env!("CARGO_PKG_VERSION"));
     }
     notify(systemd::READY);
-    for handle in executors {
+    startup::detached_ready(shared.config.verbosity);
+    for handle in executors.into_iter().flatten() {
         let _ = handle.join();
     }
+    if let Some(state) = &shared.restart {
+        restart::finish_save(state, threads);
+    }
     0
+}
+
+/// An executor's start-up report to `run`. Dropped unsent (glommio could not build the
+/// executor, so our code never ran), it reports the executor gone.
+struct Ready {
+    executor: usize,
+    tx: mpsc::Sender<(usize, Option<Result<(), String>>)>,
+    sent: bool,
+}
+
+impl Ready {
+    fn send(&mut self, result: Result<(), String>) {
+        self.sent = true;
+        let _ = self.tx.send((self.executor, Some(result)));
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.tx.send((self.executor, None));
+        }
+    }
 }
 
 /// Whether executors create their main ring with SINGLE_ISSUER | DEFER_TASKRUN
@@ -133,6 +199,29 @@ fn ring_mode_defer() -> bool {
 }
 
 const DEFAULT_RING_DEFER: bool = false;
+
+/// `-o metrics=ADDR:PORT`: binds the metrics listener (a failure stops the start, as a
+/// port memcached cannot listen on does) and serves it on its own thread.
+fn start_metrics(shared: &Arc<Shared>) -> Result<(), String> {
+    let Some(addr) = shared.config.metrics else { return Ok(()) };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("failed to listen on metrics address {addr}: {e}"))?;
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
+        let o = &shared.observe;
+        let counters = crate::observe::http::Counters { scrapes: &o.scrapes, refused: &o.scrapes_refused, timed_out: &o.scrapes_timed_out };
+        crate::observe::http::serve(listener, counters, || shared.shutting_down(), || {
+            let facts = process_facts(&shared);
+            crate::observe::prom::render(&crate::observe::prom::Inputs {
+                stats: &shared.stats,
+                facts: &facts,
+                config: &shared.config,
+                crawler_enabled: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
+                observe: &shared.observe,
+            })
+        });
+    });
+    spawned.map(|_| ()).map_err(|e| format!("failed to start the metrics thread: {e}"))
+}
 
 /// Tells systemd (Type=notify) where we are; a no-op outside systemd.
 fn notify(state: &str) {
@@ -251,12 +340,12 @@ async fn executor_main(
     requests: MeshBuilder<ToOwner, glommio::channels::channel_mesh::Full>,
     replies: MeshBuilder<ToOrigin, glommio::channels::channel_mesh::Full>,
     bound: Vec<std::net::TcpListener>,
-    ready: mpsc::Sender<Result<(), String>>,
+    mut ready: Ready,
 ) {
     let threads = shared.config.threads;
     let (Ok((request_tx, request_rx)), Ok((reply_tx, reply_rx))) = (requests.join().await, replies.join().await)
     else {
-        return send_ready(&ready, Err("failed to connect the executors' channel mesh".into()));
+        return ready.send(Err("failed to connect the executors' channel mesh".into()));
     };
     let id = request_tx.peer_id();
     let config = &shared.config;
@@ -273,7 +362,7 @@ async fn executor_main(
     // (kernel 6.0 for multishot receives): register it now, so that a kernel that
     // refuses it stops the server at start with one line, not its first client.
     if let Err(e) = glommio::net::prepare_ring_sockets() {
-        return send_ready(&ready, Err(format!("io_uring provided-buffer ring: {e} (memcached-rs needs Linux 6.0 or later)")));
+        return ready.send(Err(startup::buffer_ring_failure(&e)));
     }
     let core = Rc::new(Core {
         id,
@@ -283,15 +372,20 @@ async fn executor_main(
         limits: Limits { item_size_max: config.item_size_max },
         flush_applied: Default::default(),
         now: std::cell::Cell::new(shared.clock.now()),
+        observe: crate::observe::Local::new(&shared.observe),
         shared: shared.clone(),
     });
     core.stats().ring_flags.set(glommio::main_ring_setup_flags() as u64);
     core.publish();
+    restart::load_on_core(&core);
 
     let unix = if id == 0 {
         match listener::bind_unix(config) {
             Ok(unix) => unix,
-            Err(e) => return send_ready(&ready, Err(format!("failed to listen on UNIX socket: {e}"))),
+            Err(e) => {
+                let path = config.unix_socket.as_deref().unwrap_or(std::path::Path::new("")).display();
+                return ready.send(Err(format!("failed to listen on UNIX socket: {path}: {e}")));
+            }
         }
     } else {
         None
@@ -313,13 +407,14 @@ async fn executor_main(
         tasks.push(glommio::spawn_local(serve));
     }
     let mut accepting = Vec::new();
+    let listening: Vec<i32> = bound.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     for l in bound {
         accepting.push(glommio::spawn_local(listener::accept_tcp(core.clone(), l)));
     }
     if let Some(l) = unix {
         accepting.push(glommio::spawn_local(listener::accept_unix(core.clone(), l)));
     }
-    send_ready(&ready, Ok(()));
+    ready.send(Ok(()));
 
     let mut last_housekeeping = Instant::now();
     while !shared.shutting_down() {
@@ -331,17 +426,21 @@ async fn executor_main(
         }
     }
     // Stop accepting, then let the requests in flight on every core finish: a core
-    // still forwarding needs its peers to answer.
+    // still forwarding needs its peers to answer. shutdown() takes the port out of
+    // LISTEN at once: a closed listener that io_uring still polls stays listening until
+    // the ring is torn down, after the process exits, and a successor started then (a
+    // restart) could not bind the port and its first clients were reset.
+    for &fd in &listening {
+        // SAFETY: the fds belong to the listeners the accept tasks still own.
+        unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+    }
     drop(accepting);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < deadline && shared.stats.iter().any(|s| s.busy_connections.get() > 0) {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     drop(tasks);
-}
-
-fn send_ready(ready: &mpsc::Sender<Result<(), String>>, result: Result<(), String>) {
-    let _ = ready.send(result);
+    restart::save_on_core(&core);
 }
 
 /// Stops every executor: they stop accepting, finish what is in flight and exit.
@@ -400,29 +499,30 @@ pub(crate) fn process_facts(shared: &Shared) -> ProcessFacts {
         slab_reassign: settings::slab_reassign(&shared.config),
         lru_crawler: shared.runtime.crawler_enabled.load(Ordering::Relaxed),
         lru_maintainer: settings::lru_maintainer(&shared.config),
+        limit_maxbytes: shared.runtime.memory_limit.load(Ordering::Relaxed),
         lru_segmented: settings::lru_segmented(&shared.config),
+        logger: {
+            let w = &shared.observe.watch;
+            crate::commands::stats::LoggerCounts {
+                watchers: w.count() as u64,
+                written: w.written.load(Ordering::Relaxed),
+                sent: w.sent.load(Ordering::Relaxed),
+                skipped: w.skipped.load(Ordering::Relaxed),
+            }
+        },
+        restart: shared.restart.as_ref().map(|r| r.facts()),
     }
 }
 
-/// Detaches (-d) and writes the pid file (-P) as memcached does, then runs.
+/// Detaches (-d: the parent exits once we serve, or with our status if we cannot) and
+/// writes the pid file (-P), as memcached does, then runs.
 pub fn start(config: Config) -> i32 {
-    if config.daemonize {
-        // SAFETY: no other thread exists yet; the child continues alone.
-        match unsafe { libc::fork() } {
-            -1 => {
-                eprintln!("failed to daemon() in order to daemonize");
-                return EX_OSERR;
-            }
-            0 => unsafe {
-                libc::setsid();
-            },
-            _ => return 0,
-        }
-    }
-    if let Some(path) = &config.pidfile {
-        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-            eprintln!("Could not open the pid file {} for writing: {e}", path.display());
-        }
+    let detached = if config.daemonize { startup::detach() } else { Ok(()) };
+    if let Err((message, status)) =
+        detached.and_then(|()| config.pidfile.as_deref().map_or(Ok(()), startup::write_pid_file))
+    {
+        eprintln!("{message}");
+        return status;
     }
     if let Err(message) = raise_fd_limit(&config) {
         eprintln!("{message}");

@@ -95,6 +95,11 @@ impl Classes {
         self.touch(class);
     }
 
+    /// The same classes with nothing counted (every class marked changed).
+    pub fn fresh(&self) -> Classes {
+        Classes { sizes: self.sizes.clone(), cas: self.cas, dirty: Cell::new(u64::MAX), ..Classes::default() }
+    }
+
     /// The classes changed since the last call, as a bit mask (bit i: class i + 1).
     pub fn take_dirty(&self) -> u64 {
         self.dirty.replace(0)

@@ -2,10 +2,13 @@
 //! no padding and no per-item allocation.
 //!
 //! ```text
-//! mask u8 | key_len u8 | value_len (1, 2 or 4 bytes) | cas u64 | [flags u32] | [exptime u32] | key | value
+//! mask u8 | key_len u8 | value_len (1, 2 or 4 bytes) [meta u8] | cas u64 | [flags u32] | [exptime u32] | key | value
 //! ```
 //! Flags and exptime are only present when nonzero at write time (the common case for
-//! both is zero), so a 16-byte key with a 32-byte value costs 11 + 48 bytes.
+//! both is zero), so a 16-byte key with a 32-byte value costs 11 + 48 bytes. The `meta`
+//! byte (the meta protocol's per-item bits: stale, win token sent, binary key) is only
+//! present on the rare records that have one of them set: value-length code 3 (4-byte
+//! value length, then the meta byte), so classic items pay nothing for it.
 //! All integers are little-endian.
 
 /// The record carries a `flags` field.
@@ -27,6 +30,17 @@ pub const FETCHED: u8 = 1 << 3;
 pub const DEAD: u8 = 1 << 4;
 const VLEN_SHIFT: u8 = 5;
 const VLEN_MASK: u8 = 0b11 << VLEN_SHIFT;
+/// Value-length code of a record with a meta byte (4-byte value length, then meta).
+const VLEN_META: u8 = 3;
+
+/// Meta bit: marked stale (`md ... I`, `ms ... I` with an older CAS): memcached's
+/// ITEM_STALE.
+pub const META_STALE: u8 = 1 << 0;
+/// Meta bit: a client has been sent the win token (`W`): memcached's ITEM_TOKEN_SENT.
+pub const META_TOKEN_SENT: u8 = 1 << 1;
+/// Meta bit: stored by `ms` with a base64 key (`b`): memcached's ITEM_KEY_BINARY, so a
+/// returned key is printed base64-encoded.
+pub const META_KEY_BINARY: u8 = 1 << 2;
 
 /// Largest header: mask, key_len, 4-byte value_len, cas, flags, exptime.
 #[cfg(test)]
@@ -41,6 +55,8 @@ pub struct Header {
     pub cas: u64,
     pub flags: u32,
     pub exptime: u32,
+    /// The meta bits (`META_*`); 0 when the record has no meta byte.
+    pub meta: u8,
     /// Offset of the key from the start of the record.
     pub key_off: usize,
 }
@@ -60,6 +76,10 @@ impl Header {
     /// Offset of the `exptime` field, if the record has one.
     pub fn exptime_off(&self) -> Option<usize> {
         (self.mask & HAS_EXPTIME != 0).then(|| self.key_off - 4)
+    }
+    /// Offset of the meta byte, if the record has one.
+    pub fn meta_off(&self) -> Option<usize> {
+        ((self.mask & VLEN_MASK) >> VLEN_SHIFT == VLEN_META).then_some(6)
     }
     fn opt_len(&self) -> usize {
         (if self.mask & HAS_FLAGS != 0 { 4 } else { 0 })
@@ -90,6 +110,15 @@ pub fn record_len(key_len: usize, value_len: usize, flags: u32, exptime: u32) ->
     2 + vlen_width(value_len).1 + 8 + opt + key_len + value_len
 }
 
+/// Value-length code and bytes (meta byte included) of a record's length field.
+fn vlen_field(value_len: usize, meta: u8) -> (u8, usize) {
+    if meta != 0 {
+        (VLEN_META, 5)
+    } else {
+        vlen_width(value_len)
+    }
+}
+
 /// The fields of a record to be written; the value is written separately so that
 /// append/prepend/incr can assemble it in place.
 pub struct NewRecord {
@@ -100,17 +129,20 @@ pub struct NewRecord {
     pub exptime: u32,
     /// Extra mask bits (read counter, FETCHED) carried over.
     pub bits: u8,
+    /// Meta bits (`META_*`); nonzero adds the meta byte.
+    pub meta: u8,
 }
 
 impl NewRecord {
     pub fn len(&self) -> usize {
-        record_len(self.key_len, self.value_len, self.flags, self.exptime)
+        let extra = if self.meta != 0 { 5 - vlen_width(self.value_len).1 } else { 0 };
+        record_len(self.key_len, self.value_len, self.flags, self.exptime) + extra
     }
 
     /// Writes the header into `buf` (which must be at least `len()` long) and returns the
     /// decoded header so the caller can place key and value.
     pub fn write_header(&self, buf: &mut [u8]) -> Header {
-        let (code, width) = vlen_width(self.value_len);
+        let (code, width) = vlen_field(self.value_len, self.meta);
         let mut mask = (code << VLEN_SHIFT) | (self.bits & (READS | FETCHED));
         if self.flags != 0 {
             mask |= HAS_FLAGS;
@@ -122,7 +154,12 @@ impl NewRecord {
         buf[1] = self.key_len as u8;
         let mut p = 2;
         let vl = (self.value_len as u32).to_le_bytes();
-        buf[p..p + width].copy_from_slice(&vl[..width]);
+        if code == VLEN_META {
+            buf[p..p + 4].copy_from_slice(&vl);
+            buf[p + 4] = self.meta;
+        } else {
+            buf[p..p + width].copy_from_slice(&vl[..width]);
+        }
         p += width;
         buf[p..p + 8].copy_from_slice(&self.cas.to_le_bytes());
         p += 8;
@@ -141,6 +178,7 @@ impl NewRecord {
             cas: self.cas,
             flags: self.flags,
             exptime: self.exptime,
+            meta: self.meta,
             key_off: p,
         }
     }
@@ -168,6 +206,18 @@ pub fn read_once(mask: u8) -> u8 {
     with_reads(mask, (reads(mask) + 1).min(3)) | FETCHED
 }
 
+/// Bytes of the header of a record whose mask is `mask` (for checking a record read
+/// back from a file before `parse` trusts it).
+pub fn header_len(mask: u8) -> usize {
+    let vlen = match (mask & VLEN_MASK) >> VLEN_SHIFT {
+        0 => 1,
+        1 => 2,
+        _ => 4,
+    };
+    let opt = (if mask & HAS_FLAGS != 0 { 4 } else { 0 }) + (if mask & HAS_EXPTIME != 0 { 4 } else { 0 });
+    2 + vlen + 8 + opt
+}
+
 fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -178,6 +228,7 @@ pub fn parse(buf: &[u8]) -> Header {
     let mask = buf[0];
     let key_len = buf[1] as usize;
     let mut p = 2;
+    let mut meta = 0;
     let value_len = match (mask & VLEN_MASK) >> VLEN_SHIFT {
         0 => {
             p += 1;
@@ -187,8 +238,13 @@ pub fn parse(buf: &[u8]) -> Header {
             p += 2;
             u16::from_le_bytes([buf[2], buf[3]]) as usize
         }
-        _ => {
+        2 => {
             p += 4;
+            le32(&buf[2..]) as usize
+        }
+        _ => {
+            p += 5;
+            meta = buf[6];
             le32(&buf[2..]) as usize
         }
     };
@@ -213,6 +269,7 @@ pub fn parse(buf: &[u8]) -> Header {
         cas,
         flags,
         exptime,
+        meta,
         key_off: p,
     }
 }
@@ -229,6 +286,7 @@ mod tests {
             flags,
             exptime,
             bits: FETCHED,
+            meta: 0,
         };
         let mut buf = vec![0xAAu8; rec.len() + 3];
         let h = rec.write_header(&mut buf);
@@ -264,6 +322,24 @@ mod tests {
     }
 
     #[test]
+    fn meta_byte_roundtrips_and_is_optional() {
+        for (vlen, flags, exptime) in [(0usize, 0, 0), (3, 7, 0), (300, 0, 9), (70_000, 1, 2)] {
+            let rec = NewRecord { key_len: 3, value_len: vlen, cas: 42, flags, exptime, bits: FETCHED, meta: META_STALE | META_KEY_BINARY };
+            let mut buf = vec![0u8; rec.len()];
+            let h = rec.write_header(&mut buf);
+            buf[h.key_off..h.value_off()].copy_from_slice(b"key");
+            let p = parse(&buf);
+            assert_eq!(p, h);
+            assert_eq!((p.meta, p.value_len, p.flags, p.exptime, p.cas), (META_STALE | META_KEY_BINARY, vlen, flags, exptime, 42));
+            assert_eq!(p.total_len(), rec.len());
+            assert_eq!(buf[p.meta_off().unwrap()], p.meta);
+            assert_eq!(&buf[p.cas_off()..p.cas_off() + 8], &42u64.to_le_bytes());
+            let plain = NewRecord { meta: 0, ..rec };
+            assert_eq!(plain.len() + 5 - vlen_width(vlen).1, rec.len());
+        }
+    }
+
+    #[test]
     fn small_item_header_is_eleven_bytes() {
         assert_eq!(record_len(16, 32, 0, 0), 11 + 48);
         assert_eq!(record_len(16, 300, 5, 6), 2 + 2 + 8 + 8 + 316);
@@ -280,7 +356,7 @@ mod tests {
         assert_eq!(reads(m3), 3);
         assert_eq!(with_reads(m3, 0) & !FETCHED, m);
         assert_eq!(reads(with_reads(m3, 2)), 2);
-        let rec = NewRecord { key_len: 1, value_len: 300, cas: 1, flags: 0, exptime: 0, bits: m3 };
+        let rec = NewRecord { key_len: 1, value_len: 300, cas: 1, flags: 0, exptime: 0, bits: m3, meta: 0 };
         let mut buf = vec![0u8; rec.len()];
         let h = rec.write_header(&mut buf);
         assert_eq!(parse(&buf), h);
@@ -296,6 +372,7 @@ mod tests {
             cas: 1,
             flags: 0,
             exptime,
+            meta: 0,
             key_off: 11,
         };
         assert!(!h(0).is_expired(100));

@@ -102,6 +102,8 @@ mod eviction;
 mod index;
 mod invariants;
 mod item;
+mod meta;
+mod persist;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod prefetch;
@@ -116,6 +118,8 @@ use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use classes::{ClassStats, MAX_CLASSES};
+pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
+pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
 /// Segments are at least this big; bigger when `-I` needs it. Smaller only in a shard
@@ -171,6 +175,8 @@ pub struct Shard {
     cursor: Cursor,
     /// When `-M` last walked every segment for expired items before refusing a store.
     full_reclaim_at: Option<u32>,
+    /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
+    adopting: Vec<(u64, u32)>,
     flush: FlushMark,
     classes: classes::Classes,
 }
@@ -222,6 +228,7 @@ impl Shard {
             scratch: Vec::new(),
             cursor: Cursor::default(),
             full_reclaim_at: None,
+            adopting: Vec::new(),
             flush: FlushMark::default(),
             classes: classes::Classes::default(),
         }
@@ -300,15 +307,17 @@ impl Shard {
             _ => (flags, exptime, value),
         };
         let outcome = if exptime != 0 && exptime <= now {
-            // Stored and at once gone: only the old version has to go.
+            // Stored and at once gone: only the old version has to go. It still takes
+            // a cas unique, as memcached's item would (a binary reply shows it).
             if let Some((slot, loc, h)) = existing {
                 self.unlink(slot, loc, h);
             }
+            self.next_cas();
             self.c.total_items += 1;
             StoreOutcome::Stored
         } else {
             let cas = self.next_cas();
-            match self.write_item(key, hash, value, flags, exptime, cas, 0, now) {
+            match self.write_item(key, hash, value, flags, exptime, cas, 0, 0, now) {
                 Some(_) => {
                     self.c.total_items += 1;
                     StoreOutcome::Stored
@@ -323,6 +332,22 @@ impl Shard {
         };
         self.return_scratch(buf);
         outcome
+    }
+
+    /// The cas unique given to the last item this shard wrote: a store's reply that
+    /// carries the new cas (binary) reads it right after the store.
+    pub fn last_cas(&self) -> u64 {
+        self.seq
+            .wrapping_sub(1)
+            .wrapping_mul(self.config.shard_count.max(1) as u64)
+            .wrapping_add(self.config.shard_id as u64 + 1)
+    }
+
+    /// A live item's cas unique, without counting as an access (binary requests that
+    /// carry a cas to compare: delete, append, incr).
+    pub fn item_cas(&mut self, key: &[u8], now: u32) -> Option<u64> {
+        let hash = self.hash(key);
+        self.find_live(key, hash, now).map(|(_, _, h)| h.cas)
     }
 
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
@@ -532,7 +557,7 @@ impl Shard {
         buf.clear();
         buf.extend_from_slice(self.value_at(loc, h));
         let bits = item::read_once(h.mask);
-        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, now);
+        let moved = self.write_item(key, hash, &buf, h.flags, exptime, h.cas, bits, h.meta, now);
         self.return_scratch(buf);
         moved
     }
@@ -557,6 +582,7 @@ impl Shard {
         exptime: u32,
         cas: u64,
         bits: u8,
+        meta: u8,
         now: u32,
     ) -> Option<Loc> {
         if !self.ensure_index_room(now) {
@@ -569,6 +595,7 @@ impl Shard {
             flags,
             exptime,
             bits,
+            meta,
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;

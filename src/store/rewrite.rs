@@ -35,7 +35,7 @@ impl Shard {
             Rewrite::Done(result)
         } else {
             let bits = item::read_once(h.mask);
-            match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, now) {
+            match self.write_item(key, hash, &buf, h.flags, h.exptime, cas, bits, 0, now) {
                 Some(_) => {
                     self.c.total_items += 1;
                     Rewrite::Done(result)

@@ -33,6 +33,13 @@ impl Shard {
     pub fn index_slots(&self) -> usize {
         self.index.slots()
     }
+    /// A live item's value length, exptime (0: never) and flags, without counting an access
+    /// or unlinking anything: for `watch` lines, which must not change what they show.
+    pub fn peek_item(&self, key: &[u8], now: u32) -> Option<(usize, u32, u32)> {
+        let (_, _, h) = self.find(key, self.hash(key))?;
+        (!h.is_expired(now)).then_some((h.value_len, h.exptime, h.flags))
+    }
+
     /// Calls `f` for every live (unexpired) item, newest segment first, until `f`
     /// returns false. Read-only: counts no access. For introspection, not a hot path.
     pub fn for_each_live<'a>(&'a self, now: u32, mut f: impl FnMut(ItemInfo<'a>) -> bool) {

@@ -10,7 +10,8 @@
 //!
 //! Knobs: `MC_CASE=<substring>` replays only the cases whose name contains it;
 //! `MC_CASE_JOBS=N` cases at a time (default 4); `MC_CASE_GRACE_MS=N` of silence
-//! that end a reply once it matches (default below).
+//! that end a reply once it matches (default below); `MC_CASE_WHOLE=1` shows the
+//! replies of a failing case whole, not clipped (to write an `ours` line from one).
 
 pub mod reply;
 mod session;
@@ -325,7 +326,7 @@ impl<'t> Replay<'t> {
 /// their first difference.
 fn from_first_difference(a: String, b: String) -> (String, String) {
     let same = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    if same < 300 {
+    if same < 300 || whole() {
         return (a, b);
     }
     // escape() writes ASCII only, so any index is a char boundary.
@@ -334,9 +335,14 @@ fn from_first_difference(a: String, b: String) -> (String, String) {
     (show(&a), show(&b))
 }
 
+/// `MC_CASE_WHOLE=1` shows replies whole (to write an `ours` line from one).
+fn whole() -> bool {
+    std::env::var_os("MC_CASE_WHOLE").is_some()
+}
+
 fn clip(s: String) -> String {
     const MAX: usize = 1000;
-    if s.len() <= MAX {
+    if s.len() <= MAX || whole() {
         return s;
     }
     // escape() writes ASCII only, so any index is a char boundary.

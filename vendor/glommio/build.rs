@@ -38,6 +38,10 @@ fn main() {
         .compile("uring");
 
     // (our additional, linkable C bindings)
+    // cc prints rerun-if-env-changed lines, after which cargo reruns this script only
+    // for what is named: name the C file, or a changed rusturing.c links stale code.
+    println!("cargo:rerun-if-changed=rusturing.c");
+    println!("cargo:rerun-if-changed=build.rs");
     Build::new()
         .file(project.join("rusturing.c"))
         .include(src.join("include"))

@@ -293,7 +293,7 @@ mod sys;
 pub mod task;
 
 /// memcached-rs patch: setup flags of the current executor's main io_uring.
-pub use sys::uring::{main_ring_setup_flags, set_main_ring_defer_taskrun};
+pub use sys::uring::{main_ring_setup_flags, set_low_memlock, set_main_ring_defer_taskrun};
 
 #[allow(dead_code)]
 #[allow(clippy::upper_case_acronyms)]

@@ -291,8 +291,6 @@ thread_local! {
     pub(crate) static MAIN_RING_SETUP_FLAGS: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
-/// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
-/// of the executor running on this thread, 0 outside an executor.
 /// memcached-rs patch 11: whether executors create their main ring with
 /// SINGLE_ISSUER | DEFER_TASKRUN (falling back to COOP_TASKRUN where the kernel
 /// refuses them). Set before the executors start.
@@ -306,8 +304,26 @@ fn main_ring_defer_taskrun() -> bool {
     MAIN_RING_DEFER.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// memcached-rs patch: the io_uring setup flags (`IORING_SETUP_*` bits) of the main ring
+/// of the executor running on this thread, 0 outside an executor.
 pub fn main_ring_setup_flags() -> u32 {
     MAIN_RING_SETUP_FLAGS.with(|f| f.get())
+}
+
+/// memcached-rs patch 12: the RLIMIT_MEMLOCK below which `Reactor::new` refuses to build an
+/// executor (upstream: always 512 KiB).
+static MEMLOCK_MINIMUM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(512 * 1024);
+
+/// memcached-rs patch 12: whether `Reactor::new` registers the I/O buffer with the rings.
+static REGISTER_BUFFERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// memcached-rs patch 12: lets executors built from now on run with `limit` bytes of
+/// RLIMIT_MEMLOCK (upstream refuses below 512 KiB) and without registering their I/O
+/// buffer (pinned memory charged to that limit; registering it is optional: only DMA
+/// file I/O uses it). The caller sizes the rings (`ring_depth`) to fit the limit.
+pub fn set_low_memlock(limit: u64) {
+    MEMLOCK_MINIMUM.store(limit, std::sync::atomic::Ordering::Relaxed);
+    REGISTER_BUFFERS.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn fill_sqe<F>(
@@ -1436,12 +1452,13 @@ impl Reactor {
         ring_depth: usize,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
-        const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
+        // memcached-rs patch 12: the minimum is `set_low_memlock`'s (default 512 KiB).
+        let min_memlock_limit = MEMLOCK_MINIMUM.load(std::sync::atomic::Ordering::Relaxed);
         let (memlock_limit, _) = Resource::MEMLOCK.get()?;
-        if memlock_limit < MIN_MEMLOCK_LIMIT {
+        if memlock_limit < min_memlock_limit {
             return Err(GlommioError::ReactorError(ReactorErrorKind::MemLockLimit(
                 memlock_limit,
-                MIN_MEMLOCK_LIMIT,
+                min_memlock_limit,
             )));
         }
 
@@ -1461,7 +1478,10 @@ impl Reactor {
         let mut latency_ring =
             SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
 
+        // memcached-rs patch 12: not under `set_low_memlock`.
+        let register = REGISTER_BUFFERS.load(std::sync::atomic::Ordering::Relaxed);
         match main_ring.registrar().register_buffers_by_ref(&registry) {
+            _ if !register => {}
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
             Ok(_) => match poll_ring.registrar().register_buffers_by_ref(&registry) {
                 Err(x) => {

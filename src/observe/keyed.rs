@@ -1,0 +1,115 @@
+//! The `watch` lines of one keyed request, as memcached 1.6.18 logs them: every keyed
+//! command looks its key up first (`item_get`: get, gets, gat, touch, delete, incr,
+//! decr, and the storage commands, whose `do_store_item` fetches the old item), and the
+//! storage commands then log their outcome (`item_store`). Run only while someone
+//! watches fetchers or mutations.
+
+use super::watch::Watchers;
+use crate::protocol::watch_lines::{self, GetStatus, StoreStatus, FETCHERS, MUTATIONS};
+use crate::protocol::{Keyed, Op, Outcome};
+use crate::rules::{realtime, StoreMode};
+
+/// What the key held before the request ran: value length, exptime and flags.
+pub type Before = Option<(usize, u32, u32)>;
+
+/// Where the request came from and the clock it ran at.
+pub struct Context<'a> {
+    pub cfd: i32,
+    pub now: u32,
+    pub unix_at_zero: i64,
+    pub cas_enabled: bool,
+    /// memcached's slab class sizes for `clsid` (`stats_slabs::size_classes`).
+    pub classes: &'a [u32],
+}
+
+/// memcached's slab class of an item of this key and value (its `ITEM_ntotal`: a 48-byte
+/// header, the key and its NUL, the value and its CRLF, 8 for CAS, 4 for flags).
+fn clsid(ctx: &Context, key: usize, value: usize, flags: bool) -> u32 {
+    let total = 48 + key + 1 + value + 2 + if ctx.cas_enabled { 8 } else { 0 } + if flags { 4 } else { 0 };
+    ctx.classes.iter().position(|&size| total as u32 <= size).map_or(ctx.classes.len() as u32, |i| i as u32 + 1)
+}
+
+/// A relative expiry as memcached prints it (`%u` of exptime - current_time).
+fn ttl(exptime: u32, now: u32) -> u32 {
+    if exptime == 0 { 0 } else { exptime.wrapping_sub(now) }
+}
+
+/// Writes the request's lines to the watchers.
+/// `missed`: how a lookup that found nothing live missed (not found, flushed, expired).
+pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, missed: GetStatus, status: StoreStatus) {
+    let flags_before = before.is_some_and(|b| b.2 != 0);
+    let key = request.key;
+    let get_line = |w: &Watchers| {
+        if w.wants(FETCHERS) {
+            w.emit(FETCHERS, |out, ts, gid| match before {
+                Some((len, _, _)) => {
+                    let class = clsid(ctx, key.len(), len, flags_before);
+                    watch_lines::item_get(out, ts, gid, key, GetStatus::Found, class, ctx.cfd, len)
+                }
+                None => watch_lines::item_get(out, ts, gid, key, missed, 0, ctx.cfd, 0),
+            });
+        }
+    };
+    match request.op {
+        // memcached logs the fetch in its item lookup, whichever protocol asked.
+        Op::Get { .. }
+        | Op::Touch { .. }
+        | Op::Delete
+        | Op::Arith { .. }
+        | Op::TouchFetch { .. }
+        | Op::DeleteIf { .. }
+        | Op::Counter { .. } => get_line(w),
+        Op::Store { mode, flags, exptime, .. } => {
+            get_line(w);
+            if !w.wants(MUTATIONS) {
+                return;
+            }
+            // append/prepend store the joined item, with the old item's expiry.
+            let joined = matches!(mode, StoreMode::Append | StoreMode::Prepend) && status == StoreStatus::Stored;
+            let (size, exp) = match before {
+                Some((len, old_exp, _)) if joined => (len + request.value.len(), old_exp),
+                _ => (request.value.len(), realtime(exptime, ctx.now, ctx.unix_at_zero)),
+            };
+            let class = clsid(ctx, key.len(), size, flags != 0 || (joined && flags_before));
+            w.emit(MUTATIONS, |out, ts, gid| {
+                watch_lines::item_store(out, ts, gid, key, status, cmd(mode), ttl(exp, ctx.now), class, ctx.cfd, size)
+            });
+        }
+        // The meta commands' watch lines (memcached logs mg/ms/md/ma in its own shapes)
+        // are not written yet: a watcher sees classic commands only.
+        Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {}
+        Op::TooLarge { mode } => {
+            if w.wants(MUTATIONS) {
+                w.emit(MUTATIONS, |out, ts, gid| {
+                    watch_lines::item_store(out, ts, gid, key, StoreStatus::TooLarge, cmd(mode), 0, 0, ctx.cfd, 0)
+                });
+            }
+            if mode == StoreMode::Set {
+                get_line(w);
+            }
+        }
+    }
+}
+
+/// A storage command's outcome as memcached's `store_item_type`.
+pub fn store_status(outcome: &Outcome) -> StoreStatus {
+    match outcome {
+        Outcome::Stored => StoreStatus::Stored,
+        Outcome::Exists => StoreStatus::Exists,
+        Outcome::NotFound => StoreStatus::NotFound,
+        Outcome::TooLarge => StoreStatus::TooLarge,
+        Outcome::StoreNoMemory => StoreStatus::NoMemory,
+        _ => StoreStatus::NotStored,
+    }
+}
+
+fn cmd(mode: StoreMode) -> &'static str {
+    match mode {
+        StoreMode::Add => "add",
+        StoreMode::Set => "set",
+        StoreMode::Replace => "replace",
+        StoreMode::Append => "append",
+        StoreMode::Prepend => "prepend",
+        StoreMode::Cas => "cas",
+    }
+}

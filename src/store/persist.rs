@@ -1,0 +1,326 @@
+//! A shard's side of a warm restart (`crate::server::restart` does the files): what a
+//! save needs to read out of a shard (its segments in write order, the highest CAS),
+//! and the two ways a shard takes items back.
+//!
+//! - Whole segments (`adopt_segment`): when the saved shard had this shard's segment
+//!   size and routing, its segment bytes are read straight into new segments and only
+//!   the index is rebuilt. Records keep their place, their read counters and FETCHED
+//!   bits, so eviction order and `stats items` ages survive the restart.
+//! - One item at a time (`restore_item`): when the core count or segment size changed,
+//!   each saved record whose key this core now owns is written as a new record.
+//!
+//! Exptimes are on the server clock (seconds since the process started), so a loaded
+//! one is moved by the difference between the old and the new process's clock origin
+//! (`shift_exptime`); an item whose time has passed during the restart is not loaded.
+//! Saved bytes are checked by the caller (a checksum per chunk) but their layout is
+//! checked again here, so that no file, whatever it holds, can make a shard panic.
+
+use super::index::Loc;
+use super::item::{self, DEAD, FETCHED, READS};
+use super::Shard;
+
+/// One segment as saved: its records, and its age.
+pub struct SavedSegment<'a> {
+    /// Records from offset 0 to the segment's write offset (dead ones included).
+    pub bytes: &'a [u8],
+    /// When it last became the write head (server clock).
+    pub started: u32,
+    pub live_items: u32,
+}
+
+/// A saved record decoded, for loading one item at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedRecord<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    /// On the saving process's clock.
+    pub exptime: u32,
+    pub cas: u64,
+    /// Read counter and FETCHED bits.
+    pub bits: u8,
+    /// The meta protocol's bits (stale, win token sent, binary key).
+    pub meta: u8,
+    /// Superseded or deleted before the save.
+    pub dead: bool,
+}
+
+/// A record that does not fit its segment or has an impossible key: the file is not
+/// what a shard wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrupt {
+    pub offset: usize,
+}
+
+/// What `adopt_segment` kept of a saved segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adopted {
+    pub items: u64,
+    /// Items whose time passed before they could be loaded.
+    pub expired: u64,
+    /// Items whose key another core owns (only if routing changed underneath).
+    pub misplaced: u64,
+}
+
+/// An exptime from the saving process's clock on this process's clock: `delta` is the
+/// old clock's origin minus the new one's, in seconds. 0 (never) stays 0; a time
+/// already past lands at 1, which is always in the past.
+pub fn shift_exptime(exptime: u32, delta: i64) -> u32 {
+    if exptime == 0 {
+        return 0;
+    }
+    (exptime as i64 + delta).clamp(1, u32::MAX as i64) as u32
+}
+
+/// The record at the start of `rest`, checked against the bytes it claims.
+fn checked_header(rest: &[u8], offset: usize) -> Result<item::Header, Corrupt> {
+    let corrupt = Corrupt { offset };
+    if rest.len() < 2 || rest.len() < item::header_len(rest[0]) {
+        return Err(corrupt);
+    }
+    let h = item::parse(rest);
+    if h.key_len == 0 || h.key_len > crate::rules::KEY_MAX_LENGTH || h.total_len() > rest.len() {
+        return Err(corrupt);
+    }
+    Ok(h)
+}
+
+/// Every record of a saved segment, in order.
+pub fn saved_records(bytes: &[u8]) -> impl Iterator<Item = Result<SavedRecord<'_>, Corrupt>> {
+    let mut off = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if off >= bytes.len() || failed {
+            return None;
+        }
+        let h = match checked_header(&bytes[off..], off) {
+            Ok(h) => h,
+            Err(e) => {
+                failed = true;
+                return Some(Err(e));
+            }
+        };
+        let rec = &bytes[off..off + h.total_len()];
+        off += h.total_len();
+        Some(Ok(SavedRecord {
+            key: &rec[h.key_off..h.value_off()],
+            value: &rec[h.value_off()..],
+            flags: h.flags,
+            exptime: h.exptime,
+            cas: h.cas,
+            bits: h.mask & (READS | FETCHED),
+            meta: h.meta,
+            dead: h.is_dead(),
+        }))
+    })
+}
+
+impl Shard {
+    /// Segments holding live items, in write order (oldest first, the write head
+    /// last): the order eviction reads them in, kept by a save.
+    pub fn saved_segments(&self) -> impl Iterator<Item = SavedSegment<'_>> {
+        let pool = &self.pool;
+        pool.sealed.iter().chain(pool.head.iter()).filter_map(move |&s| {
+            let seg = &pool.segs[s as usize];
+            (seg.live_items > 0).then(|| SavedSegment {
+                bytes: &seg.data[..seg.write_off as usize],
+                started: seg.started,
+                live_items: seg.live_items,
+            })
+        })
+    }
+
+    /// Records with a CAS below this are gone by the last flush_all (0: none).
+    pub fn flushed_below(&self) -> u64 {
+        self.flush.below
+    }
+
+    /// Empties the shard at once (a failed restore), as new: unlike `flush_all`,
+    /// nothing is left for lookups to find flushed.
+    pub fn clear(&mut self) {
+        let mut fresh = Shard::new(self.config.clone());
+        fresh.classes = self.classes.fresh();
+        std::mem::swap(self, &mut fresh);
+    }
+
+    /// The highest CAS unique this shard has given out (0: none).
+    pub fn cas_high(&self) -> u64 {
+        match self.seq {
+            0 => 0,
+            seq => (seq - 1)
+                .wrapping_mul(self.config.shard_count.max(1) as u64)
+                .wrapping_add(self.config.shard_id as u64 + 1),
+        }
+    }
+
+    /// Makes every CAS unique given from now on greater than `high` (the highest any
+    /// shard of the saved cache gave out), so a client's saved CAS never matches a new
+    /// item by accident.
+    pub fn continue_cas_above(&mut self, high: u64) {
+        let count = self.config.shard_count.max(1) as u64;
+        self.seq = self.seq.max(high / count + 1);
+    }
+
+    /// Sizes the index for `items` more entries at once, instead of growing it step by
+    /// step while a restore inserts them.
+    pub fn reserve_items(&mut self, items: usize) {
+        let want = (self.index.len() + items) * 1000 / 850 + 1;
+        if want > self.index.slots() {
+            self.index.resize(want);
+        }
+    }
+
+    /// After an `Err` the shard is as it was before the call.
+    ///
+    /// Takes a saved segment whole: `fill` writes its `len` bytes into a new segment
+    /// (the caller reads them from the file straight into it and checks them); records
+    /// are then indexed, their exptimes moved by `delta` (see `shift_exptime`). Items
+    /// expired by `now`, flushed ones (CAS below `flushed_below`), dead ones and those
+    /// `keep` refuses (by key) are marked dead.
+    /// None from the outer result: no segment could be had (the entry layout's limit).
+    pub fn adopt_segment<E>(
+        &mut self,
+        len: usize,
+        started: u32,
+        delta: i64,
+        now: u32,
+        flushed_below: u64,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Option<Result<Adopted, AdoptError<E>>> {
+        if len > self.pool.seg_size {
+            return Some(Err(AdoptError::Corrupt(Corrupt { offset: 0 })));
+        }
+        let id = self.pool.allocate()?;
+        if let Err(e) = fill(&mut self.pool.segs[id as usize].data[..len]) {
+            self.pool.release(id);
+            return Some(Err(AdoptError::Fill(e)));
+        }
+        let mut got = Adopted::default();
+        // First pass: check every record, move exptimes, drop what is not kept, hash the
+        // rest. Nothing is indexed yet, so a corrupt record leaves the shard as it was.
+        let mut todo = std::mem::take(&mut self.adopting);
+        todo.clear();
+        let mut off = 0usize;
+        while off < len {
+            let seg = &mut self.pool.segs[id as usize];
+            let h = match checked_header(&seg.data[off..len], off) {
+                Ok(h) => h,
+                Err(c) => {
+                    self.adopting = todo;
+                    self.pool.release(id);
+                    return Some(Err(AdoptError::Corrupt(c)));
+                }
+            };
+            let at = off;
+            off += h.total_len();
+            if h.is_dead() {
+                continue;
+            }
+            let exptime = shift_exptime(h.exptime, delta);
+            let key = &seg.data[at + h.key_off..at + h.value_off()];
+            let expired = (exptime != 0 && exptime <= now) || h.cas < flushed_below;
+            if expired || !keep(key) {
+                seg.data[at] |= DEAD;
+                if expired {
+                    got.expired += 1;
+                } else {
+                    got.misplaced += 1;
+                }
+                continue;
+            }
+            let hash = self.hasher.hash_one(key);
+            if let Some(e) = h.exptime_off() {
+                seg.data[at + e..at + e + 4].copy_from_slice(&exptime.to_le_bytes());
+            }
+            todo.push((hash, at as u32));
+        }
+        // Second pass: index them, each home slot prefetched a few records ahead so the
+        // cache misses of a large index overlap (a load is mostly these misses).
+        const AHEAD: usize = 8;
+        for j in 0..todo.len() {
+            if let Some(&(hash, _)) = todo.get(j + AHEAD) {
+                self.index.prefetch_home(hash);
+            }
+            let (hash, at) = todo[j];
+            let loc = Loc { seg: id, off: at };
+            let h = item::parse(&self.pool.segs[id as usize].data[at as usize..]);
+            let seg = &mut self.pool.segs[id as usize];
+            seg.live_bytes += h.total_len() as u32;
+            seg.live_items += 1;
+            seg.note_exptime(h.exptime);
+            seg.note_cas(h.cas);
+            let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+            seg.classes |= 1 << class;
+            self.classes.added(class, size);
+            self.c.bytes += h.total_len() as u64;
+            if let Some(n) = self.index.wants_growth() {
+                self.index.resize(n);
+            }
+            let at = at as usize;
+            let older = self.find(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()], hash);
+            match older {
+                // An older record of the same key (in an earlier segment): the later wins.
+                Some((slot, old, old_h)) => {
+                    self.mark_dead(old, old_h);
+                    self.index.set_loc(slot, loc);
+                }
+                None => self.index.insert(hash, loc),
+            }
+            got.items += 1;
+        }
+        self.adopting = todo;
+        self.place_adopted(id, len, started);
+        Some(Ok(got))
+    }
+
+    /// An adopted segment, indexed up to `len`, joins the pool: as the write head (what
+    /// room it has left is used by the next store; the previous head joins the sealed
+    /// queue), or on the free list when nothing in it lives.
+    fn place_adopted(&mut self, id: u32, len: usize, started: u32) {
+        let seg = &mut self.pool.segs[id as usize];
+        seg.write_off = len as u32;
+        seg.started = started;
+        if seg.live_items == 0 {
+            self.pool.recycle(id);
+        } else if let Some(h) = self.pool.head.replace(id) {
+            self.pool.sealed.push_back(h);
+        }
+    }
+
+    /// Writes one saved item as a new record (its exptime already on this clock),
+    /// evicting the oldest to make room whatever `-M` says: a restore into a smaller
+    /// cache keeps the items it loads last, so the caller loads oldest first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_item(&mut self, rec: &SavedRecord, exptime: u32, now: u32) -> bool {
+        let SavedRecord { key, value, flags, cas, bits, meta, .. } = *rec;
+        if key.is_empty() || key.len() > crate::rules::KEY_MAX_LENGTH || (exptime != 0 && exptime <= now) {
+            return false;
+        }
+        if !crate::rules::item_size_ok(key.len(), value.len(), self.config.item_size_max) {
+            return false;
+        }
+        let hash = self.hash(key);
+        let evict = std::mem::replace(&mut self.config.evict, true);
+        let written = self.write_item(key, hash, value, flags, exptime, cas, bits & (READS | FETCHED), meta, now);
+        self.config.evict = evict;
+        written.is_some()
+    }
+
+    /// Segments a whole-segment restore may take so that segments plus an index for
+    /// `items` fit this shard's memory limit.
+    pub fn fits_segments(&self, segments: usize, items: usize) -> bool {
+        let index = ((items * 1000 / 850 + 1).max(super::index::MIN_SLOTS)) * 8;
+        segments <= super::index::MAX_SEGMENTS
+            && segments * self.pool.seg_size + index <= self.config.memory_limit.max(2 * self.pool.seg_size)
+    }
+}
+
+/// Why `adopt_segment` failed.
+#[derive(Debug)]
+pub enum AdoptError<E> {
+    /// What `fill` returned.
+    Fill(E),
+    Corrupt(Corrupt),
+}
+
