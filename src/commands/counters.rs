@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::store::StoreStats;
+use crate::store::{Shard, StoreStats, MAX_CLASSES};
 
 /// One counter; written by one thread only.
 #[derive(Default, Debug)]
@@ -84,6 +84,26 @@ counters! {
     }
 }
 
+counters! {
+    /// One size class of the executor's shard (`stats items`, `stats slabs`).
+    ClassGauges {
+        number, requested, evicted, reclaimed, expired_unfetched, evicted_unfetched,
+        /// Server time + 1 the oldest segment holding the class's items started (0:
+        /// none); refreshed once a second.
+        oldest,
+    }
+}
+
+/// The executor's figures for classes 1 to 63 (index i: class i + 1).
+#[derive(Debug)]
+pub struct ClassTable(pub Vec<ClassGauges>);
+
+impl Default for ClassTable {
+    fn default() -> Self {
+        ClassTable((0..MAX_CLASSES).map(|_| ClassGauges::default()).collect())
+    }
+}
+
 /// Everything one executor publishes. Padded so that two executors' blocks never share
 /// a cache line.
 #[derive(Default, Debug)]
@@ -91,6 +111,7 @@ counters! {
 pub struct ExecutorStats {
     pub commands: CommandCounters,
     pub shard: ShardGauges,
+    pub classes: ClassTable,
     /// The io_uring setup flags of this executor's main ring.
     pub ring_flags: Counter,
     /// Connections now inside a request round (not waiting for input).
@@ -113,6 +134,29 @@ impl ExecutorStats {
         g.allocated.set(s.allocated);
         g.segments.set(s.segments);
         g.oldest_write.set(s.oldest_write.map_or(0, |t| u64::from(t) + 1));
+    }
+
+    /// The size classes whose figures changed since the last call; with `ages`, the
+    /// oldest segment of every class too (a walk over the segments: once a second).
+    pub fn publish_classes(&self, shard: &Shard, ages: bool) {
+        let rows = shard.class_stats();
+        let mut dirty = shard.take_dirty_classes();
+        while dirty != 0 {
+            let i = dirty.trailing_zeros() as usize;
+            dirty &= dirty - 1;
+            let (r, g) = (&rows[i], &self.classes.0[i]);
+            g.number.set(r.number);
+            g.requested.set(r.requested);
+            g.evicted.set(r.evicted);
+            g.reclaimed.set(r.reclaimed);
+            g.expired_unfetched.set(r.expired_unfetched);
+            g.evicted_unfetched.set(r.evicted_unfetched);
+        }
+        if ages {
+            for (g, oldest) in self.classes.0.iter().zip(shard.class_oldest()) {
+                g.oldest.set(u64::from(oldest));
+            }
+        }
     }
 
     /// `stats reset`: memcached zeroes the command counters and totals, not the gauges.

@@ -28,7 +28,8 @@ pub fn stats(server: &mut impl Server, kind: StatsKind, form: Form, out: &mut By
         StatsKind::Items => stats_slabs::write_items(&mut stat_sink(form, out), server.stats(), server.now()),
         StatsKind::Slabs => {
             let page_size = server.page_size();
-            stats_slabs::write_slabs(&mut stat_sink(form, out), server.stats(), page_size)
+            let sizes = stats_slabs::size_classes(server.config());
+            stats_slabs::write_slabs(&mut stat_sink(form, out), server.stats(), &sizes, page_size)
         }
         StatsKind::Sizes => answer(form, Answer::SizesDisabled, out),
         StatsKind::Conns => server.on_every_core(CoreOp::ListConns, form, out),

@@ -123,7 +123,9 @@ impl Core {
 
     /// Publishes the shard's figures for `stats` on any core.
     pub fn publish(&self) {
-        self.stats().publish_shard(&self.shard.borrow().stats());
+        let shard = self.shard.borrow();
+        self.stats().publish_shard(&shard.stats());
+        self.stats().publish_classes(&shard, false);
     }
 
     /// Runs one keyed request on this core's shard (this core owns its key) and writes
@@ -299,6 +301,7 @@ impl Core {
         let cas = self.shared.config.cas_enabled;
         flush::apply_due(&mut self.shard.borrow_mut(), &self.shared.runtime, &self.flush_applied, now, cas);
         self.publish();
+        self.stats().publish_classes(&self.shard.borrow(), true);
         self.observe.publish(&self.shared.observe, self.id, &self.shard.borrow(), now);
     }
 

@@ -373,13 +373,14 @@ async fn executor_main(
     };
     let id = request_tx.peer_id();
     let config = &shared.config;
-    let shard = Shard::new(StoreConfig {
+    let mut shard = Shard::new(StoreConfig {
         memory_limit: config.memory_limit / threads,
         item_size_max: config.item_size_max,
         evict: config.evict,
         shard_id: id as u32,
         shard_count: threads as u32,
     });
+    shard.configure_classes(crate::commands::stats_slabs::size_classes(config), config.cas_enabled);
     let forwarder = Rc::new(Forwarder::new(id, threads));
     // Client sockets go through this executor's ring and its provided-buffer ring
     // (kernel 6.0 for multishot receives): register it now, so that a kernel that

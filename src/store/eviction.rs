@@ -115,6 +115,7 @@ impl Shard {
             hasher,
             c,
             flush,
+            classes,
             ..
         } = self;
         let seg = &mut pool.segs[s as usize];
@@ -122,6 +123,7 @@ impl Shard {
         let (mut r, mut w) = (0usize, 0usize);
         let (mut live_items, mut expires_by, mut expires_from) = (0u32, 0u32, u32::MAX);
         let (mut cas_from, mut cas_to) = (u64::MAX, 0u64);
+        let mut class_bits = 0u64;
         while r < end {
             let h = item::parse(&seg.data[r..]);
             let len = h.total_len();
@@ -140,8 +142,11 @@ impl Shard {
                 continue;
             };
             let fetched = h.mask & FETCHED != 0;
+            let (class, size) = classes.of(h.key_len, h.value_len, h.flags);
             if h.is_expired(now) || h.cas < flush.below {
                 index.remove_at(slot);
+                classes.removed(class, size);
+                classes.reclaimed(class, fetched);
                 c.reclaimed += 1;
                 c.expired_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;
@@ -166,8 +171,11 @@ impl Shard {
                 expires_from = expires_from.min(e);
                 cas_from = cas_from.min(h.cas);
                 cas_to = cas_to.max(h.cas);
+                class_bits |= 1 << class;
             } else {
                 index.remove_at(slot);
+                classes.removed(class, size);
+                classes.evicted(class, fetched);
                 c.evictions += 1;
                 c.evicted_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;
@@ -181,6 +189,7 @@ impl Shard {
         seg.expires_from = expires_from;
         seg.cas_from = cas_from;
         seg.cas_to = cas_to;
+        seg.classes = class_bits;
         seg.generation = seg.generation.wrapping_add(1);
     }
 
@@ -270,6 +279,8 @@ impl Shard {
             );
             if let Some(slot) = self.index.find(hash, |l| l == loc) {
                 self.unlink(slot, loc, h);
+                let (class, _) = self.classes.of(h.key_len, h.value_len, h.flags);
+                self.classes.reclaimed(class, h.mask & FETCHED != 0);
                 self.c.reclaimed += 1;
                 self.c.expired_unfetched += u64::from(h.mask & FETCHED == 0);
                 done += 1;

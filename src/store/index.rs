@@ -189,12 +189,6 @@ impl Index {
         self.slots = slots;
     }
 
-    /// Drops every entry (flush_all); keeps the table's size.
-    pub fn clear(&mut self) {
-        self.slots.fill(0);
-        self.count = 0;
-    }
-
     /// Every entry's location, for the shard's self-check (`Shard::check_invariants`).
     pub fn locs(&self) -> Vec<Loc> {
         self.slots

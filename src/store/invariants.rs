@@ -38,6 +38,8 @@ impl Shard {
                     assert!(seg.expires_by >= e, "expires_by covers every record");
                     assert!(seg.expires_from <= e, "expires_from is at or before every record's");
                     assert!(seg.cas_from <= h.cas && h.cas <= seg.cas_to, "cas bounds cover every record");
+                    let (class, _) = self.classes.of(h.key_len, h.value_len, h.flags);
+                    assert!(seg.classes & (1 << class) != 0, "the segment's class bits cover every record");
                 }
                 off += len;
             }
@@ -49,6 +51,8 @@ impl Shard {
         }
         assert_eq!(with_data, pool.allocated);
         assert_eq!(live_total, self.index.len(), "curr_items == live records");
+        let by_class: u64 = self.classes.rows.iter().map(|r| r.number).sum();
+        assert_eq!(by_class, live_total as u64, "every item counted in one class");
         assert_eq!(self.index.locs().len(), self.index.len());
         assert_eq!(bytes_total, self.c.bytes);
         let mut ids: Vec<u32> = pool

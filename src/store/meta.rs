@@ -307,6 +307,7 @@ impl Shard {
             }
             let c = off + h.cas_off();
             seg.data[c..c + 8].copy_from_slice(&cas.to_le_bytes());
+            seg.note_cas(cas);
             return Some(loc);
         }
         let mut buf = std::mem::take(&mut self.scratch);

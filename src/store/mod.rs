@@ -97,6 +97,7 @@ pub struct StoreStats {
     pub oldest_write: Option<u32>,
 }
 
+mod classes;
 mod eviction;
 mod index;
 mod invariants;
@@ -116,12 +117,21 @@ use index::{Index, Loc};
 use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
+pub use classes::{ClassStats, MAX_CLASSES};
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
 pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
 
-/// Segments are at least this big; bigger when `-I` needs it.
+/// Segments are at least this big; bigger when `-I` needs it. Smaller only in a shard
+/// too small for `SMALL_SHARD_SEGMENTS` of them (see [`Shard::new`]).
 pub const MIN_SEGMENT_SIZE: usize = 1 << 20;
+/// A shard gets at least this many segments of its memory: at a small `-m` (`-m 2`
+/// over two cores is 1 MiB a shard) 1 MiB segments would leave room for one segment
+/// and no index. Such a shard's segments are smaller, down to `SMALLEST_SEGMENT`, and
+/// an item larger than a segment is refused for memory (memcached at `-m 2` has two
+/// slab pages in all, which a few large items use up too).
+const SMALL_SHARD_SEGMENTS: usize = 4;
+const SMALLEST_SEGMENT: usize = 64 << 10;
 /// Segments are at most this big (memcached's `-I` tops out at 1 GiB too); offsets in
 /// the index and in segments are u32.
 pub const MAX_SEGMENT_SIZE: usize = 1 << 30;
@@ -168,6 +178,7 @@ pub struct Shard {
     /// A warm restart's records waiting to be indexed (`persist::adopt_segment`).
     adopting: Vec<(u64, u32)>,
     flush: FlushMark,
+    classes: classes::Classes,
 }
 
 /// The last `flush_all`, applied lazily as memcached applies it: a record whose CAS is
@@ -191,19 +202,22 @@ const RECLAIM_LAG: u32 = 1;
 impl Shard {
     pub fn new(config: StoreConfig) -> Shard {
         let mut seg_size = MIN_SEGMENT_SIZE.max(config.item_size_max.next_power_of_two());
+        let share = config.memory_limit / SMALL_SHARD_SEGMENTS;
+        if share < seg_size {
+            // The largest power of two within the share.
+            let fit = if share == 0 { 0 } else { 1 << share.ilog2() };
+            seg_size = fit.max(SMALLEST_SEGMENT);
+        }
         while config.memory_limit / seg_size > index::MAX_SEGMENTS && seg_size < MAX_SEGMENT_SIZE {
             seg_size *= 2;
         }
         Self::with_segment_size(config, seg_size)
     }
 
-    /// A shard with a chosen segment size (a power of two, >= what `item_size_max`
-    /// needs): small segments let tests exercise eviction with little memory.
+    /// A shard with a chosen segment size (a power of two): small segments let tests
+    /// exercise eviction with little memory. Items larger than a segment are refused.
     pub fn with_segment_size(config: StoreConfig, seg_size: usize) -> Shard {
-        let seg_size = seg_size
-            .next_power_of_two()
-            .max(config.item_size_max.next_power_of_two())
-            .clamp(256, MAX_SEGMENT_SIZE);
+        let seg_size = seg_size.next_power_of_two().clamp(256, MAX_SEGMENT_SIZE);
         Shard {
             config,
             hasher: ahash::RandomState::new(),
@@ -216,6 +230,7 @@ impl Shard {
             full_reclaim_at: None,
             adopting: Vec::new(),
             flush: FlushMark::default(),
+            classes: classes::Classes::default(),
         }
     }
 
@@ -406,6 +421,7 @@ impl Shard {
 
     /// `stats reset`: the counters memcached resets (not the gauges).
     pub fn reset_stats(&mut self) {
+        self.classes.reset();
         let bytes = self.c.bytes;
         self.c = Counters {
             bytes,
@@ -502,6 +518,8 @@ impl Shard {
 
     /// Marks a record dead and gives its segment back as soon as nothing in it lives.
     fn mark_dead(&mut self, loc: Loc, h: Header) {
+        let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+        self.classes.removed(class, size);
         let len = h.total_len();
         let seg = &mut self.pool.segs[loc.seg as usize];
         seg.data[loc.off as usize] |= DEAD;
@@ -581,7 +599,10 @@ impl Shard {
         };
         let len = rec.len();
         let loc = self.alloc(len, now)?;
+        let (class, size) = self.classes.of(key.len(), value.len(), flags);
+        self.classes.added(class, size);
         let seg = &mut self.pool.segs[loc.seg as usize];
+        seg.classes |= 1 << class;
         let buf = &mut seg.data[loc.off as usize..loc.off as usize + len];
         let h = rec.write_header(buf);
         buf[h.key_off..h.value_off()].copy_from_slice(key);

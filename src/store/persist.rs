@@ -139,6 +139,7 @@ impl Shard {
     /// nothing is left for lookups to find flushed.
     pub fn clear(&mut self) {
         let mut fresh = Shard::new(self.config.clone());
+        fresh.classes = self.classes.fresh();
         std::mem::swap(self, &mut fresh);
     }
 
@@ -250,6 +251,9 @@ impl Shard {
             seg.live_items += 1;
             seg.note_exptime(h.exptime);
             seg.note_cas(h.cas);
+            let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+            seg.classes |= 1 << class;
+            self.classes.added(class, size);
             self.c.bytes += h.total_len() as u64;
             if let Some(n) = self.index.wants_growth() {
                 self.index.resize(n);

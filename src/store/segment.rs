@@ -32,6 +32,9 @@ pub struct Segment {
     /// what a lazy `flush_all` (everything below a CAS is gone) may have left here.
     pub cas_from: u64,
     pub cas_to: u64,
+    /// memcached size classes of the records written here (bit i: class i + 1), for
+    /// the `age` of a class in `stats items`.
+    pub classes: u64,
 }
 
 impl Segment {
@@ -47,6 +50,7 @@ impl Segment {
             started: 0,
             cas_from: u64::MAX,
             cas_to: 0,
+            classes: 0,
         }
     }
     /// Forgets every record (the caller has unlinked them).
@@ -58,6 +62,7 @@ impl Segment {
         self.expires_from = u32::MAX;
         self.cas_from = u64::MAX;
         self.cas_to = 0;
+        self.classes = 0;
         self.generation = self.generation.wrapping_add(1);
     }
     pub fn note_cas(&mut self, cas: u64) {

@@ -1,7 +1,7 @@
 //! Introspection beyond `StoreStats`, for memcached's `stats slabs` / `stats items` /
 //! `stats sizes`.
 
-use super::{item, Shard};
+use super::{item, ClassStats, Shard, MAX_CLASSES};
 
 /// What `lru_crawler metadump` and `stats cachedump` show of one live item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,46 @@ impl Shard {
                 off += len;
             }
         }
+    }
+
+    /// Uses memcached's size classes (`sizes`: chunk sizes of classes 1, 2, ...; `cas`:
+    /// items carry memcached's 8 CAS bytes) for the per-class statistics.
+    pub fn configure_classes(&mut self, sizes: Vec<u32>, cas: bool) {
+        self.classes.configure(sizes, cas);
+    }
+
+    /// Figures per class (index i: class i + 1).
+    pub fn class_stats(&self) -> &[ClassStats; MAX_CLASSES] {
+        &self.classes.rows
+    }
+
+    /// Classes whose figures changed since the last call (bit i: class i + 1).
+    pub fn take_dirty_classes(&self) -> u64 {
+        self.classes.take_dirty()
+    }
+
+    /// Per class, the server time + 1 the oldest segment holding its items was started
+    /// (0: none): memcached's `age` of the class's LRU tail is now minus that. A
+    /// segment counts for a class if an item of it was written there and the segment
+    /// still holds live items.
+    pub fn class_oldest(&self) -> [u32; MAX_CLASSES] {
+        let mut oldest = [0u32; MAX_CLASSES];
+        let mut seen = 0u64;
+        let pool = &self.pool;
+        for &s in pool.sealed.iter().chain(pool.head.iter()) {
+            let seg = &pool.segs[s as usize];
+            if seg.live_items == 0 || seg.cas_to < self.flush.below {
+                continue;
+            }
+            let mut new = seg.classes & !seen;
+            seen |= new;
+            while new != 0 {
+                let class = new.trailing_zeros() as usize;
+                new &= new - 1;
+                oldest[class] = seg.started + 1;
+            }
+        }
+        oldest
     }
 
     /// Server time the oldest live segment started at (memcached's `age` of the LRU

@@ -283,7 +283,7 @@ fn size_histogram_counts_live_items() {
 fn absurd_sizes_are_refused_not_fatal() {
     // -I beyond what a segment can be: such items are refused, the shard keeps working.
     let mut s = Shard::new(config(4 << 20, 4 << 30, true));
-    assert_eq!(s.segment_size(), crate::store::MAX_SEGMENT_SIZE);
+    assert_eq!(s.segment_size(), 1 << 20, "a 4 MiB shard has four segments, whatever -I says");
     let huge = vec![0u8; (1 << 30) + 10];
     assert_eq!(
         s.store(StoreMode::Set, b"h", 0, 0, &huge, 0, 1),
@@ -292,7 +292,7 @@ fn absurd_sizes_are_refused_not_fatal() {
     assert_eq!(set(&mut s, b"k", b"v", 1), StoreOutcome::Stored);
     assert_eq!(
         s.stats().allocated as usize,
-        (1 << 30) + 64 * 8,
+        (1 << 20) + 64 * 8,
         "one lazily allocated segment"
     );
 }
