@@ -26,21 +26,10 @@ pub fn get<'s>(ctx: &'s mut Ctx<'_>, key: &[u8]) -> Outcome<'s> {
 }
 
 /// gat/gats: get, and set the item's expiry to the client's `exptime`.
+/// The text protocol also counts it as a get (`cmd_get`); the rest is binary's Touch/GAT.
 pub fn get_and_touch<'s>(ctx: &'s mut Ctx<'_>, key: &[u8], exptime: i64) -> Outcome<'s> {
-    let c = ctx.counters;
-    c.cmd_get.incr();
-    c.cmd_touch.incr();
-    let exptime = ctx.expiry(exptime);
-    match ctx.shard.get_and_touch(key, exptime, ctx.now) {
-        Some(item) => {
-            c.touch_hits.incr();
-            Outcome::Hit(view(item, ctx.cas_enabled))
-        }
-        None => {
-            c.touch_misses.incr();
-            Outcome::Miss
-        }
-    }
+    ctx.counters.cmd_get.incr();
+    touch_fetch(ctx, key, exptime)
 }
 
 /// touch: a new expiry, no value back. The cas unique does not change (memcached).
