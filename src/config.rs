@@ -3,9 +3,16 @@
 //! Same letters, long names and defaults as memcached 1.6, so unit files and scripts
 //! written for memcached start memcached-rs unchanged. Flags that tune memcached's own
 //! internals (slab growth, LRU threads, ...) are accepted and reported as ignored.
+//! The flag table clap parses is in `config/flags.rs`; the TLS options in `config/tls.rs`.
 
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use std::path::PathBuf;
+
+mod flags;
+mod tls;
+
+use flags::{Flags, KNOWN_EXTENDED};
+pub use tls::{TlsOptions, NOTLS};
 
 /// memcached's exit status for a usage error found after parsing (`EX_USAGE`).
 pub const EX_USAGE: i32 = 64;
@@ -16,147 +23,6 @@ const EX_OSERR: i32 = 71;
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
     Flags::command()
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "memcached-rs",
-    about = "memcached-rs: a memcached 1.6 compatible cache server, thread per core on io_uring",
-    disable_help_flag = true,
-    disable_version_flag = true,
-    // getopt's rule, as memcached: a flag given twice takes the last value.
-    args_override_self = true,
-    after_help = "Run as root, memcached refuses to start without -u; memcached-rs starts, warns on \
-stderr and stays root. Give -u USER to drop to USER after binding."
-)]
-struct Flags {
-    /// TCP port to listen on (0 = off, -1 = a free port the kernel picks: see
-    /// MEMCACHED_PORT_FILENAME)
-    #[arg(short = 'p', long = "port", default_value_t = 11211, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i32).range(-1..=65535))]
-    port: i32,
-    /// UDP port; only 0 (off) is supported, as memcached's default since 1.5.6
-    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
-    udp_port: u16,
-    /// UNIX socket to listen on (disables network support unless -p is also given)
-    #[arg(short = 's', long = "unix-socket")]
-    unix_socket: Option<PathBuf>,
-    /// access mask for the UNIX socket, in octal
-    #[arg(short = 'a', long = "unix-mask", default_value = "700")]
-    unix_mask: String,
-    /// enable the `shutdown` command
-    #[arg(short = 'A', long = "enable-shutdown")]
-    enable_shutdown: bool,
-    /// interfaces to listen on, comma separated, each ADDR or ADDR:PORT (default: all)
-    #[arg(short = 'l', long = "listen")]
-    listen: Vec<String>,
-    /// run as a daemon (the parent exits 0 once the server serves, or with its status)
-    #[arg(short = 'd', long = "daemon")]
-    daemon: bool,
-    /// accepted for compatibility (core dumps follow the system setting)
-    #[arg(short = 'r', long = "enable-coredumps")]
-    enable_coredumps: bool,
-    /// assume the identity of USER when started as root (after binding: ports below
-    /// 1024 work); without -u, root stays root with a warning (memcached refuses)
-    #[arg(short = 'u', long = "user", value_name = "USER")]
-    user: Option<String>,
-    /// item memory in megabytes
-    #[arg(short = 'm', long = "memory-limit", default_value_t = 64)]
-    memory_limit: u64,
-    /// return an error on memory exhausted instead of evicting items
-    #[arg(short = 'M', long = "disable-evictions")]
-    disable_evictions: bool,
-    /// max simultaneous connections
-    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
-    conn_limit: u32,
-    /// accepted for compatibility (memory is not locked)
-    #[arg(short = 'k', long = "lock-memory")]
-    lock_memory: bool,
-    /// verbose: -v errors and warnings, -vv also client commands and replies
-    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
-    verbose: u8,
-    /// print this help and exit
-    #[arg(short = 'h', long = "help")]
-    help: bool,
-    /// print the licence and exit
-    #[arg(short = 'i', long = "license")]
-    license: bool,
-    /// print the version and exit
-    #[arg(short = 'V', long = "version")]
-    version: bool,
-    /// save the process id in this file
-    #[arg(short = 'P', long = "pidfile")]
-    pidfile: Option<PathBuf>,
-    /// accepted for compatibility (no slab classes here)
-    #[arg(short = 'f', long = "slab-growth-factor")]
-    slab_growth_factor: Option<f64>,
-    /// accepted for compatibility (no slab classes here)
-    #[arg(short = 'n', long = "slab-min-size")]
-    slab_min_size: Option<u32>,
-    /// accepted for compatibility
-    #[arg(short = 'L', long = "enable-largepages")]
-    enable_largepages: bool,
-    /// accepted for compatibility (no per-prefix stats)
-    #[arg(short = 'D')]
-    prefix_delimiter: Option<String>,
-    /// number of executors, one per core (default: the CPUs this process may run on)
-    #[arg(short = 't', long = "threads")]
-    threads: Option<usize>,
-    /// requests a connection may run per event before yielding to others (default 20)
-    #[arg(short = 'R', long = "max-reqs-per-event")]
-    max_reqs_per_event: Option<u32>,
-    /// disable CAS uniques (every item reports 0)
-    #[arg(short = 'C', long = "disable-cas")]
-    disable_cas: bool,
-    /// backlog queue limit
-    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
-    listen_backlog: i32,
-    /// protocol: auto (by each connection's first byte), ascii or binary
-    #[arg(short = 'B', long = "protocol")]
-    protocol: Option<String>,
-    /// max item size, with k/m suffix (default 1m, min 1k, max 1024m)
-    #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
-    max_item_size: String,
-    /// binary SASL authentication (PLAIN, LOGIN): users and passwords from the file named
-    /// by MEMCACHED_SASL_PWDB, lines user:password; implies -B binary
-    #[arg(short = 'S', long = "enable-sasl")]
-    enable_sasl: bool,
-    /// ASCII authentication: FILE holds user:password lines (at most 8); a client sends
-    /// `set <any> 0 0 <n>` with "user password" first; implies -B ascii
-    #[arg(short = 'Y', long = "auth-file", value_name = "FILE")]
-    auth_file: Option<PathBuf>,
-    /// disable flush_all
-    #[arg(short = 'F', long = "disable-flush-all")]
-    disable_flush_all: bool,
-    /// accepted for compatibility
-    #[arg(short = 'X', long = "disable-dumping")]
-    disable_dumping: bool,
-    /// accepted for compatibility
-    #[arg(short = 'W', long = "disable-watch")]
-    disable_watch: bool,
-    /// enable TLS (memcached's -Z): the certificate and key come from -o ssl_chain_cert=,ssl_key=
-    #[arg(short = 'Z', long = "enable-ssl")]
-    enable_ssl: bool,
-    /// extended options, comma separated (memcached's; most are accepted and ignored)
-    #[arg(short = 'o', long = "extended")]
-    extended: Vec<String>,
-    /// (ours) serve Prometheus /metrics over HTTP on [ADDR:]PORT (default
-    /// 127.0.0.1:9150); the same as -o metrics=[ADDR:]PORT
-    #[arg(long = "metrics", value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
-    metrics: Option<String>,
-    /// keep the cache across a restart: saved here on SIGTERM/SIGINT/SIGUSR1 and
-    /// `shutdown`, loaded at start (memcached's restartable memory file; a directory
-    /// holds one file per core)
-    #[arg(short = 'e', long = "memory-file")]
-    memory_file: Option<PathBuf>,
-    /// (ours) `-e` in directory form: the directory the cache is kept in across a
-    /// restart (created if missing)
-    #[arg(long = "restart-dir")]
-    restart_dir: Option<PathBuf>,
-    /// (ours) seconds each core may spend saving the cache at stop before it gives up
-    /// (the next start is then empty)
-    #[arg(long = "restart-save-timeout", default_value_t = 8)]
-    restart_save_timeout: u64,
 }
 
 /// Everything the server needs, validated.
@@ -249,45 +115,6 @@ impl MemoryFile {
     }
 }
 
-/// `-Z` and memcached's `ssl_*` extended options, as given (#20). Defaults are
-/// memcached's; `server::tls` builds the TLS setup from them.
-#[derive(Clone, Debug)]
-pub struct TlsOptions {
-    pub enabled: bool,
-    pub chain_cert: Option<String>,
-    pub key: Option<String>,
-    pub ca_cert: Option<String>,
-    /// 0 none, 1 request a client certificate, 2 require one, 3 require once.
-    pub verify_mode: u8,
-    /// memcached's `ssl_keyformat` (OpenSSL's SSL_FILETYPE_PEM = 1): shown only.
-    pub keyformat: i64,
-    pub ciphers: Option<String>,
-    /// `ssl_wbuf_size` in bytes: shown only (records are sized by rustls).
-    pub wbuf_size: u64,
-    pub session_cache: bool,
-    pub kernel_tls: bool,
-    /// 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2 (memcached's default), 3 TLS 1.3.
-    pub min_version: u8,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            enabled: false,
-            chain_cert: None,
-            key: None,
-            ca_cert: None,
-            verify_mode: 0,
-            keyformat: 1,
-            ciphers: None,
-            wbuf_size: 16 * 1024,
-            session_cache: false,
-            kernel_tls: false,
-            min_version: 2,
-        }
-    }
-}
-
 /// Which protocol a connection speaks (`-B`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -308,50 +135,6 @@ impl Binding {
     }
 }
 
-impl TlsOptions {
-    /// OpenSSL's flags for the verify mode, as memcached's `stats settings` shows them
-    /// (SSL_VERIFY_PEER 1, FAIL_IF_NO_PEER_CERT 2, CLIENT_ONCE 4).
-    pub fn verify_flags(&self) -> u8 {
-        [0, 1, 3, 7][self.verify_mode.min(3) as usize]
-    }
-
-    /// memcached's name of the minimum version (`ssl_proto_text`).
-    pub fn min_version_text(&self) -> &'static str {
-        ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"][self.min_version.min(3) as usize]
-    }
-
-    /// Takes one `ssl_*` extended option; Ok(false) if `name` is not one. Errors are
-    /// memcached's lines (it exits 1 on them).
-    fn take(&mut self, name: &str, value: Option<&str>) -> Result<bool, String> {
-        let need = |v: Option<&str>| v.map(str::to_string).ok_or(format!("Missing {name} argument"));
-        let number = |v: Option<&str>| -> Result<i64, String> {
-            need(v)?.trim().parse::<i64>().map_err(|_| format!("could not parse argument to {name}"))
-        };
-        match name {
-            "ssl_chain_cert" => self.chain_cert = Some(need(value)?),
-            "ssl_key" => self.key = Some(need(value)?),
-            "ssl_ca_cert" => self.ca_cert = Some(need(value)?),
-            "ssl_ciphers" => self.ciphers = Some(need(value)?),
-            "ssl_keyformat" => self.keyformat = number(value)?,
-            "ssl_wbuf_size" => {
-                let kib = number(value)?;
-                self.wbuf_size = u64::try_from(kib).map_err(|_| format!("could not parse argument to {name}"))? * 1024;
-            }
-            "ssl_session_cache" => self.session_cache = true,
-            "ssl_kernel_tls" => self.kernel_tls = true,
-            "ssl_verify_mode" => match number(value)? {
-                mode @ 0..=3 => self.verify_mode = mode as u8,
-                _ => return Err("Invalid ssl_verify_mode. Use help to see valid options.".into()),
-            },
-            "ssl_min_version" => match number(value)? {
-                version @ 0..=3 => self.min_version = version as u8,
-                _ => return Err("Invalid ssl_min_version. Use help to see valid options.".into()),
-            },
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-}
 /// What the command line asks for: run, or print something and exit.
 #[derive(Debug)]
 pub enum Invocation {
@@ -363,22 +146,6 @@ pub enum Invocation {
 }
 
 const LICENSE: &str = include_str!("../LICENSE");
-
-/// memcached's -o options: the ones we act on, and the ones we accept and ignore.
-const KNOWN_EXTENDED: &[&str] = &[
-    "maxconns_fast", "hashpower", "tail_repair_time", "lru_crawler", "no_lru_crawler",
-    "lru_maintainer", "no_lru_maintainer", "idle_timeout", "slab_reassign", "slab_automove",
-    "slab_automove_ratio", "slab_automove_window", "hash_algorithm", "modern", "no_modern",
-    "track_sizes", "watcher_logbuf_size", "worker_logbuf_size", "slab_chunk_max",
-    "lru_segmented", "no_lru_segmented", "inline_ascii_resp", "no_inline_ascii_resp",
-    "temporary_ttl", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
-    "temp_lru", "no_temp_lru", "lru_crawler_sleep", "lru_crawler_tocrawl", "expirezero_does_not_evict",
-    "resp_obj_mem_limit", "read_buf_mem_limit", "drop_privileges",
-    "no_drop_privileges", "memory_file", "ext_path", "lru_crawler_autosize", "ext_item_size",
-    "ext_wbuf_size", "ext_threshold", "ext_max_frag", "ext_drop_unread", "ext_recache_rate",
-    "ext_compact_under", "ext_drop_under", "ext_page_size", "ext_io_threadcount", "ext_max_sleep",
-    "ext_item_age", "ext_low_ttl", "ext_direct_io", "slab_sizes", "no_hashexpand", "bind_to_core",
-];
 
 pub fn parse_args<I, T>(args: I) -> Invocation
 where
@@ -581,9 +348,6 @@ fn metrics_address(value: &str) -> Option<std::net::SocketAddr> {
     }
     value.parse().ok()
 }
-
-/// The prefix of a `-l` address that is not to use TLS under `-Z` (memcached's).
-pub const NOTLS: &str = "notls:";
 
 /// `ADDR` → `ADDR:port`; `ADDR:PORT` and `[V6]:PORT` kept; a bare IPv6 address bracketed.
 fn with_port(addr: &str, port: u16) -> String {
