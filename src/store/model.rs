@@ -7,105 +7,19 @@
 //! checked. Otherwise (small limit) items may be evicted at any time: a miss is
 //! allowed, and the model learns from it; but a hit must return exactly the last value
 //! written (no stale or ghost items), and the memory held stays within the limit.
+//!
+//! The operations themselves and their decoding from bytes are in `model/ops.rs`.
 
 use std::collections::{HashMap, HashSet};
 
-use arbitrary::Arbitrary;
-
 use super::{Rewrite, Shard, StoreOutcome};
 use crate::commands::arith;
-use crate::rules::{item_size_ok, strtoull as safe_strtoull, StoreMode};
+use crate::rules::{item_size_ok, strtoull as safe_strtoull};
 
-#[derive(Arbitrary, Debug, Clone, Copy)]
-pub enum Mode {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-}
+mod ops;
 
-impl Mode {
-    fn store_mode(self) -> StoreMode {
-        match self {
-            Mode::Set => StoreMode::Set,
-            Mode::Add => StoreMode::Add,
-            Mode::Replace => StoreMode::Replace,
-            Mode::Append => StoreMode::Append,
-            Mode::Prepend => StoreMode::Prepend,
-            Mode::Cas => StoreMode::Cas,
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
-pub enum Value {
-    /// `len` bytes (modulo a bound) of `fill`.
-    Filled {
-        len: u16,
-        fill: u8,
-    },
-    Number(u64),
-    Text(Vec<u8>),
-}
-
-#[derive(Arbitrary, Debug)]
-pub enum Op {
-    Get {
-        key: u8,
-    },
-    Gat {
-        key: u8,
-        exp: u8,
-    },
-    Store {
-        mode: Mode,
-        key: u8,
-        flags: u32,
-        exp: u8,
-        value: Value,
-        right_cas: bool,
-    },
-    Delete {
-        key: u8,
-    },
-    Touch {
-        key: u8,
-        exp: u8,
-    },
-    Arith {
-        key: u8,
-        incr: bool,
-        delta: u64,
-    },
-    Flush,
-    Advance {
-        secs: u8,
-    },
-    Reclaim {
-        budget: u8,
-    },
-    /// cache_memlimit, small-limit runs only: a new limit in KiB.
-    Limit {
-        kib: u8,
-    },
-}
-
-/// The operations `bytes` decode to, as many as they hold. (`Vec::<Op>::arbitrary_take_rest`
-/// refuses the whole input when its last operation runs out of bytes, which most
-/// inputs do: the property tests saw about one operation per input through it.)
-pub fn ops(bytes: &[u8]) -> Vec<Op> {
-    let mut u = arbitrary::Unstructured::new(bytes);
-    let mut ops = Vec::new();
-    while !u.is_empty() {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    ops
-}
+use ops::{exptime, key_of};
+pub use ops::{ops, Mode, Op, Value};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Item {
@@ -131,23 +45,6 @@ pub struct Harness {
     unknown: HashSet<Vec<u8>>,
     max_cas: u64,
     seen_cas: HashSet<u64>,
-}
-
-fn key_of(k: u8) -> Vec<u8> {
-    match k {
-        255 => vec![b'L'; 251], // too long: refused
-        254 => vec![b'M'; 250], // the longest key
-        253 => Vec::new(),      // empty: refused
-        _ => format!("k{}", k % 24).into_bytes(),
-    }
-}
-
-/// Expiry from a byte: mostly never, else around now (sometimes already past).
-fn exptime(e: u8, now: u32) -> u32 {
-    match e % 8 {
-        0..=4 => 0,
-        _ => (now + u32::from(e % 6)).saturating_sub(1).max(1),
-    }
 }
 
 /// memcached's in-place incr/decr: the digits padded with spaces to the old length
