@@ -8,12 +8,12 @@
 mod common;
 mod robust_common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
-use robust_common::{assert_serving, rss_kib, Rng};
+use robust_common::{assert_serving, drain, rss_kib, Rng};
 
 const MIB: u64 = 1024;
 
@@ -34,24 +34,6 @@ fn packet(opcode: u8, extras: &[u8], key: &[u8], value: &[u8], opaque: u32) -> V
 
 fn noop(opaque: u32) -> Vec<u8> {
     packet(0x0a, &[], &[], &[], opaque)
-}
-
-/// Reads until EOF or `quiet` without data (at most `limit`); returns the bytes and
-/// whether the connection was closed.
-fn drain(stream: &mut TcpStream, quiet: Duration, limit: Duration) -> (Vec<u8>, bool) {
-    let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    stream.set_read_timeout(Some(quiet)).ok();
-    while Instant::now() < deadline {
-        match stream.read(&mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
-            Err(_) => return (got, true),
-        }
-    }
-    (got, false)
 }
 
 /// Splits a byte stream into response packets; panics on anything that is not one.

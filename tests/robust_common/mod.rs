@@ -1,9 +1,11 @@
-//! Helpers of tests/robustness.rs beyond the shared harness in tests/common: process
-//! memory and liveness from /proc, a seeded generator, a server started without any
-//! of the harness's extra flags, descriptor limits.
+//! Helpers of the tests/robustness*.rs files beyond the shared harness in tests/common:
+//! process memory and liveness from /proc, a seeded generator, a server started without
+//! any of the harness's extra flags, descriptor limits, reading a socket until it goes
+//! quiet.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
+use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -179,4 +181,24 @@ pub fn assert_serving(server: &super::common::Server, tag: &str) {
         Some(tag.as_bytes()),
         "{tag}: probe value"
     );
+}
+
+/// Reads whatever arrives until EOF, a reset or `quiet` without data; returns the bytes
+/// and whether the connection was closed.
+pub fn drain(stream: &mut TcpStream, quiet: Duration, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    stream.set_read_timeout(Some(quiet)).ok();
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (got, false)
+            }
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
 }
