@@ -6,7 +6,8 @@
 //! output buffer. Requests for keys another core owns are forwarded as typed requests,
 //! and the position their reply belongs at is remembered (a hole); once every forwarded
 //! reply of the round is back, the holes are filled in and the whole round goes out in
-//! one write. Server-wide commands run in `commands::admin` through [`Here`].
+//! one write. Server-wide commands run in `commands::admin` through [`Here`]
+//! (`connection/here.rs`).
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -16,12 +17,14 @@ use bytes::BytesMut;
 use super::core::Core;
 use super::forward::{ConnInfo, Mailbox, Work};
 use super::pacing::{self, Pacing};
-use super::process_facts;
 use super::stream::{self, Stream};
-use crate::commands::{self, auth, CommandCounters, CoreOp, ExecutorStats, Flow, ProcessFacts, Runtime};
-use crate::config::{Binding, Config};
+use crate::commands::{self, auth, Flow};
+use crate::config::Binding;
 use crate::observe::latency::RoundTally;
 use crate::protocol::{self, binary, text_auth, Form, Keyed, Op, Parsed, Request, ServerCmd};
+
+mod here;
+use here::Here;
 
 /// Reads start with this much room; a large value grows the buffer to fit it.
 const READ_BUFFER: usize = 16 * 1024;
@@ -522,78 +525,6 @@ fn route(core: &Core, conn: u32, mailbox: &Mailbox, out: &mut Output, request: &
             b.extend_from_slice(request.key);
             b.extend_from_slice(request.value);
         });
-    }
-}
-
-/// The server as a server-wide command sees it from this connection: its per-core
-/// parts run here or are forwarded (with holes, so their lines stay in order).
-struct Here<'a> {
-    core: &'a Core,
-    conn: u32,
-    mailbox: &'a Mailbox,
-    holes: &'a mut Holes,
-}
-
-impl commands::Server for Here<'_> {
-    fn cores(&self) -> usize {
-        self.core.shared.config.threads
-    }
-
-    fn on_core(&mut self, core: usize, op: CoreOp, form: Form, out: &mut BytesMut) {
-        if core == self.core.id {
-            self.core.run_core_op(op, form, out);
-        } else {
-            let slot = self.holes.hole(out.len(), self.mailbox);
-            self.core.stats().commands.forwarded.incr();
-            self.core.forwarder.send(core, self.conn, slot, Work::Core { op, form }, |_| {});
-        }
-    }
-
-    fn config(&self) -> &Config {
-        &self.core.shared.config
-    }
-
-    fn runtime(&self) -> &Runtime {
-        &self.core.shared.runtime
-    }
-
-    fn stats(&self) -> &[ExecutorStats] {
-        &self.core.shared.stats
-    }
-
-    fn counters(&self) -> &CommandCounters {
-        &self.core.stats().commands
-    }
-
-    fn now(&self) -> u32 {
-        self.core.now()
-    }
-
-    fn unix_at_zero(&self) -> i64 {
-        self.core.shared.clock.unix_at_zero()
-    }
-
-    fn process(&self) -> ProcessFacts {
-        process_facts(&self.core.shared)
-    }
-
-    fn page_size(&self) -> u64 {
-        self.core.shard.borrow().segment_size() as u64
-    }
-
-    fn shutdown(&self) {
-        super::request_shutdown(&self.core.shared);
-    }
-
-    fn refresh_certs(&self) -> Result<(), String> {
-        match &self.core.shared.tls {
-            Some(tls) => tls.refresh(self.core.shared.clock.now()),
-            None => Err("Error TLS not enabled".into()),
-        }
-    }
-
-    fn observe(&self) -> &crate::observe::Observe {
-        &self.core.shared.observe
     }
 }
 
