@@ -31,7 +31,8 @@
 #   A_NAME=name, A_ARGS="..."  server A's name in the tables and its extra flags: with
 #                 MEMCACHED=path/to/another/memcached-rs, two builds or two settings of ours
 #                 (A_NAME=metrics-off B_NAME=metrics-on B_ARGS="-o metrics=19150")
-#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k (it has no multi-get
+#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k and their binary
+#                 forms bp1 bp16 bset1k (-P memcache_binary; it has no multi-get
 #                 nor open loop of this kind), with MEMTIER=path or the shared build script
 #   SYSCALLS=1    after the timed rounds, one more run per workload, server and generator
 #                 with `perf stat` attached to the server: syscalls and context switches
@@ -127,6 +128,7 @@ memtier_args() {
         p1) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=1" ;;
         p16) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=16" ;;
         set1k) echo "${common[*]} --ratio=1:0 --data-size=1024 --pipeline=1" ;;
+        bp1 | bp16 | bset1k) echo "$(memtier_args "${1#b}" "$2" | sed 's/memcache_text/memcache_binary/')" ;;
         *) echo "" ;;
     esac
 }
