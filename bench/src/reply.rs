@@ -234,23 +234,8 @@ impl Checker<'_> {
                     if &buf[data_end..data_end + 2] != b"\r\n" {
                         return self.fatal(pos, line_range, ErrKind::BadLength);
                     }
-                    let found = keys[prog.cursor.min(keys.len())..]
-                        .iter()
-                        .position(|&k| is_key(key, self.prefix, k));
-                    match found {
-                        None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
-                        Some(j) => {
-                            let idx = keys[prog.cursor + j];
-                            prog.cursor += j + 1;
-                            prog.hits += 1;
-                            let len = bytes as u32;
-                            if flags != u64::from(value_flags(idx, len)) {
-                                prog.err = prog.err.or(Some(ErrKind::BadFlags));
-                            } else if self.pattern.value(idx, len) != Some(&buf[after..data_end]) {
-                                prog.err = prog.err.or(Some(ErrKind::BadData));
-                            }
-                        }
-                    }
+                    let idx = self.take_key(prog, keys, key);
+                    self.check_value(prog, idx, flags, &buf[after..data_end]);
                     pos = data_end + 2;
                 }
             }
@@ -293,28 +278,8 @@ impl Checker<'_> {
                     let flags = u32::from_be_bytes([rest[24], rest[25], rest[26], rest[27]]);
                     let key = &rest[28..28 + key_len];
                     let value = &rest[28 + key_len..24 + body];
-                    let idx = if opcode == 0x00 {
-                        keys.first().copied()
-                    } else {
-                        let found = keys[prog.cursor.min(keys.len())..].iter().position(|&k| is_key(key, self.prefix, k));
-                        found.map(|j| {
-                            let idx = keys[prog.cursor + j];
-                            prog.cursor += j + 1;
-                            idx
-                        })
-                    };
-                    match idx {
-                        None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
-                        Some(idx) => {
-                            prog.hits += 1;
-                            let len = value.len() as u32;
-                            if flags != value_flags(idx, len) {
-                                prog.err = prog.err.or(Some(ErrKind::BadFlags));
-                            } else if self.pattern.value(idx, len) != Some(value) {
-                                prog.err = prog.err.or(Some(ErrKind::BadData));
-                            }
-                        }
-                    }
+                    let idx = if opcode == 0x00 { keys.first().copied() } else { self.take_key(prog, keys, key) };
+                    self.check_value(prog, idx, u64::from(flags), value);
                     if opcode == 0x00 {
                         return done(prog.hits, 0, prog.err);
                     }
@@ -388,25 +353,15 @@ impl Checker<'_> {
             return MetaStep::Return(self.fatal(pos, line_range, ErrKind::BadLength));
         }
         // A multi-get's values name their key (k); a single get's is the one asked for.
-        let found = match key {
-            Some(key) => keys[prog.cursor.min(keys.len())..].iter().position(|&k| is_key(key, self.prefix, k)),
-            None if !multi && prog.cursor == 0 => Some(0),
+        let idx = match key {
+            Some(key) => self.take_key(prog, keys, key),
+            None if !multi && prog.cursor == 0 => {
+                prog.cursor = 1;
+                Some(keys[0])
+            }
             None => None,
         };
-        match found {
-            None => prog.err = prog.err.or(Some(ErrKind::WrongKey)),
-            Some(j) => {
-                let idx = keys[prog.cursor + j];
-                prog.cursor += j + 1;
-                prog.hits += 1;
-                let len = bytes as u32;
-                if flags != u64::from(value_flags(idx, len)) {
-                    prog.err = prog.err.or(Some(ErrKind::BadFlags));
-                } else if self.pattern.value(idx, len) != Some(&buf[after..data_end]) {
-                    prog.err = prog.err.or(Some(ErrKind::BadData));
-                }
-            }
-        }
+        self.check_value(prog, idx, flags, &buf[after..data_end]);
         if multi {
             MetaStep::Next(data_end + 2)
         } else {
@@ -415,6 +370,31 @@ impl Checker<'_> {
                 parsed: Parsed::Done { hits: prog.hits, misses: 0, err: prog.err },
                 sample: None,
             })
+        }
+    }
+
+    /// The index of the key `key` names among those not yet answered (replies come in
+    /// request order, misses left out); the cursor moves past it.
+    fn take_key(&self, prog: &mut Progress, keys: &[u32], key: &[u8]) -> Option<u32> {
+        let j = keys[prog.cursor.min(keys.len())..].iter().position(|&k| is_key(key, self.prefix, k))?;
+        let idx = keys[prog.cursor + j];
+        prog.cursor += j + 1;
+        Some(idx)
+    }
+
+    /// One value received, in any protocol: for key `idx` (None: not a key asked for,
+    /// or out of order) it must carry the flags and bytes the preload wrote.
+    fn check_value(&self, prog: &mut Progress, idx: Option<u32>, flags: u64, value: &[u8]) {
+        let Some(idx) = idx else {
+            prog.err = prog.err.or(Some(ErrKind::WrongKey));
+            return;
+        };
+        prog.hits += 1;
+        let len = value.len() as u32;
+        if flags != u64::from(value_flags(idx, len)) {
+            prog.err = prog.err.or(Some(ErrKind::BadFlags));
+        } else if self.pattern.value(idx, len) != Some(value) {
+            prog.err = prog.err.or(Some(ErrKind::BadData));
         }
     }
 
