@@ -118,21 +118,19 @@ pub struct ExecutorStats {
     pub busy_connections: Counter,
 }
 
+/// Sets each named gauge of `$g` to the field of the same name in `$s` (the shard's
+/// figures and the gauges that publish them share their names).
+macro_rules! publish {
+    ($g:expr, $s:expr; $($field:ident),* $(,)?) => {
+        $($g.$field.set($s.$field);)*
+    };
+}
+
 impl ExecutorStats {
     pub fn publish_shard(&self, s: &StoreStats) {
         let g = &self.shard;
-        g.curr_items.set(s.curr_items);
-        g.total_items.set(s.total_items);
-        g.bytes.set(s.bytes);
-        g.evictions.set(s.evictions);
-        g.reclaimed.set(s.reclaimed);
-        g.expired_unfetched.set(s.expired_unfetched);
-        g.evicted_unfetched.set(s.evicted_unfetched);
-        g.get_expired.set(s.get_expired);
-        g.get_flushed.set(s.get_flushed);
-        g.limit_maxbytes.set(s.limit_maxbytes);
-        g.allocated.set(s.allocated);
-        g.segments.set(s.segments);
+        publish!(g, s; curr_items, total_items, bytes, evictions, reclaimed, expired_unfetched,
+            evicted_unfetched, get_expired, get_flushed, limit_maxbytes, allocated, segments);
         g.oldest_write.set(s.oldest_write.map_or(0, |t| u64::from(t) + 1));
     }
 
@@ -145,12 +143,7 @@ impl ExecutorStats {
             let i = dirty.trailing_zeros() as usize;
             dirty &= dirty - 1;
             let (r, g) = (&rows[i], &self.classes.0[i]);
-            g.number.set(r.number);
-            g.requested.set(r.requested);
-            g.evicted.set(r.evicted);
-            g.reclaimed.set(r.reclaimed);
-            g.expired_unfetched.set(r.expired_unfetched);
-            g.evicted_unfetched.set(r.evicted_unfetched);
+            publish!(g, r; number, requested, evicted, reclaimed, expired_unfetched, evicted_unfetched);
         }
         if ages {
             for (g, oldest) in self.classes.0.iter().zip(shard.class_oldest()) {
