@@ -7,6 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+mod common;
+use common::Step;
 use memcached_rs::protocol::{parse, Limits, Parsed, MAX_LINE_WITHOUT_NEWLINE};
 
 /// `-I` values: tiny ones make "object too large" (the swallow path) reachable.
@@ -34,92 +37,66 @@ fuzz_target!(|data: &[u8]| {
     if stream.len() <= 600 {
         compare(&whole, &drive(stream.chunks(1), &limits));
     }
-    let mut rng = u64::from(config) << 32 | stream.len() as u64 | 1;
-    let mut chunks = Vec::new();
-    let mut rest = stream;
-    while !rest.is_empty() {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let max = [3, 17, 300, 5000][(rng >> 60) as usize & 3];
-        let n = (1 + (rng % max) as usize).min(rest.len());
-        chunks.push(&rest[..n]);
-        rest = &rest[n..];
-    }
-    compare(&whole, &drive(chunks.into_iter(), &limits));
+    compare(&whole, &drive(common::random_reads(stream, config, [3, 17, 300, 5000]).into_iter(), &limits));
 });
 
 /// Parses a stream arriving in `reads`, checking each result's invariants.
 fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<Event> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut swallow = 0usize;
     let mut events = Vec::new();
-    for read in reads {
-        pending.extend_from_slice(read);
-        loop {
-            if swallow > 0 {
-                let n = swallow.min(pending.len());
-                pending.drain(..n);
-                swallow -= n;
-                if swallow > 0 {
-                    break;
+    common::feed(reads, |pending| {
+        let len = pending.len();
+        match parse(pending, limits) {
+            Parsed::Incomplete { need } => {
+                assert!(
+                    need == 0 || need > len,
+                    "Incomplete need {need} <= {len} buffered"
+                );
+                // The buffer a client can make the server allocate stays bounded.
+                assert!(
+                    need <= len + limits.item_size_max + 2,
+                    "need {need} for -I {}",
+                    limits.item_size_max
+                );
+                if need == 0 {
+                    let has_newline = pending.contains(&b'\n');
+                    assert!(!has_newline, "Incomplete with a whole line buffered");
                 }
+                Step::Wait
             }
-            let len = pending.len();
-            match parse(&pending, limits) {
-                Parsed::Incomplete { need } => {
+            Parsed::Close => {
+                let unfinished_line = !pending.contains(&b'\n');
+                if unfinished_line {
                     assert!(
-                        need == 0 || need > len,
-                        "Incomplete need {need} <= {len} buffered"
+                        len > MAX_LINE_WITHOUT_NEWLINE,
+                        "closed on a short unfinished line"
                     );
-                    // The buffer a client can make the server allocate stays bounded.
-                    assert!(
-                        need <= len + limits.item_size_max + 2,
-                        "need {need} for -I {}",
-                        limits.item_size_max
-                    );
-                    if need == 0 {
-                        let has_newline = pending.contains(&b'\n');
-                        assert!(!has_newline, "Incomplete with a whole line buffered");
-                    }
-                    break;
                 }
-                Parsed::Close => {
-                    let unfinished_line = !pending.contains(&b'\n');
-                    if unfinished_line {
-                        assert!(
-                            len > MAX_LINE_WITHOUT_NEWLINE,
-                            "closed on a short unfinished line"
-                        );
-                    }
-                    events.push(Event::Close { unfinished_line });
-                    return events;
-                }
-                Parsed::Done { request, consumed } => {
-                    assert!(
-                        consumed > 0 && consumed <= len,
-                        "Done consumed {consumed} of {len}"
-                    );
-                    events.push(Event::Request(format!("{request:?}")));
-                    pending.drain(..consumed);
-                }
-                Parsed::Swallow {
-                    request,
-                    consumed,
-                    swallow: s,
-                } => {
-                    assert!(
-                        consumed > 0 && consumed <= len,
-                        "Swallow consumed {consumed} of {len}"
-                    );
-                    assert!(s >= 2, "a refused data block is at least its \\r\\n");
-                    events.push(Event::Request(format!("{request:?}")));
-                    pending.drain(..consumed);
-                    swallow = s;
-                }
+                events.push(Event::Close { unfinished_line });
+                Step::Stop
+            }
+            Parsed::Done { request, consumed } => {
+                assert!(
+                    consumed > 0 && consumed <= len,
+                    "Done consumed {consumed} of {len}"
+                );
+                events.push(Event::Request(format!("{request:?}")));
+                Step::Consume { consumed, swallow: 0 }
+            }
+            Parsed::Swallow {
+                request,
+                consumed,
+                swallow,
+            } => {
+                assert!(
+                    consumed > 0 && consumed <= len,
+                    "Swallow consumed {consumed} of {len}"
+                );
+                assert!(swallow >= 2, "a refused data block is at least its \\r\\n");
+                events.push(Event::Request(format!("{request:?}")));
+                Step::Consume { consumed, swallow }
             }
         }
-    }
+    });
     events
 }
 

@@ -8,6 +8,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+
+mod common;
+use common::Step;
 use memcached_rs::protocol::binary::{self, Gate, HEADER_LEN, READ_BUFFER_SIZE};
 use memcached_rs::protocol::{self, Item, Limits, Outcome, Parsed, Request};
 
@@ -30,71 +33,46 @@ fuzz_target!(|data: &[u8]| {
     if stream.len() <= 600 {
         assert_eq!(whole, drive(stream.chunks(1), &limits, gate));
     }
-    let mut rng = u64::from(config) << 32 | stream.len() as u64 | 1;
-    let mut chunks = Vec::new();
-    let mut rest = stream;
-    while !rest.is_empty() {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let max = [3, 25, 300, 5000][(rng >> 60) as usize & 3];
-        let n = (1 + (rng % max) as usize).min(rest.len());
-        chunks.push(&rest[..n]);
-        rest = &rest[n..];
-    }
-    assert_eq!(whole, drive(chunks.into_iter(), &limits, gate));
+    assert_eq!(whole, drive(common::random_reads(stream, config, [3, 25, 300, 5000]).into_iter(), &limits, gate));
 });
 
 fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits, gate: Gate) -> Vec<Event> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut swallow = 0usize;
     let mut events = Vec::new();
     let mut out = BytesMut::new();
-    for read in reads {
-        pending.extend_from_slice(read);
-        loop {
-            if swallow > 0 {
-                let n = swallow.min(pending.len());
-                pending.drain(..n);
-                swallow -= n;
-                if swallow > 0 {
-                    break;
-                }
+    common::feed(reads, |pending| {
+        let len = pending.len();
+        let step = match binary::parse(pending, limits, gate) {
+            Parsed::Incomplete { need } => {
+                assert!(need > len, "Incomplete need {need} <= {len} buffered");
+                // What a client can make the server buffer: a header, extras and key
+                // within memcached's read buffer, or one value that fits -I.
+                assert!(
+                    need <= READ_BUFFER_SIZE.max(HEADER_LEN + 255 + 250 + limits.item_size_max),
+                    "need {need} for -I {}",
+                    limits.item_size_max
+                );
+                return Step::Wait;
             }
-            let len = pending.len();
-            match binary::parse(&pending, limits, gate) {
-                Parsed::Incomplete { need } => {
-                    assert!(need > len, "Incomplete need {need} <= {len} buffered");
-                    // What a client can make the server buffer: a header, extras and key
-                    // within memcached's read buffer, or one value that fits -I.
-                    assert!(
-                        need <= READ_BUFFER_SIZE.max(HEADER_LEN + 255 + 250 + limits.item_size_max),
-                        "need {need} for -I {}",
-                        limits.item_size_max
-                    );
-                    break;
-                }
-                Parsed::Close => {
-                    events.push(Event::Close);
-                    return events;
-                }
-                Parsed::Done { request, consumed } => {
-                    assert!(consumed >= HEADER_LEN && consumed <= len, "Done consumed {consumed} of {len}");
-                    encode(&request, &mut out);
-                    events.push(Event::Request(format!("{request:?}")));
-                    pending.drain(..consumed);
-                }
-                Parsed::Swallow { request, consumed, swallow: s } => {
-                    assert!(consumed >= HEADER_LEN && consumed <= len, "Swallow consumed {consumed} of {len}");
-                    encode(&request, &mut out);
-                    events.push(Event::Request(format!("{request:?}")));
-                    pending.drain(..consumed);
-                    swallow = s;
-                }
+            Parsed::Close => {
+                events.push(Event::Close);
+                return Step::Stop;
             }
-            out.clear();
-        }
-    }
+            Parsed::Done { request, consumed } => {
+                assert!(consumed >= HEADER_LEN && consumed <= len, "Done consumed {consumed} of {len}");
+                encode(&request, &mut out);
+                events.push(Event::Request(format!("{request:?}")));
+                Step::Consume { consumed, swallow: 0 }
+            }
+            Parsed::Swallow { request, consumed, swallow } => {
+                assert!(consumed >= HEADER_LEN && consumed <= len, "Swallow consumed {consumed} of {len}");
+                encode(&request, &mut out);
+                events.push(Event::Request(format!("{request:?}")));
+                Step::Consume { consumed, swallow }
+            }
+        };
+        out.clear();
+        step
+    });
     events
 }
 
