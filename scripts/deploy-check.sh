@@ -45,14 +45,12 @@ cd "$root"
 passed=0
 failed=0
 work=$(mktemp -d /tmp/mcrs-deploy-check.XXXXXX)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# Servers started here go into PIDS (scripts/lib/servers.sh): on exit they are killed
+# and waited for, then the work directory goes.
+# shellcheck source=scripts/lib/servers.sh
+source scripts/lib/servers.sh
+# shellcheck disable=SC2016 # expanded when the exit trap runs it
+ON_EXIT='stop_all; rm -rf "$work"'
 
 ok() {
     passed=$((passed + 1))
@@ -94,7 +92,7 @@ done
 perl -c deploy/memcached-rs-tool >/dev/null 2>&1 || not_ok "perl -c deploy/memcached-rs-tool"
 ok "shell syntax of ${#scripts[@]} bash and ${#sh_scripts[@]} sh scripts; memcached-rs-tool compiles"
 if need shellcheck shellcheck; then
-    shellcheck "${scripts[@]}" || not_ok "shellcheck"
+    shellcheck -x "${scripts[@]}" || not_ok "shellcheck" # -x: follow scripts/lib/servers.sh
     shellcheck -s sh "${sh_scripts[@]}" || not_ok "shellcheck (sh)"
     ok "shellcheck clean"
 else
@@ -215,7 +213,7 @@ if [[ -x $server ]]; then
     [[ $EUID -eq 0 ]] && user_args=(-u root)
     port=23311
     "$server" -l 127.0.0.1 -p "$port" -U 0 -t 1 "${user_args[@]}" >"$work/hc-server.log" 2>&1 &
-    pids+=($!)
+    PIDS+=($!)
     up=no
     for _ in $(seq 50); do
         if scripts/healthcheck.sh 127.0.0.1 "$port" >/dev/null 2>&1; then up=yes; break; fi
@@ -333,7 +331,7 @@ if /usr/bin/python3 -c 'import seccomp' 2>/dev/null ||
         RUNTIME_DIRECTORY=$work/seccomp-$port deploy/test/seccomp-run.py "$profile" \
             "$bin" -l 127.0.0.1 -p "$port" -U 0 -t 1 "${extra[@]}" >"$work/seccomp-$port/out" 2>&1 &
         pid=$!
-        pids+=("$pid")
+        PIDS+=("$pid")
         for _ in $(seq 50); do
             HEALTHCHECK_TIMEOUT=1 scripts/healthcheck.sh 127.0.0.1 "$port" >/dev/null 2>&1 && break
             sleep 0.1

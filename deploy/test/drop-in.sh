@@ -24,14 +24,12 @@ cd "$root"
 server=$(realpath "${1:?usage: drop-in.sh SERVER}")
 [[ $EUID -eq 0 ]] || { echo "drop-in: skipped: needs root (-u, memlock as another user)"; exit 77; }
 work=$(mktemp -d /tmp/mcrs-drop-in.XXXXXX)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# Servers started here go into PIDS (scripts/lib/servers.sh): on exit they are killed
+# and waited for, then the work directory goes.
+# shellcheck source=scripts/lib/servers.sh
+source scripts/lib/servers.sh
+# shellcheck disable=SC2016 # expanded when the exit trap runs it
+ON_EXIT='stop_all; rm -rf "$work"'
 ok() { printf 'ok   %s\n' "$*"; }
 fail() { # on stderr: also seen from inside $(...)
     printf 'FAIL %s\n' "$*" >&2
@@ -59,9 +57,7 @@ expect_fail() {
     echo "$status: $(cat "$work/err")"
 }
 port=0
-next_port() { # a port free right now
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-}
+next_port() { port=$(free_port); } # a port free right now
 
 # A python with PyYAML (Debian's python3-yaml) for the compose files.
 pyyaml=
@@ -133,7 +129,7 @@ while read -r command; do
     next_port
     # shellcheck disable=SC2086 # the command's words, as Compose splits them
     PATH=$bin:$PATH "$entry" $command -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody >"$work/c$port.log" 2>&1 &
-    pids+=($!)
+    PIDS+=($!)
     started+=("$port:$!:$command")
 done < <("$pyyaml" -c 'import yaml
 for f in ("deploy/docker/compose.yaml", "deploy/docker/compose.three.yaml"):
@@ -162,7 +158,7 @@ next_port
 status=0
 (ulimit -l 64 && exec "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 -u daemon -v) >"$work/memlock.log" 2>&1 &
 pid=$!
-pids+=("$pid")
+PIDS+=("$pid")
 wait_healthy "$port" "$pid" || { cat "$work/memlock.log"; fail "64 KiB of RLIMIT_MEMLOCK (a container's default): does not serve"; }
 grep -q '^RLIMIT_MEMLOCK is 64 KiB, below glommio.s 512 KiB: running with .*no registered I/O buffers' "$work/memlock.log" ||
     { cat "$work/memlock.log"; fail "-v does not say how it fits 64 KiB"; }
@@ -192,7 +188,7 @@ python3 -c 'import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$port" &
 holder=$!
-pids+=("$holder")
+PIDS+=("$holder")
 for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
@@ -250,7 +246,7 @@ ok "-u nosuchuser: $said (memcached's words and status)"
 next_port
 "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody >"$work/u.log" 2>&1 &
 pid=$!
-pids+=("$pid")
+PIDS+=("$pid")
 wait_healthy "$port" "$pid" || { cat "$work/u.log"; fail "-u nobody does not serve"; }
 want_uid=$(id -u nobody) want_gid=$(id -g nobody)
 read -r _ ruid euid suid fsuid < <(grep '^Uid:' "/proc/$pid/status")
@@ -269,7 +265,7 @@ ok "-u nobody as root: every thread uid/gid $want_uid/$want_gid, no supplementar
 next_port
 "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 >"$work/root.log" 2>&1 &
 pid=$!
-pids+=("$pid")
+PIDS+=("$pid")
 wait_healthy "$port" "$pid" || { cat "$work/root.log"; fail "root without -u does not serve"; }
 grep -q '^warning: running as root without -u USER' "$work/root.log" || fail "root without -u: no warning"
 kill -TERM "$pid"
@@ -326,7 +322,7 @@ next_port
 sed -e "s/^-p 11211$/-p $port/" -e 's/^-u memcache$/-u nobody/' deploy/test/debian-memcached.conf >"$work/memcached.conf"
 MEMCACHED_RS_BIN=$server deploy/conf/memcached-rs-wrapper "$work/memcached.conf" -t 1 -U 0 >"$work/conf.log" 2>&1 &
 pid=$!
-pids+=("$pid")
+PIDS+=("$pid")
 wait_healthy "$port" "$pid" || { cat "$work/conf.log"; fail "server with Debian's memcached.conf"; }
 kill -TERM "$pid"
 wait "$pid" || fail "exit $? after SIGTERM (memcached.conf)"
@@ -336,7 +332,7 @@ ok "memcached-rs-wrapper: Debian's /etc/memcached.conf -> its flags after the un
 next_port
 "$server" -p "$port" -l 127.0.0.1 -U 0 -t 1 -u nobody >/dev/null 2>&1 &
 pid=$!
-pids+=("$pid")
+PIDS+=("$pid")
 wait_healthy "$port" "$pid" || fail "server for memcached-rs-tool"
 printf 'set drop-in 0 0 2\r\nhi\r\nquit\r\n' | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat >&3; cat <&3" >/dev/null
 deploy/memcached-rs-tool "127.0.0.1:$port" stats >"$work/tool.out" || fail "memcached-rs-tool stats"
