@@ -348,25 +348,3 @@ fn clip(s: String) -> String {
     // escape() writes ASCII only, so any index is a char boundary.
     format!("{}... ({} more characters)", &s[..MAX], s.len() - MAX)
 }
-
-/// Gate of a table whose protocol memcached-rs does not implement yet: true (run
-/// it) when the server under test is chosen with `MC_SERVER_BIN`, or when
-/// `MC_PENDING_TABLES` is `1`/`all` or lists the table (`meta,binary`); else the
-/// test notes a visible skip. Remove the call once memcached-rs passes the table.
-pub fn pending_table_runs(table: &str) -> bool {
-    if std::env::var_os("MC_SERVER_BIN").is_some() {
-        return true;
-    }
-    let stem = table.trim_end_matches(".txt");
-    let on = std::env::var("MC_PENDING_TABLES").unwrap_or_default();
-    if on
-        .split([',', ' '])
-        .any(|t| t == "1" || t == "all" || t.trim_end_matches(".txt") == stem)
-    {
-        return true;
-    }
-    super::note_skip(&format!(
-        "tests/cases/{table}: protocol not implemented in memcached-rs yet (MC_PENDING_TABLES={stem} runs it)"
-    ));
-    false
-}
