@@ -13,8 +13,10 @@ pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
 /// memcached's `MAX_NUMBER_OF_SLAB_CLASSES`: class ids are 1 ..= 63.
 pub const MAX_NUMBER_OF_SLAB_CLASSES: u32 = 64;
 
-/// The five storage commands and `cas`.
+/// The five storage commands and `cas`. The shard's model (`store::model`) draws them
+/// from fuzz input, hence `Arbitrary` there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(any(test, feature = "model"), derive(arbitrary::Arbitrary))]
 pub enum StoreMode {
     Set,
     Add,

@@ -291,7 +291,7 @@ impl Harness {
         let live = self.live(k).cloned();
         let got = self
             .shard
-            .store(mode.store_mode(), k, flags, e, value, cas_in, now);
+            .store(mode, k, flags, e, value, cas_in, now);
         let what = format!("{mode:?}");
         let what = what.as_str();
         if k.is_empty() || k.len() > 250 {

@@ -6,30 +6,10 @@
 
 use arbitrary::Arbitrary;
 
-use crate::rules::StoreMode;
 
-#[derive(Arbitrary, Debug, Clone, Copy)]
-pub enum Mode {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-}
-
-impl Mode {
-    pub(super) fn store_mode(self) -> StoreMode {
-        match self {
-            Mode::Set => StoreMode::Set,
-            Mode::Add => StoreMode::Add,
-            Mode::Replace => StoreMode::Replace,
-            Mode::Append => StoreMode::Append,
-            Mode::Prepend => StoreMode::Prepend,
-            Mode::Cas => StoreMode::Cas,
-        }
-    }
-}
+/// The storage command of a `Store` op: memcached's own list (`rules::StoreMode`,
+/// which derives `Arbitrary` for the model), not a second copy of it.
+pub use crate::rules::StoreMode as Mode;
 
 #[derive(Arbitrary, Debug)]
 pub enum Value {
