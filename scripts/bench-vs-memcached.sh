@@ -44,8 +44,9 @@
 #   A_NAME=name, A_ARGS="..."  server A's name in the tables and its extra flags: with
 #                 MEMCACHED=path/to/another/memcached-rs, two builds or two settings of ours
 #                 (A_NAME=metrics-off B_NAME=metrics-on B_ARGS="-o metrics=19150")
-#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k (it has no multi-get
-#                 nor open loop of this kind), with MEMTIER=path or the shared build script
+#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k and their binary
+#                 forms bp1 bp16 bset1k (-P memcache_binary), and tp1 tp16 tlsconn (--tls;
+#                 it has no multi-get nor open loop of this kind), with MEMTIER=path or the shared build script
 #   SYSCALLS=1    after the timed rounds, one more run per workload, server and generator
 #                 with `perf stat` attached to the server: syscalls and context switches
 #                 per command (cmd_get+cmd_set from the server's stats, same window); kept
@@ -176,6 +177,7 @@ memtier_args() {
         set1k) echo "${common[*]} --ratio=1:0 --data-size=1024 --pipeline=1" ;;
         tp1 | tp16) echo "$(memtier_args "${1#t}" "$2") --tls --cacert=$TLSDIR/ca.pem" ;;
         tlsconn) echo "${common[*]} --ratio=0:1 --pipeline=1 --reconnect-interval=1 --tls --cacert=$TLSDIR/ca.pem" ;;
+        bp1 | bp16 | bset1k) echo "$(memtier_args "${1#b}" "$2" | sed 's/memcache_text/memcache_binary/')" ;;
         *) echo "" ;;
     esac
 }
