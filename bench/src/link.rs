@@ -21,10 +21,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Ciphertext read per `recv` (a few TLS records).
 const TLS_READ: usize = 64 * 1024;
+/// A handshake not done by then fails (a server that accepts and never answers must not
+/// hold the connection, and the run, forever).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a TLS run negotiated (its first connection's), for the report.
 pub static NEGOTIATED: OnceLock<String> = OnceLock::new();
@@ -99,6 +102,7 @@ impl Link {
     }
 
     async fn handshake(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         loop {
             let t = self.tls.as_mut().expect("a TLS link");
             if t.conn.wants_write() {
@@ -109,14 +113,14 @@ impl Link {
                 break;
             }
             // The client's Finished goes out with the first batch of requests.
-            match recv_until(&self.stream, &self.reg, &mut t.inbuf, None).await {
+            match recv_until(&self.stream, &self.reg, &mut t.inbuf, Some(deadline)).await {
                 Wait::Read(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Wait::Read(Ok(n)) => {
                     (t.pos, t.end) = (0, n);
                     t.feed()?;
                 }
                 Wait::Read(Err(e)) => return Err(e),
-                Wait::Woken => {}
+                Wait::Woken => return Err(io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake from the server")),
             }
         }
         let t = self.tls.as_ref().expect("a TLS link");
