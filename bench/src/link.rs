@@ -94,7 +94,10 @@ impl Link {
         let reg = poller.register(fd(&stream)).map_err(|e| ("epoll", e))?;
         let mut link = Link { stream, reg, tls: None };
         if let Some(tls) = &s.tls {
-            let conn = ClientConnection::new(tls.config.clone(), tls.name.clone()).map_err(|e| ("tls", tls_err(e)))?;
+            let mut conn = ClientConnection::new(tls.config.clone(), tls.name.clone()).map_err(|e| ("tls", tls_err(e)))?;
+            // A batch is encrypted whole and sent at once (it is bounded by the pipeline):
+            // rustls's default 64 KiB limit would cut large values short.
+            conn.set_buffer_limit(None);
             link.tls = Some(Box::new(Tls { conn, out: Vec::new(), inbuf: vec![0; TLS_READ], pos: 0, end: 0 }));
             link.handshake().await.map_err(|e| ("tls", e))?;
         }
