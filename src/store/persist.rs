@@ -17,6 +17,7 @@
 
 use super::index::Loc;
 use super::item::{self, DEAD, FETCHED, READS};
+use super::segment::Arena;
 use super::Shard;
 
 /// One segment as saved: its records, and its age.
@@ -26,6 +27,8 @@ pub struct SavedSegment<'a> {
     /// When it last became the write head (server clock).
     pub started: u32,
     pub live_items: u32,
+    /// Its slot in the shard's arena (its bytes stay there across the restart), if any.
+    pub slot: Option<u32>,
 }
 
 /// A saved record decoded, for loading one item at a time.
@@ -126,6 +129,7 @@ impl Shard {
                 bytes: &seg.data[..seg.write_off as usize],
                 started: seg.started,
                 live_items: seg.live_items,
+                slot: seg.data.in_arena().then_some(s),
             })
         })
     }
@@ -140,7 +144,37 @@ impl Shard {
     pub fn clear(&mut self) {
         let mut fresh = Shard::new(self.config.clone());
         fresh.classes = self.classes.fresh();
+        fresh.pool.arena = self.pool.arena.take();
+        if let Some(a) = &fresh.pool.arena {
+            a.give_back_except(&[]);
+        }
         std::mem::swap(self, &mut fresh);
+    }
+
+    /// Segments live in `file` (a tmpfs file, mapped shared: see `segment::Arena`) from
+    /// now on, `slots` of them at most; with `keep` its contents stay for a load to
+    /// adopt. Only before anything is stored.
+    pub fn use_arena(&mut self, file: std::fs::File, slots: usize, keep: bool) -> std::io::Result<()> {
+        debug_assert_eq!(self.pool.allocated, 0);
+        self.pool.arena = Some(Arena::map(file, self.pool.seg_size, slots, keep)?);
+        Ok(())
+    }
+
+    /// Arena slots this shard may use at its memory limit (at least `at_least`).
+    pub fn arena_slots(&self, at_least: usize) -> usize {
+        let segs = self.config.memory_limit / self.pool.seg_size + 4;
+        segs.max(at_least).min(super::index::MAX_SEGMENTS)
+    }
+
+    /// After a load from the arena: the pages of slots no segment took go back.
+    pub fn give_back_unused_slots(&self) {
+        if let Some(a) = &self.pool.arena {
+            let mut used: Vec<u32> = (0..self.pool.segs.len() as u32)
+                .filter(|&s| self.pool.segs[s as usize].data.in_arena())
+                .collect();
+            used.sort_unstable();
+            a.give_back_except(&used);
+        }
     }
 
     /// The highest CAS unique this shard has given out (0: none).
@@ -173,7 +207,8 @@ impl Shard {
     /// After an `Err` the shard is as it was before the call.
     ///
     /// Takes a saved segment whole: `fill` writes its `len` bytes into a new segment
-    /// (the caller reads them from the file straight into it and checks them); records
+    /// (the caller reads them from the file straight into it and checks them), or with
+    /// `slot` the bytes are already in that arena slot and `fill` only checks them; records
     /// are then indexed, their exptimes moved by `delta` (see `shift_exptime`). Items
     /// expired by `now`, flushed ones (CAS below `flushed_below`), dead ones and those
     /// `keep` refuses (by key) are marked dead.
@@ -182,6 +217,7 @@ impl Shard {
     pub fn adopt_segment<E>(
         &mut self,
         len: usize,
+        slot: Option<u32>,
         started: u32,
         delta: i64,
         now: u32,
@@ -192,7 +228,13 @@ impl Shard {
         if len > self.pool.seg_size {
             return Some(Err(AdoptError::Corrupt(Corrupt { offset: 0 })));
         }
-        let id = self.pool.allocate()?;
+        let id = match slot {
+            Some(slot) => match self.pool.adopt_slot(slot, len) {
+                Some(id) => id,
+                None => return Some(Err(AdoptError::Corrupt(Corrupt { offset: 0 }))),
+            },
+            None => self.pool.allocate()?,
+        };
         if let Err(e) = fill(&mut self.pool.segs[id as usize].data[..len]) {
             self.pool.release(id);
             return Some(Err(AdoptError::Fill(e)));
@@ -342,7 +384,7 @@ mod tests {
         let mut total = Adopted::default();
         for (started, bytes) in segs {
             let got = t
-                .adopt_segment(bytes.len(), *started, delta, now, 0, |buf: &mut [u8]| -> Result<(), ()> {
+                .adopt_segment(bytes.len(), None, *started, delta, now, 0, |buf: &mut [u8]| -> Result<(), ()> {
                     buf.copy_from_slice(bytes);
                     Ok(())
                 }, |_| true)
@@ -396,14 +438,14 @@ mod tests {
         let mut t = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
         let mut bad = segs[0].1.clone();
         bad[1] = 0; // a key length of 0
-        let r = t.adopt_segment(bad.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+        let r = t.adopt_segment(bad.len(), None, 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
             b.copy_from_slice(&bad);
             Ok(())
         }, |_| true);
         assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
         let mut cut = segs[0].1.clone();
         cut.truncate(cut.len() - 2); // the last record runs past the end
-        let r = t.adopt_segment(cut.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+        let r = t.adopt_segment(cut.len(), None, 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
             b.copy_from_slice(&cut);
             Ok(())
         }, |_| true);
