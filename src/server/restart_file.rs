@@ -364,11 +364,6 @@ impl Reader {
         Ok(())
     }
 
-    /// The arena file's path.
-    pub fn arena_path(&self) -> &Path {
-        &self.arena_path
-    }
-
     /// Back to the first chunk.
     pub fn rewind(&mut self) -> Result<(), FileError> {
         let at = 16 + HEADER_FIELDS as u64 + 4;

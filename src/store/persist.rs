@@ -20,6 +20,9 @@ use super::item::{self, DEAD, FETCHED, READS};
 use super::segment::Arena;
 use super::Shard;
 
+/// Records `adopt_segment` queues before `finish_adopting` indexes them.
+const ADOPT_BATCH: usize = 512 << 10;
+
 /// One segment as saved: its records, and its age.
 pub struct SavedSegment<'a> {
     /// Records from offset 0 to the segment's write offset (dead ones included).
@@ -201,6 +204,7 @@ impl Shard {
         let want = (self.index.len() + items) * 1000 / 850 + 1;
         if want > self.index.slots() {
             self.index.resize(want);
+            self.index.prepare_bulk_load();
         }
     }
 
@@ -240,17 +244,15 @@ impl Shard {
             return Some(Err(AdoptError::Fill(e)));
         }
         let mut got = Adopted::default();
-        // First pass: check every record, move exptimes, drop what is not kept, hash the
-        // rest. Nothing is indexed yet, so a corrupt record leaves the shard as it was.
-        let mut todo = std::mem::take(&mut self.adopting);
-        todo.clear();
+        // First pass: check every record, move exptimes, drop what is not kept. Nothing
+        // is counted yet, so a corrupt record leaves the shard as it was.
+        let mut kept = 0usize;
         let mut off = 0usize;
         while off < len {
             let seg = &mut self.pool.segs[id as usize];
             let h = match checked_header(&seg.data[off..len], off) {
                 Ok(h) => h,
                 Err(c) => {
-                    self.adopting = todo;
                     self.pool.release(id);
                     return Some(Err(AdoptError::Corrupt(c)));
                 }
@@ -272,23 +274,23 @@ impl Shard {
                 }
                 continue;
             }
-            let hash = self.hasher.hash_one(key);
             if let Some(e) = h.exptime_off() {
                 seg.data[at + e..at + e + 4].copy_from_slice(&exptime.to_le_bytes());
             }
-            todo.push((hash, at as u32));
+            kept += 1;
         }
-        // Second pass: index them, each home slot prefetched a few records ahead so the
-        // cache misses of a large index overlap (a load is mostly these misses).
-        const AHEAD: usize = 8;
-        for j in 0..todo.len() {
-            if let Some(&(hash, _)) = todo.get(j + AHEAD) {
-                self.index.prefetch_home(hash);
-            }
-            let (hash, at) = todo[j];
-            let loc = Loc { seg: id, off: at };
-            let h = item::parse(&self.pool.segs[id as usize].data[at as usize..]);
+        // Second pass, over the same (cached) bytes: count the live records and queue
+        // them for the index, which `index_adopted` fills in batches.
+        self.adopting.reserve(kept);
+        let mut off = 0usize;
+        while off < len {
             let seg = &mut self.pool.segs[id as usize];
+            let h = item::parse(&seg.data[off..]);
+            let at = off;
+            off += h.total_len();
+            if h.is_dead() {
+                continue;
+            }
             seg.live_bytes += h.total_len() as u32;
             seg.live_items += 1;
             seg.note_exptime(h.exptime);
@@ -297,24 +299,96 @@ impl Shard {
             seg.classes |= 1 << class;
             self.classes.added(class, size);
             self.c.bytes += h.total_len() as u64;
-            if let Some(n) = self.index.wants_growth() {
-                self.index.resize(n);
+            let hash = self.hasher.hash_one(&seg.data[at + h.key_off..at + h.value_off()]);
+            // The index reads only a hash's top bits (its tag): the low half carries
+            // the segment number until then.
+            self.adopting.push((hash & !0xffff_ffff | id as u64, at as u32));
+            got.items += 1;
+        }
+        self.place_adopted(id, len, started);
+        if self.adopting.len() >= ADOPT_BATCH {
+            self.index_adopted();
+        }
+        Some(Ok(got))
+    }
+
+    /// Indexes the records `adopt_segment` queued, and frees the queue: a load calls
+    /// it after its last segment (until then those items are counted but not found).
+    pub fn finish_adopting(&mut self) {
+        self.index_adopted();
+        self.adopting = Vec::new();
+    }
+
+    /// Why batches, sorted: a load inserts millions of keys into a table of hundreds of
+    /// MB at random places, and each insert missed the CPU caches and the TLB (on a VM
+    /// a page walk is slow: it was most of a load's time). Sorted by the hash's top
+    /// bits, a batch's inserts go through the table in address order, a few KB at a
+    /// time, and only a tag that matches reads a record. The queue and its sorted copy
+    /// (at most 16 MB, outside the memory limit) live only while a load runs.
+    fn index_adopted(&mut self) {
+        let mut todo = std::mem::take(&mut self.adopting);
+        let n = todo.len();
+        if n == 0 {
+            self.adopting = todo;
+            return;
+        }
+        let need = (self.index.len() + n) * 1000 / 850 + 1;
+        if need > self.index.slots() {
+            self.index.resize(need);
+        }
+        // A stable counting sort on the top 12 bits, into the queue's second half: keys
+        // seen twice (a save never holds them, a file might) stay in write order, so
+        // the later one wins.
+        const BUCKETS: usize = 1 << 12;
+        let mut start = [0usize; BUCKETS + 1];
+        for &(hash, _) in &todo {
+            start[(hash >> 52) as usize + 1] += 1;
+        }
+        for b in 0..BUCKETS {
+            start[b + 1] += start[b];
+        }
+        todo.resize(2 * n, (0, 0));
+        let (queued, sorted) = todo.split_at_mut(n);
+        for &(hash, at) in queued.iter() {
+            let b = (hash >> 52) as usize;
+            sorted[start[b]] = (hash, at);
+            start[b] += 1;
+        }
+        // Each insert still misses the cache once (a batch has fewer entries than the
+        // table has lines): its slot is asked for this far ahead, so the misses overlap.
+        const AHEAD: usize = 16;
+        for j in 0..n {
+            if let Some(&(next, _)) = sorted.get(j + AHEAD) {
+                self.index.prefetch_home(next);
             }
-            let at = at as usize;
-            let older = self.find(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()], hash);
-            match older {
-                // An older record of the same key (in an earlier segment): the later wins.
-                Some((slot, old, old_h)) => {
+            let (hash, at) = sorted[j];
+            let loc = Loc { seg: (hash & 0xffff_ffff) as u32, off: at };
+            let hash = hash & !0xffff_ffff;
+            let segs = &self.pool.segs;
+            let key_of = |l: Loc| {
+                let rec = &segs[l.seg as usize].data[l.off as usize..];
+                let h = item::parse(rec);
+                (&rec[h.key_off..h.value_off()], h)
+            };
+            let mut older = None;
+            let slot = self.index.find(hash, |old| {
+                let (k, h) = key_of(old);
+                let same = k == key_of(loc).0;
+                if same {
+                    older = Some((old, h));
+                }
+                same
+            });
+            match (slot, older) {
+                (Some(slot), Some((old, old_h))) => {
                     self.mark_dead(old, old_h);
                     self.index.set_loc(slot, loc);
                 }
-                None => self.index.insert(hash, loc),
+                _ => self.index.insert(hash, loc),
             }
-            got.items += 1;
         }
+        todo.clear();
         self.adopting = todo;
-        self.place_adopted(id, len, started);
-        Some(Ok(got))
     }
 
     /// An adopted segment, indexed up to `len`, joins the pool: as the write head (what
@@ -393,6 +467,7 @@ mod tests {
             total.items += got.items;
             total.expired += got.expired;
         }
+        t.finish_adopting();
         total
     }
 
