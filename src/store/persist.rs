@@ -244,15 +244,19 @@ impl Shard {
             return Some(Err(AdoptError::Fill(e)));
         }
         let mut got = Adopted::default();
-        // First pass: check every record, move exptimes, drop what is not kept. Nothing
-        // is counted yet, so a corrupt record leaves the shard as it was.
-        let mut kept = 0usize;
+        // One pass: check each record, move its exptime, drop what is not kept, count the
+        // rest and queue it for the index (which `index_adopted` fills in batches). A
+        // corrupt record undoes the counting, so the shard is left as it was.
+        let queued = self.adopting.len();
+        let mut last_class = ((usize::MAX, 0usize, false), (0usize, 0u64));
         let mut off = 0usize;
         while off < len {
             let seg = &mut self.pool.segs[id as usize];
             let h = match checked_header(&seg.data[off..len], off) {
                 Ok(h) => h,
                 Err(c) => {
+                    self.uncount_adopted(id, off);
+                    self.adopting.truncate(queued);
                     self.pool.release(id);
                     return Some(Err(AdoptError::Corrupt(c)));
                 }
@@ -274,32 +278,23 @@ impl Shard {
                 }
                 continue;
             }
+            let hash = self.hasher.hash_one(key);
             if let Some(e) = h.exptime_off() {
                 seg.data[at + e..at + e + 4].copy_from_slice(&exptime.to_le_bytes());
             }
-            kept += 1;
-        }
-        // Second pass, over the same (cached) bytes: count the live records and queue
-        // them for the index, which `index_adopted` fills in batches.
-        self.adopting.reserve(kept);
-        let mut off = 0usize;
-        while off < len {
-            let seg = &mut self.pool.segs[id as usize];
-            let h = item::parse(&seg.data[off..]);
-            let at = off;
-            off += h.total_len();
-            if h.is_dead() {
-                continue;
-            }
             seg.live_bytes += h.total_len() as u32;
             seg.live_items += 1;
-            seg.note_exptime(h.exptime);
+            seg.note_exptime(exptime);
             seg.note_cas(h.cas);
-            let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+            // Records of one load mostly repeat their sizes: the class lookup is cached.
+            let shape = (h.key_len, h.value_len, h.flags != 0);
+            if last_class.0 != shape {
+                last_class = (shape, self.classes.of(h.key_len, h.value_len, h.flags));
+            }
+            let (class, size) = last_class.1;
             seg.classes |= 1 << class;
             self.classes.added(class, size);
             self.c.bytes += h.total_len() as u64;
-            let hash = self.hasher.hash_one(&seg.data[at + h.key_off..at + h.value_off()]);
             // The index reads only a hash's top bits (its tag): the low half carries
             // the segment number until then.
             self.adopting.push((hash & !0xffff_ffff | id as u64, at as u32));
@@ -310,6 +305,21 @@ impl Shard {
             self.index_adopted();
         }
         Some(Ok(got))
+    }
+
+    /// Takes back what `adopt_segment` counted of segment `id`'s records before `upto`
+    /// (the live ones: those it did not mark dead).
+    fn uncount_adopted(&mut self, id: u32, upto: usize) {
+        let mut off = 0usize;
+        while off < upto {
+            let h = item::parse(&self.pool.segs[id as usize].data[off..]);
+            if !h.is_dead() {
+                let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+                self.classes.removed(class, size);
+                self.c.bytes -= h.total_len() as u64;
+            }
+            off += h.total_len();
+        }
     }
 
     /// Indexes the records `adopt_segment` queued, and frees the queue: a load calls
@@ -356,7 +366,7 @@ impl Shard {
         }
         // Each insert still misses the cache once (a batch has fewer entries than the
         // table has lines): its slot is asked for this far ahead, so the misses overlap.
-        const AHEAD: usize = 16;
+        const AHEAD: usize = 32;
         for j in 0..n {
             if let Some(&(next, _)) = sorted.get(j + AHEAD) {
                 self.index.prefetch_home(next);
@@ -527,6 +537,8 @@ mod tests {
         assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
         assert_eq!(t.stats().curr_items, 0);
         assert_eq!(t.stats().segments, 0);
+        assert_eq!(t.stats().bytes, 0, "what was counted before the bad record is taken back");
+        assert!(t.class_stats().iter().all(|c| c.number == 0));
         t.check_invariants();
         assert!(saved_records(&bad).any(|r| r.is_err()));
     }
