@@ -28,7 +28,11 @@
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
 #                 compares memcached with itself: the ratios show the noise)
 #   B_ARGS="..."  extra flags for server B only (B_ARGS="-o cpu_steering")
-#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k (it has no multi-get
+#   A_NAME=name, A_ARGS="..."  server A's name in the tables and its extra flags: with
+#                 MEMCACHED=path/to/another/memcached-rs, two builds or two settings of ours
+#                 (A_NAME=metrics-off B_NAME=metrics-on B_ARGS="-o metrics=19150")
+#   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k and their binary
+#                 forms bp1 bp16 bset1k (-P memcache_binary; it has no multi-get
 #                 nor open loop of this kind), with MEMTIER=path or the shared build script
 #   SYSCALLS=1    after the timed rounds, one more run per workload, server and generator
 #                 with `perf stat` attached to the server: syscalls and context switches
@@ -58,6 +62,7 @@ MEM=${MEM:-1024}
 OUT=${OUT:-$ROOT/target/bench-vs-memcached}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 OURS=${1:-${B_BIN:-$ROOT/target/release/memcached-rs}}
+NAME_A=${A_NAME:-memcached}
 NAME_B=${B_NAME:-memcached-rs}
 [[ -n ${B_BIN:-} ]] && NAME_B=${B_NAME:-$(basename "$B_BIN")-B}
 MCBENCH=$ROOT/target/release/mcbench
@@ -87,12 +92,14 @@ source scripts/lib/servers.sh  # the cd above put us at the repository root
 start_server() {
     local name=$1 bin=$2 threads=$3 extra=()
     # shellcheck disable=SC2206
-    [[ $name != memcached ]] && extra=(${B_ARGS:-})
+    if [[ $name == "$NAME_A" ]]; then extra=(${A_ARGS:-}); else extra=(${B_ARGS:-}); fi
     SERVER_CPUS=$4 SERVER_LOG=$OUT/$name.log start "$bin" "${extra[@]}" -t "$threads" -m "$MEM" -c 4096
     SPORT=$PORT SPID=$PID
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime stime (clock ticks) of a process: the server's CPU split into its own code and the
+# kernel's work on its behalf (syscalls, io_uring task work, the TCP stack it drives).
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 # Workload flags for mcbench; $1 workload, $2 connections per thread.
 workload_args() {
@@ -121,6 +128,7 @@ memtier_args() {
         p1) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=1" ;;
         p16) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=16" ;;
         set1k) echo "${common[*]} --ratio=1:0 --data-size=1024 --pipeline=1" ;;
+        bp1 | bp16 | bset1k) echo "$(memtier_args "${1#b}" "$2" | sed 's/memcache_text/memcache_binary/')" ;;
         *) echo "" ;;
     esac
 }
@@ -157,7 +165,7 @@ run_one() {
     before=$(cpu_ticks "$pid")
     if [[ $gen == mcbench ]]; then
         # shellcheck disable=SC2046  # the workload's flags are meant to split
-        "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
+        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
             $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
             --label "$name $wl ${mode}c r$round" --json -q > "$json"
     else
@@ -165,7 +173,7 @@ run_one() {
         local total
         total=$(python3 -c "import math; print(math.ceil($DURATION + $WARMUP))")
         # shellcheck disable=SC2046
-        taskset -c "$gcpus" "$MEMTIER" -s 127.0.0.1 -p "$port" -t "$gthreads" \
+        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" taskset -c "$gcpus" "$MEMTIER" -s 127.0.0.1 -p "$port" -t "$gthreads" \
             $(memtier_args "$wl" "$conns") --test-time="$total" --json-out-file="$json.mt" > "$OUT/memtier.log" 2>&1
         python3 - "$json.mt" "$total" > "$json" <<'EOF'
 import json, sys
@@ -180,11 +188,20 @@ EOF
         kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true
         cmds_after=$(server_commands "$port")
     fi
-    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" "$load" "$gen" "$perfout" "$((cmds_after - cmds_before))" >> "$RESULTS" <<'EOF'
+    python3 - "$json" "$mode" "$wl" "$name" "$round" "$before" "$after" "$TICK" "$DURATION" "$WARMUP" "$load" "$gen" "$perfout" "$((cmds_after - cmds_before))" "$OUT/gen.time" >> "$RESULTS" <<'EOF'
 import json, sys
-f, mode, wl, name, rnd, b, a, tick, dur, warm, load, gen, perfout, cmds = sys.argv[1:]
+f, mode, wl, name, rnd, b, a, tick, dur, warm, load, gen, perfout, cmds, gentime = sys.argv[1:]
 r = json.load(open(f))
-secs = (float(a) - float(b)) / float(tick)
+(ub, sb), (ua, sa) = map(float, b.split()), map(float, a.split())
+secs = (ua + sa - ub - sb) / float(tick)
+usecs = (ua - ub) / float(tick)
+# The generator's own CPU over its run (user+sys / wall): near its cores' count, the
+# generator and not the server set the pace, and the server idled between turns.
+try:
+    gu, gs, gwall = map(float, open(gentime).read().split()[-3:])
+    gen_busy = (gu + gs) / gwall if gwall else None
+except (OSError, ValueError):
+    gen_busy = None
 # The server also worked during mcbench's warm-up: charge it the warm-up's requests too.
 served = r["requests"] if r.get("whole_run") else r["requests"] * (float(dur) + float(warm)) / float(dur)
 row = {
@@ -192,6 +209,8 @@ row = {
     "throughput": r["throughput"], "p50": r["latency_us"]["p50"], "p99": r["latency_us"]["p99"],
     "p999": r["latency_us"]["p999"], "errors": r["errors"],
     "cpu_us_per_req": secs * 1e6 / served if served else None,
+    "cpu_user_share": usecs / secs if secs else None,
+    "gen_busy": gen_busy,
     # Open loop: p99 of how late requests left; large = the generator fell behind.
     "send_lag_p99": (r.get("send_lag_us") or {}).get("p99"),
     "send_lag_p999": (r.get("send_lag_us") or {}).get("p999"),
@@ -215,7 +234,7 @@ if perfout:
                 "syscalls_by": {k: round(v / cmds, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6]}})
 print(json.dumps(row))
 EOF
-    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(gen)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else "") + ("  syscalls/cmd %.2f switches/cmd %.2f %s" % (r["syscalls_per_cmd"], r["switches_per_cmd"], r["syscalls_by"]) if r.get("syscalls") else ""))' >&2
+    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(gen)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req (user %(cpu_user_share).2f)  gen busy %(gen_busy).2f  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else "") + ("  syscalls/cmd %.2f switches/cmd %.2f %s" % (r["syscalls_per_cmd"], r["switches_per_cmd"], r["syscalls_by"]) if r.get("syscalls") else ""))' >&2
 }
 
 median_throughput() { # mode workload server
@@ -239,14 +258,14 @@ preload() { # port gthreads gcpus
 }
 
 [[ " $GENS " != *" memtier "* || -x ${MEMTIER:-} ]] || die "memtier_benchmark not found (../shared/tools/build-memtier.sh, or MEMTIER=path, or GENS=mcbench)"
-echo "bench-vs-memcached: A=memcached ($MEMCACHED), B=$NAME_B ($OURS), generators: $GENS"
+echo "bench-vs-memcached: A=$NAME_A ($MEMCACHED), B=$NAME_B ($OURS), generators: $GENS"
 echo "  rounds $ROUNDS, ${DURATION}s + ${WARMUP}s warm-up per run, modes: $MODES, workloads: $WORKLOADS"
 echo "  $(date -u +%F) on $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 
 for mode in $MODES; do
     if [[ $mode == 1 ]]; then scpus=0; gcpus=1; gthreads=1; conns=50
     else scpus=0,1; gcpus=0,1; gthreads=2; conns=25; fi
-    start_server memcached "$MEMCACHED" "$mode" "$scpus"; PORT_A=$SPORT PA=$SPID
+    start_server "$NAME_A" "$MEMCACHED" "$mode" "$scpus"; PORT_A=$SPORT PA=$SPID
     start_server "$NAME_B" "$OURS" "$mode" "$scpus"; PORT_B=$SPORT PB=$SPID
     preload "$PORT_A" "$gthreads" "$gcpus"
     preload "$PORT_B" "$gthreads" "$gcpus"
@@ -255,10 +274,10 @@ for mode in $MODES; do
         if [[ $wl == open50 ]]; then
             # memcached's peak measured in this run: its pipeline-1 closed-loop
             # throughput (the p1 rounds above, or rounds made now for it).
-            peak=$(median_throughput "$mode" p1 memcached)
+            peak=$(median_throughput "$mode" p1 "$NAME_A")
             if [[ $peak == 0 ]]; then
-                for r in $(seq "$ROUNDS"); do run_one mcbench "$mode" p1 "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"; done
-                peak=$(median_throughput "$mode" p1 memcached)
+                for r in $(seq "$ROUNDS"); do run_one mcbench "$mode" p1 "$r" "$NAME_A" "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"; done
+                peak=$(median_throughput "$mode" p1 "$NAME_A")
             fi
             OPEN_RATE=$((peak / 2))
             echo "  open loop at $OPEN_RATE req/s (50% of memcached's median pipeline-1 peak $peak req/s, this run)" >&2
@@ -266,13 +285,13 @@ for mode in $MODES; do
         fi
         for r in $(seq "$ROUNDS"); do
             for gen in $GENS; do
-                run_one "$gen" "$mode" "$wl" "$r" memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"
+                run_one "$gen" "$mode" "$wl" "$r" "$NAME_A" "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns"
                 run_one "$gen" "$mode" "$wl" "$r" "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns"
             done
         done
         if [[ ${SYSCALLS:-0} == 1 ]]; then
             for gen in $GENS; do
-                run_one "$gen" "$mode" "$wl" 0 memcached "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns" sys
+                run_one "$gen" "$mode" "$wl" 0 "$NAME_A" "$PORT_A" "$PA" "$gthreads" "$gcpus" "$conns" sys
                 run_one "$gen" "$mode" "$wl" 0 "$NAME_B" "$PORT_B" "$PB" "$gthreads" "$gcpus" "$conns" sys
             done
         fi
@@ -282,7 +301,7 @@ done
 
 if [[ ${GENCMP:-0} == 1 ]]; then
     # One generator core driving memcached -t 1: mcbench vs memcaslap, same mix.
-    start_server memcached "$MEMCACHED" 1 0; PORT_A=$SPORT PA=$SPID
+    start_server "$NAME_A" "$MEMCACHED" 1 0; PORT_A=$SPORT PA=$SPID
     preload "$PORT_A" 1 1
     cfg=$OUT/memcaslap.cfg
     printf 'key\n16 16 1\nvalue\n64 1024 1\ncmd\n0 0.1\n1 0.9\n' > "$cfg"
@@ -307,9 +326,9 @@ if [[ ${GENCMP:-0} == 1 ]]; then
     stop_all
 fi
 
-python3 - "$RESULTS" "$NAME_B" "$OUT/gencmp.jsonl" "${LAG_SHARE:-0.25}" "$OUT/open-rate.txt" <<'EOF' | tee "$OUT/table.md"
+python3 - "$RESULTS" "$NAME_B" "$OUT/gencmp.jsonl" "${LAG_SHARE:-0.25}" "$OUT/open-rate.txt" "$NAME_A" <<'EOF' | tee "$OUT/table.md"
 import json, os, statistics, sys
-f, ours, gencmp, lag_share, open_rate = sys.argv[1:]
+f, ours, gencmp, lag_share, open_rate, base = sys.argv[1:]
 lag_share = float(lag_share)
 rates = {}
 if os.path.exists(open_rate):
@@ -332,16 +351,16 @@ names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "bp1": "binary get:set 9:1, pipeline 1", "bp16": "binary get:set 9:1, pipeline 16",
          "bset1k": "binary Set-only 1 KiB"}
 for mode in sorted({r["mode"] for r in rows}):
-    print(f"\n### {mode} server core{'s' if mode > 1 else ''} (memcached -t {mode} vs {ours} -t {mode})\n")
-    print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | errors | load | send lag p99 / p99.9 ms |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\n### {mode} server core{'s' if mode > 1 else ''} ({base} -t {mode} vs {ours} -t {mode})\n")
+    print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | user share | gen busy | errors | load | send lag p99 / p99.9 ms |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k", "bget1", "bmget16", "bp1", "bp16", "bset1k"] for g in gens]:
         agg = {}
-        for s in ["memcached", ours]:
+        for s in [base, ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s and r["gen"] == gen]
             if not rs:
                 continue
-            agg[s] = {k: med([r[k] for r in rs if r.get(k) is not None]) for k in ["throughput", "p50", "p99", "p999", "cpu_us_per_req", "load", "send_lag_p99", "send_lag_p999"]}
+            agg[s] = {k: med([r[k] for r in rs if r.get(k) is not None]) for k in ["throughput", "p50", "p99", "p999", "cpu_us_per_req", "cpu_user_share", "gen_busy", "load", "send_lag_p99", "send_lag_p999"]}
             agg[s]["errors"] = sum(r["errors"] for r in rs)
             a = agg[s]
             name = names[wl]
@@ -356,11 +375,11 @@ for mode in sorted({r["mode"] for r in rows}):
                 if behind:
                     name += " **INVALID: generator behind schedule**"
                     invalid.append(f"{mode}c {s}")
-            print(f"| {name} | {gen} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['errors']} | {a['load']:.1f} | {lag} |")
+            print(f"| {name} | {gen} | {s} | {a['throughput']:.0f} | {a['p50']/1e3:.3f} | {a['p99']/1e3:.3f} | {a['p999']/1e3:.3f} | {a['cpu_us_per_req']:.2f} | {a['cpu_user_share']:.2f} | {a['gen_busy']:.2f} | {a['errors']} | {a['load']:.1f} | {lag} |")
         if len(agg) == 2:
-            a, b = agg["memcached"], agg[ours]
+            a, b = agg[base], agg[ours]
             r = lambda k: b[k] / a[k] if a[k] else float("nan")
-            print(f"| {names[wl]} | {gen} | **ratio ours/memcached** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | |")
+            print(f"| {names[wl]} | {gen} | **ratio {ours}/{base}** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | | | |")
     srs = [r for r in sysrows if r["mode"] == mode]
     if srs:
         print(f"\nSyscalls and context switches per command (cmd_get+cmd_set), {mode} core{'s' if mode > 1 else ''}, perf stat on the server:\n")
