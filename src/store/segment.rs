@@ -113,10 +113,6 @@ impl Arena {
         Ok(Arena { file, base: base.cast(), slots, seg_size })
     }
 
-    pub fn slots(&self) -> usize {
-        self.slots
-    }
-
     /// Slot `id` with its pages reserved (and mapped in one go: on a VM a fault per page
     /// costs microseconds). None: no such slot, or the file system is full.
     fn take(&self, id: u32, len: usize) -> Option<SegMem> {
