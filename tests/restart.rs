@@ -295,7 +295,6 @@ fn fewer_and_more_cores(_: &str) {
 fn smaller_memory(threads: &str) {
     ours_only!();
     let env = Env::new();
-    let e = env.e.as_str();
     let s = env.start(&["-t", "2", "-m", "64"]);
     let mut c = s.client();
     let value = vec![b'v'; 1000];
@@ -421,7 +420,6 @@ fn missing_core_file_is_refused() {
 fn full_disk_at_shutdown() {
     ours_only!();
     let env = Env::new();
-    let e = env.e.as_str();
     let s = env.start_limited(&["-t", "2"], Some(256 << 10));
     let mut c = s.client();
     let value = vec![b'v'; 10_000];
@@ -481,7 +479,6 @@ fn mcbench() -> PathBuf {
 fn restart_under_load(threads: &str) {
     ours_only!();
     let env = Env::new();
-    let e = env.e.as_str();
     let args = ["-t", threads];
     let s = env.start(&args);
     let mut c = s.client();
