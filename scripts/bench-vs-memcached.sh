@@ -23,6 +23,23 @@
 #                 also: lowrate (open loop at LOW_RATE [20000] req/s: every request wakes an
 #                 idle server) and pingpong (one connection per generator thread, get after
 #                 get of the preloaded keys: the round trip through an idle server)
+#                 tp1 tp16: p1 p16 over TLS (TLS 1.3): both servers started with -Z and
+#                 memcached's ssl_chain_cert/ssl_key (a throwaway CA and server certificate
+#                 made with openssl in $OUT/tls, TLS_KEY [ec]: ECDSA P-256, or rsa: RSA
+#                 2048), the plain workloads and the stats on a `notls:` listener beside
+#                 the TLS one; mcbench --tls --tls-ca, memtier --tls --cacert
+#                 tlsconn: new TLS connections: every connection sends one get and is
+#                 closed, then reopened (mcbench --reconnect 1, memtier
+#                 --reconnect-interval=1), so req/s is full handshakes per second (no
+#                 session resumption) and CPU us/req the server's CPU per new connection
+#                 (accept, handshake, one get, close); a request's latency counts from
+#                 its connect. The generators skip the certificate chain check there
+#                 (--tls-skip-verify; the handshake signature is still checked): a client
+#                 handshake costs about what the server's does, and a generator core is
+#                 soon the limit. Then req/s says little (see gen busy) and the server's
+#                 CPU per new connection is the figure to compare. The versions, suites and key exchange negotiated (openssl
+#                 s_client's, and mcbench's from its report) are printed under the tables.
+#                 e.g. WORKLOADS="tp1 tp16 tlsconn" (not in the default list)
 #   MODES=""     no server comparison (with GENCMP=1: only the generator comparison)
 #   QUICK=1       DURATION=3, WARMUP=0.5 (still ROUNDS rounds)
 #   B_BIN=path    run this binary as server B instead of memcached-rs (B_BIN=memcached
@@ -32,8 +49,8 @@
 #                 MEMCACHED=path/to/another/memcached-rs, two builds or two settings of ours
 #                 (A_NAME=metrics-off B_NAME=metrics-on B_ARGS="-o metrics=19150")
 #   GENS ["mcbench memtier"]  generators; memtier runs p1 p16 set1k and their binary
-#                 forms bp1 bp16 bset1k (-P memcache_binary; it has no multi-get
-#                 nor open loop of this kind), with MEMTIER=path or the shared build script
+#                 forms bp1 bp16 bset1k (-P memcache_binary), and tp1 tp16 tlsconn (--tls;
+#                 it has no multi-get nor open loop of this kind), with MEMTIER=path or the shared build script
 #   SYSCALLS=1    after the timed rounds, one more run per workload, server and generator
 #                 with `perf stat` attached to the server: syscalls and context switches
 #                 per command (cmd_get+cmd_set from the server's stats, same window); kept
@@ -88,13 +105,45 @@ if [[ -z ${B_BIN:-} && ! -x $OURS ]]; then cargo build --release -p memcached-rs
 # shellcheck source=lib/servers.sh
 source scripts/lib/servers.sh  # the cd above put us at the repository root
 
-# start_server NAME BIN THREADS CPUS -> sets SPORT and SPID
+is_tls() { [[ $1 == tp1 || $1 == tp16 || $1 == tlsconn ]]; }
+TLS=0
+for wl in $WORKLOADS; do if is_tls "$wl"; then TLS=1; fi; done
+declare -A TLSPORT  # plain (stats) port -> the same server's TLS port
+TLSDIR=$OUT/tls
+if [[ $TLS == 1 ]]; then
+    # A throwaway CA and a server certificate for 127.0.0.1 signed by it (not
+    # self-signed: rustls, like any client that verifies, refuses a CA certificate
+    # as the server's own).
+    mkdir -p "$TLSDIR"
+    if [[ ${TLS_KEY:-ec} == rsa ]]; then keyargs=(-newkey rsa:2048); else keyargs=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
+    openssl req -x509 "${keyargs[@]}" -nodes -keyout "$TLSDIR/ca.key" -out "$TLSDIR/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+    openssl req "${keyargs[@]}" -nodes -keyout "$TLSDIR/key.pem" -out "$TLSDIR/req.csr" -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$TLSDIR/ext.cnf"
+    openssl x509 -req -in "$TLSDIR/req.csr" -CA "$TLSDIR/ca.pem" -CAkey "$TLSDIR/ca.key" -CAcreateserial \
+        -out "$TLSDIR/cert.pem" -days 2 -extfile "$TLSDIR/ext.cnf" 2>/dev/null || die "openssl could not make the test certificate"
+    : > "$OUT/tls-negotiated.txt"
+fi
+
+# start_server NAME BIN THREADS CPUS -> sets SPORT and SPID. With TLS workloads: -Z, the
+# port started on is the TLS one (TLSPORT[SPORT]) and SPORT a notls: listener beside it.
 start_server() {
-    local name=$1 bin=$2 threads=$3 extra=()
+    local name=$1 bin=$2 threads=$3 extra=() plain
     # shellcheck disable=SC2206
     if [[ $name == "$NAME_A" ]]; then extra=(${A_ARGS:-}); else extra=(${B_ARGS:-}); fi
+    if [[ $TLS == 1 ]]; then
+        plain=$(free_port)
+        extra+=(-Z -o "ssl_chain_cert=$TLSDIR/cert.pem,ssl_key=$TLSDIR/key.pem" -l "notls:127.0.0.1:$plain")
+    fi
     SERVER_CPUS=$4 SERVER_LOG=$OUT/$name.log start "$bin" "${extra[@]}" -t "$threads" -m "$MEM" -c 4096
     SPORT=$PORT SPID=$PID
+    if [[ $TLS == 1 ]]; then
+        wait_port "$plain" "$PID" || die "$name: no notls listener on $plain; see $OUT/$name.log"
+        TLSPORT[$plain]=$PORT SPORT=$plain
+        # What an OpenSSL client (memtier's library) negotiates with this server.
+        echo "$name: openssl s_client: $(openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$TLSDIR/ca.pem" </dev/null 2>&1 |
+            sed -n -e 's/^New, \(.*\), Cipher is \(.*\)/\1 \2/p' -e 's/^Server Temp Key: \(.*\)/key exchange \1/p' -e 's/^Peer signature type: \(.*\)/signature \1/p' |
+            paste -sd, -)" | tee -a "$OUT/tls-negotiated.txt" >&2
+    fi
 }
 
 # utime stime (clock ticks) of a process: the server's CPU split into its own code and the
@@ -116,6 +165,8 @@ workload_args() {
         bp1 | bp16 | bset1k) echo "$(workload_args "${1#b}" "$2") --protocol binary" ;;
         bget1) echo "${common[*]} --ratio 1:0 --value-size 64-1024 --pipeline 1 --protocol binary" ;;
         bmget16) echo "${common[*]} --ratio 1:0 --value-size 64-1024 --multiget 16 --pipeline 1 --protocol binary" ;;
+        tp1 | tp16) echo "$(workload_args "${1#t}" "$2") --tls --tls-ca $TLSDIR/ca.pem" ;;
+        tlsconn) echo "${common[*]} --ratio 1:0 --pipeline 1 --reconnect 1 --tls --tls-skip-verify" ;;
         *) die "unknown workload $1" ;;
     esac
 }
@@ -128,6 +179,8 @@ memtier_args() {
         p1) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=1" ;;
         p16) echo "${common[*]} --ratio=1:9 --data-size-range=64-1024 --pipeline=16" ;;
         set1k) echo "${common[*]} --ratio=1:0 --data-size=1024 --pipeline=1" ;;
+        tp1 | tp16) echo "$(memtier_args "${1#t}" "$2") --tls --cacert=$TLSDIR/ca.pem" ;;
+        tlsconn) echo "${common[*]} --ratio=0:1 --pipeline=1 --reconnect-interval=1 --tls --tls-skip-verify" ;;
         bp1 | bp16 | bset1k) echo "$(memtier_args "${1#b}" "$2" | sed 's/memcache_text/memcache_binary/')" ;;
         *) echo "" ;;
     esac
@@ -151,6 +204,9 @@ EOF
 # With `sys`: perf stat counts the server's syscalls and context switches over the run.
 run_one() {
     local gen=$1 mode=$2 wl=$3 round=$4 name=$5 port=$6 pid=$7 gthreads=$8 gcpus=$9 conns=${10} sys=${11:-}
+    # The generator's port (TLS workloads: the TLS listener); stats go to $port.
+    local gport=$port
+    if is_tls "$wl"; then gport=${TLSPORT[$port]}; fi
     local json=$OUT/$mode-core-$wl-$name-$gen-$round.json
     local before after load perfout="" cmds_before=0 cmds_after=0 perfpid=""
     if [[ $gen == memtier && -z $(memtier_args "$wl" "$conns") ]]; then return; fi
@@ -165,7 +221,7 @@ run_one() {
     before=$(cpu_ticks "$pid")
     if [[ $gen == mcbench ]]; then
         # shellcheck disable=SC2046  # the workload's flags are meant to split
-        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" "$MCBENCH" --servers "127.0.0.1:$port" --threads "$gthreads" --cpus "$gcpus" \
+        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" "$MCBENCH" --servers "127.0.0.1:$gport" --threads "$gthreads" --cpus "$gcpus" \
             $(workload_args "$wl" "$conns") --duration "$DURATION" --warmup "$WARMUP" \
             --label "$name $wl ${mode}c r$round" --json -q > "$json"
     else
@@ -173,7 +229,7 @@ run_one() {
         local total
         total=$(python3 -c "import math; print(math.ceil($DURATION + $WARMUP))")
         # shellcheck disable=SC2046
-        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" taskset -c "$gcpus" "$MEMTIER" -s 127.0.0.1 -p "$port" -t "$gthreads" \
+        /usr/bin/time -f '%U %S %e' -o "$OUT/gen.time" taskset -c "$gcpus" "$MEMTIER" -s 127.0.0.1 -p "$gport" -t "$gthreads" \
             $(memtier_args "$wl" "$conns") --test-time="$total" --json-out-file="$json.mt" > "$OUT/memtier.log" 2>&1
         python3 - "$json.mt" "$total" > "$json" <<'EOF'
 import json, sys
@@ -216,6 +272,8 @@ row = {
     "send_lag_p999": (r.get("send_lag_us") or {}).get("p999"),
     "load": float(load),
 }
+if r.get("tls"):
+    row["tls"] = r["tls"]  # mcbench --tls: version, suite, key exchange negotiated
 if perfout:
     calls, switches, by = 0, 0, {}
     for line in open(perfout):
@@ -349,12 +407,14 @@ names = {"p1": "get:set 9:1, pipeline 1", "p16": "get:set 9:1, pipeline 16",
          "mmget10": "meta 10-key multi-get (quiet mg + mn)", "mset1k": "meta ms-only 1 KiB",
          "bget1": "binary Get, pipeline 1", "bmget16": "binary 16-key multi-get (GetKQ + Noop)",
          "bp1": "binary get:set 9:1, pipeline 1", "bp16": "binary get:set 9:1, pipeline 16",
-         "bset1k": "binary Set-only 1 KiB"}
+         "bset1k": "binary Set-only 1 KiB",
+         "tp1": "TLS get:set 9:1, pipeline 1", "tp16": "TLS get:set 9:1, pipeline 16",
+         "tlsconn": "new TLS connection per get (req/s = handshakes/s)"}
 for mode in sorted({r["mode"] for r in rows}):
     print(f"\n### {mode} server core{'s' if mode > 1 else ''} ({base} -t {mode} vs {ours} -t {mode})\n")
     print("| workload | generator | server | req/s | p50 ms | p99 ms | p99.9 ms | CPU us/req | user share | gen busy | errors | load | send lag p99 / p99.9 ms |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k", "bget1", "bmget16", "bp1", "bp16", "bset1k"] for g in gens]:
+    for wl, gen in [(w, g) for w in ["p1", "p16", "mget10", "open50", "set1k", "lowrate", "pingpong", "mp1", "mp16", "mmget10", "mset1k", "bget1", "bmget16", "bp1", "bp16", "bset1k", "tp1", "tp16", "tlsconn"] for g in gens]:
         agg = {}
         for s in [base, ours]:
             rs = [r for r in rows if r["mode"] == mode and r["workload"] == wl and r["server"] == s and r["gen"] == gen]
@@ -391,6 +451,16 @@ for mode in sorted({r["mode"] for r in rows}):
 print("\nMedians over rounds. load = 1-minute load average when the runs started (2 CPUs: above ~2.5 other")
 print("processes compete for the cores and tails mean little). send lag = open loop only: how late mcbench")
 print(f"sent against its schedule (p99 / p99.9); a row is INVALID when it exceeds {lag_share:.0%} of the latency at p99 or p99.9.")
+tls_seen = sorted({(r["server"], r["tls"]) for r in allrows if r.get("tls")})
+negotiated = os.path.join(os.path.dirname(f), "tls-negotiated.txt")
+if tls_seen or os.path.exists(negotiated):
+    print("\nTLS negotiated (tlsconn: each request a new connection with a full handshake, no resumption;")
+    print("CPU us/req there is the server's CPU per new connection: accept, handshake, one get, close):")
+    for s, t in tls_seen:
+        print(f"- {s}: mcbench (rustls): {t}")
+    if os.path.exists(negotiated):
+        for l in open(negotiated):
+            print(f"- {l.strip()}")
 if invalid:
     print(f"\nINVALID open-loop rows (generator behind its schedule): {', '.join(invalid)}")
     if os.environ.get("STRICT") == "1":

@@ -125,6 +125,24 @@ pub struct RunArgs {
     /// No line per second.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Speak TLS to the servers (rustls; TLS 1.3 or 1.2, as the server chooses), e.g.
+    /// to memcached -Z. Needs --tls-ca or --tls-skip-verify.
+    #[arg(long)]
+    pub tls: bool,
+    /// The CA certificate(s) (PEM) the servers' certificates must chain to.
+    #[arg(long, requires = "tls", conflicts_with = "tls_skip_verify")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate (a throwaway self-signed one); the handshake's
+    /// signature is still verified.
+    #[arg(long, requires = "tls")]
+    pub tls_skip_verify: bool,
+    /// The name the certificate must have (default: the first server's host).
+    #[arg(long, requires = "tls")]
+    pub tls_name: Option<String>,
+    /// Close each connection after this many requests and open a new one (with --tls,
+    /// a full handshake each time); the first request's latency counts from the connect.
+    #[arg(long)]
+    pub reconnect: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -158,6 +176,8 @@ pub struct Settings {
     pub rate: Option<f64>,
     pub arrival: Arrival,
     pub label: String,
+    pub tls: Option<crate::link::TlsClient>,
+    pub reconnect: Option<u64>,
 }
 
 pub fn parse_servers(s: &str) -> Result<Vec<Server>, String> {
@@ -276,7 +296,22 @@ impl RunArgs {
         if self.key_prefix.bytes().any(|b| b <= b' ' || b == 0x7f) || self.key_prefix.len() > 200 {
             return Err("key prefix: no spaces or control characters, at most 200 bytes".into());
         }
+        let tls = if self.tls {
+            if self.tls_ca.is_none() && !self.tls_skip_verify {
+                return Err("--tls needs --tls-ca FILE or --tls-skip-verify".into());
+            }
+            let name = self.tls_name.clone().unwrap_or_else(|| servers[0].host.clone());
+            let ca = self.tls_ca.as_ref().map(|p| p.display().to_string());
+            Some(crate::link::TlsClient::new(ca.as_deref(), &name)?)
+        } else {
+            None
+        };
+        if self.reconnect == Some(0) {
+            return Err("--reconnect must be at least 1".into());
+        }
         Ok(Settings {
+            tls,
+            reconnect: self.reconnect,
             protocol: self.protocol,
             mode: match self.distribution {
                 Distribution::Ketama => Mode::Weighted,

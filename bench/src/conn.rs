@@ -4,22 +4,16 @@
 //! ring's slots, the write batch and the read buffer are reused.
 
 use crate::config::{Protocol, Settings};
-use poller::{Poller, Registration};
+use poller::Poller;
 use crate::reply::{Checker, ErrKind, Parsed, Progress};
 use crate::schedule::Schedule;
 use crate::stats::ThreadStats;
 use crate::workload::{value_flags, value_len, write_key, OpKind, Pattern, Workload};
-use futures_lite::future::poll_fn;
-use futures_lite::{AsyncWriteExt, Future};
-use glommio::net::TcpStream;
-use glommio::timer::Timer;
+use crate::link::{Link, Wait};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// How long replies still in flight are awaited after the last request was sent.
@@ -245,40 +239,6 @@ fn write_meta_request(out: &mut Vec<u8>, s: &Settings, pattern: &Pattern, slot: 
     }
 }
 
-/// glommio's `TcpStream` has `AsRawFd` only.
-fn fd(stream: &TcpStream) -> BorrowedFd<'_> {
-    // SAFETY: the descriptor stays open while `stream` is borrowed.
-    unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }
-}
-
-enum Wait {
-    Read(std::io::Result<usize>),
-    Woken,
-}
-
-/// Reads what the socket has once the executor's epoll set says it may have some (see
-/// the `poller` crate), or returns when `wake` passes, whichever first.
-async fn read_until(
-    stream: &TcpStream,
-    reg: &Registration,
-    buf: &mut [u8],
-    wake: Option<Instant>,
-) -> Wait {
-    let mut timer = wake.map(|w| Timer::new(w.saturating_duration_since(Instant::now())));
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = reg.poll_recv(cx, fd(stream), buf) {
-            return Poll::Ready(Wait::Read(r));
-        }
-        if let Some(t) = timer.as_mut() {
-            if Pin::new(t).poll(cx).is_ready() {
-                return Poll::Ready(Wait::Woken);
-            }
-        }
-        Poll::Pending
-    })
-    .await
-}
-
 /// Runs one connection to `addr` until its requests are sent and answered (or given up).
 pub async fn run(
     shared: Rc<Shared>,
@@ -302,19 +262,25 @@ pub async fn run(
 
     let mut failing_since: Option<Instant> = None;
     'connect: loop {
-        let mut stream = match TcpStream::connect(addr).await {
-            Ok(st) => {
+        if s.reconnect.is_some() && (stopped || shared.end.is_some_and(|end| Instant::now() >= end)) {
+            return; // no new connection for nothing
+        }
+        let connect_started = Instant::now();
+        let mut link = match Link::connect(addr, &s, &shared.poller).await {
+            Ok(l) => {
                 failing_since = None;
-                st
+                l
             }
-            Err(e) => {
+            Err((step, e)) => {
                 let now = Instant::now();
                 let since = *failing_since.get_or_insert(now);
                 if since == now {
-                    shared
-                        .stats
-                        .borrow_mut()
-                        .sample("connect", e.to_string().as_bytes());
+                    shared.stats.borrow_mut().sample(step, e.to_string().as_bytes());
+                }
+                if step == "epoll" {
+                    // Not expected (the epoll set takes any socket): count it, do not spin.
+                    fail_in_flight(&shared, &mut ring, ErrKind::Closed, None);
+                    return;
                 }
                 if stopped
                     || shared.end.is_some_and(|end| now >= end)
@@ -326,29 +292,21 @@ pub async fn run(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let reg = match shared.poller.register(fd(&stream)) {
-            Ok(r) => r,
-            Err(e) => {
-                // Not expected (the epoll set takes any socket): count it, do not spin.
-                shared
-                    .stats
-                    .borrow_mut()
-                    .sample("epoll", e.to_string().as_bytes());
-                fail_in_flight(&shared, &mut ring, ErrKind::Closed, None);
-                return;
-            }
-        };
+        // --reconnect: requests this connection may still send.
+        let mut budget = s.reconnect.unwrap_or(u64::MAX);
         // Connected ahead of the start, so that the first open-loop sends are not late.
         glommio::timer::sleep(shared.start.saturating_duration_since(Instant::now())).await;
         let (mut rpos, mut wpos) = (0usize, 0usize);
         loop {
             // Send every request that is due and has room in the pipeline.
             let now = Instant::now();
-            while !stopped && !ring.is_full() {
+            while !stopped && !ring.is_full() && budget > 0 {
                 let due = match &sched {
                     Some(sc) if sc.next() > now => break,
                     Some(sc) => sc.next(),
+                    // A new connection's first request (--reconnect): its latency
+                    // includes the connect and the handshake.
+                    None if s.reconnect.is_some() && budget == s.reconnect.unwrap_or(0) => connect_started.max(shared.start),
                     None => now,
                 };
                 // Warm-up requests do not count against --requests.
@@ -375,6 +333,7 @@ pub async fn run(
                 slot.prog = Progress::default();
                 write_request(&mut wbuf, &s, &pattern, slot);
                 ring.commit();
+                budget -= 1;
                 if let Some(sc) = sched.as_mut() {
                     sc.advance();
                 }
@@ -383,7 +342,7 @@ pub async fn run(
                 drain_deadline = now + DRAIN;
             }
             if !wbuf.is_empty() {
-                let r = stream.write_all(&wbuf).await;
+                let r = link.write_all(&wbuf).await;
                 wbuf.clear();
                 if let Err(e) = r {
                     fail_in_flight(&shared, &mut ring, ErrKind::Closed, Some(&e.to_string()));
@@ -393,6 +352,9 @@ pub async fn run(
             if ring.len == 0 {
                 if stopped {
                     return;
+                }
+                if budget == 0 {
+                    continue 'connect; // --reconnect: this one has sent its share
                 }
                 if sched.is_none() {
                     continue; // closed loop with room: send more at once
@@ -419,7 +381,7 @@ pub async fn run(
                     rbuf.resize(rbuf.len() * 2, 0);
                 }
             }
-            let n = match read_until(&stream, &reg, &mut rbuf[wpos..], wake).await {
+            let n = match link.read(&mut rbuf[wpos..], wake).await {
                 Wait::Woken => continue,
                 Wait::Read(Ok(0)) | Wait::Read(Err(_)) => {
                     fail_in_flight(

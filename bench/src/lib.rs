@@ -2,6 +2,7 @@
 pub mod config;
 pub mod conn;
 pub mod ketama;
+pub mod link;
 pub mod plot;
 pub mod reply;
 pub mod report;

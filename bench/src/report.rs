@@ -43,6 +43,9 @@ pub struct Report {
     /// Open loop only: lateness of sends against the schedule, us.
     #[serde(default)]
     pub send_lag_us: Option<Latency>,
+    /// --tls: the protocol version, cipher suite and key exchange group negotiated.
+    #[serde(default)]
+    pub tls: Option<String>,
 }
 
 fn us(ns: u64) -> f64 {
@@ -97,6 +100,12 @@ pub fn workload_name(s: &Settings) -> String {
         Some(r) => w += &format!(", open loop {r:.0}/s {:?}", s.arrival),
         None => w += ", closed loop",
     }
+    if s.tls.is_some() {
+        w += ", TLS";
+    }
+    if let Some(n) = s.reconnect {
+        w += &format!(", a new connection every {n} requests");
+    }
     w
 }
 
@@ -136,6 +145,7 @@ pub fn build(s: &Settings, r: &RunResult) -> Report {
         latency_us: latency(&r.hist),
         percentiles: curve(&r.hist),
         send_lag_us: (s.rate.is_some() && !r.send_lag.is_empty()).then(|| latency(&r.send_lag)),
+        tls: s.tls.as_ref().map(|_| crate::link::NEGOTIATED.get().cloned().unwrap_or_else(|| "no handshake completed".into())),
     }
 }
 
@@ -205,6 +215,9 @@ pub fn text(r: &Report) -> String {
             "  send lag ms p50 {}  p99 {}  p99.9 {}  max {}  (how late requests left vs schedule)\n",
             ms(g.p50), ms(g.p99), ms(g.p999), ms(g.max)
         );
+    }
+    if let Some(t) = &r.tls {
+        out += &format!("  tls        {t}\n");
     }
     if r.preload_requests > 0 {
         out += &format!(

@@ -23,18 +23,37 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-struct Memcached(Child, u16);
+/// memcached, its plain port (stats; the load too without TLS) and its TLS port (0
+/// without -Z).
+struct Memcached(Child, u16, u16);
 
 impl Memcached {
+    fn start() -> Memcached {
+        Memcached::launch(None)
+    }
+
+    /// memcached -Z with this certificate and key (PEM files), a TLS listener and a
+    /// `notls:` one beside it.
+    fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Memcached {
+        Memcached::launch(Some((cert, key)))
+    }
+
     /// memcached on a free port. The port is free when chosen but not reserved: a fake
     /// server of a test running alongside may bind it first (memcached then exits), so
     /// the one answering must report memcached's pid, else retry on another port.
-    fn start() -> Memcached {
+    fn launch(tls: Option<(&std::path::Path, &std::path::Path)>) -> Memcached {
         for _ in 0..20 {
             let port = free_port();
+            let tls_port = if tls.is_some() { free_port() } else { 0 };
             let mut cmd = Command::new("memcached");
-            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()])
-                .args(["-U", "0", "-t", "1", "-m", "64"])
+            cmd.args(["-p", &port.to_string()]);
+            match tls {
+                None => cmd.args(["-l", "127.0.0.1"]),
+                Some((cert, key)) => cmd
+                    .args(["-Z", "-o", &format!("ssl_chain_cert={},ssl_key={}", cert.display(), key.display())])
+                    .args(["-l", &format!("notls:127.0.0.1:{port},127.0.0.1:{tls_port}")]),
+            };
+            cmd.args(["-U", "0", "-t", "1", "-m", "64"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             if is_root() {
@@ -55,7 +74,7 @@ impl Memcached {
                 std::thread::sleep(Duration::from_millis(20));
             };
             if answered {
-                return Memcached(child, port);
+                return Memcached(child, port, tls_port);
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -309,4 +328,84 @@ fn requests_count_only_after_warmup() {
     // The server also saw the warm-up's requests.
     let served = mc.stat("cmd_get") + mc.stat("cmd_set");
     assert!(served > 3000, "server saw {served}");
+}
+
+/// A CA and a server certificate for 127.0.0.1 (PEM files ca.pem, cert.pem, key.pem).
+fn certificates(dir: &std::path::Path, ca_name: &str) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+/// --tls against memcached -Z: every reply checked as over plain TCP, the server saw
+/// what mcbench counted, TLS 1.3 negotiated and reported; with --reconnect 1 every
+/// request comes on a new connection (a full handshake each).
+#[test]
+fn tls_against_memcached_z() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path(), "mcbench test CA");
+    let mc = Memcached::start_tls(&dir.path().join("cert.pem"), &dir.path().join("key.pem"));
+    let tls_addr = format!("127.0.0.1:{}", mc.2);
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let (r, ok) = mcbench(&[
+        "--servers", &tls_addr, "--tls", "--tls-ca", &ca, "--connections", "4", "--pipeline", "8",
+        "--keys", "2000", "--preload", "--requests", "10000",
+    ]);
+    assert!(ok, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["requests"], 10000);
+    assert_eq!(r["preload_requests"], 2000);
+    assert_eq!(r["hits"], r["gets"], "preloaded: every get hits");
+    assert_eq!(mc.stat("cmd_set"), 2000 + r["sets"].as_u64().unwrap());
+    assert!(r["tls"].as_str().unwrap().starts_with("TLSv1_3 TLS13_"), "{r}");
+
+    // Values of many TLS records each, batches past rustls's default 64 KiB buffer.
+    // Pipeline 1: memcached -Z stalls on pipelined requests left in OpenSSL's buffer.
+    let (r, ok) = mcbench(&[
+        "--servers", &tls_addr, "--tls", "--tls-ca", &ca, "--connections", "2", "--ratio", "1:1",
+        "--keys", "50", "--key-prefix", "big:", "--value-size", "70000-200000", "--requests", "200",
+    ]);
+    assert!(ok, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["hits"].as_u64().unwrap() > 0, "large values read back: {r}");
+
+    let before = mc.stat("total_connections");
+    let (r, ok) = mcbench(&[
+        "--servers", &tls_addr, "--tls", "--tls-skip-verify", "--connections", "4", "--ratio", "1:0",
+        "--keys", "2000", "--requests", "300", "--reconnect", "1",
+    ]);
+    assert!(ok, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["hits"], 300);
+    let opened = mc.stat("total_connections") - before;
+    assert!((300..=310).contains(&opened), "a connection per request: {opened} for 300");
+    assert_eq!(mc.stat("ssl_handshake_errors"), 0);
+}
+
+/// A server certificate from another CA: the handshake fails, nothing is counted as
+/// served, the failure is sampled as a TLS error and mcbench exits non-zero.
+#[test]
+fn tls_refuses_a_certificate_from_another_ca() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    certificates(dir.path(), "mcbench test CA");
+    certificates(other.path(), "another CA");
+    let mc = Memcached::start_tls(&dir.path().join("cert.pem"), &dir.path().join("key.pem"));
+    let ca = other.path().join("ca.pem").display().to_string();
+    let (r, ok) = mcbench(&[
+        "--servers", &format!("127.0.0.1:{}", mc.2), "--tls", "--tls-ca", &ca, "--connections", "2",
+        "--duration", "0.5",
+    ]);
+    assert!(!ok);
+    assert_eq!(r["requests"], 0);
+    let samples = r["error_samples"].to_string();
+    assert!(samples.contains("tls") && samples.contains("UnknownIssuer"), "{samples}");
 }

@@ -115,7 +115,16 @@ fn build(o: &TlsOptions, sessions: &Arc<dyn StoresServerSessions>) -> Result<Arc
     // ring, not aws-lc-rs: no C library to build (rustls deprecates ring's provider
     // only for its lack of post-quantum key exchange).
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    // X25519 first, as OpenSSL (and so memcached) prefers it: where a client offers
+    // several groups, the cheapest key exchange wins (a P-384 share costs both sides
+    // several times X25519's).
+    #[allow(deprecated)]
+    {
+        use rustls::crypto::ring::kx_group;
+        provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    }
+    let provider = Arc::new(provider);
     let chain_path = o.chain_cert.as_deref().unwrap_or("(null)");
     let chain = load_certs(o.chain_cert.as_deref())
         .map_err(|e| format!("Error loading the certificate chain: {chain_path} : {e}"))?;

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cases;
+pub mod tls;
 mod notation;
 #[allow(unused_imports)] // not every test file uses them all
 pub use notation::{escape, escape_pieces, parse_pieces, unescape, Piece};
