@@ -35,7 +35,20 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-stat() { printf 'stats\r\n' | nc -q1 127.0.0.1 "$PORT" | tr -d '\r' | awk -v k="$1" '$2 == k { print $3 }'; }
+# One `stats` field. Through bash's /dev/tcp, reading up to END: the reply is taken the
+# moment it is complete (nc -q1 would wait a second after sending, which blurred the
+# start time by up to that much).
+stat() {
+    local line k v
+    { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 0
+    printf 'stats\r\n' >&3
+    while IFS=' ' read -r -t 120 line k v <&3; do
+        v=${v%$'\r'}
+        [ "${line%$'\r'}" = END ] && break
+        [ "$k" = "$1" ] && echo "$v"
+    done
+    exec 3>&-
+}
 
 start() {
     local t0

@@ -166,8 +166,37 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("restart-test").tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
+/// One test's directory (on tmpfs where there is one, as /run is: segments then live
+/// in arena files there), server log, `-e` path and port: what every test starts from.
+struct Env {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    /// The `-e` path: files `<e>.<core>`, arenas `<e>.<core>.arena`.
+    e: String,
+    port: u16,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("restart-test")
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let log = dir.path().join("log");
+        let e = dir.path().join("cache").to_str().unwrap().to_string();
+        Env { dir, log, e, port: free_port() }
+    }
+
+    /// The server with `args` and `-e <e>`, on this test's port and log.
+    fn start(&self, args: &[&str]) -> Proc {
+        self.start_limited(args, None)
+    }
+
+    fn start_limited(&self, args: &[&str], fsize: Option<u64>) -> Proc {
+        let args: Vec<&str> = args.iter().copied().chain(["-e", self.e.as_str()]).collect();
+        Proc::start_limited(self.port, &args, &self.log, fsize)
+    }
 }
 
 macro_rules! ours_only {
@@ -178,13 +207,10 @@ macro_rules! ours_only {
 
 fn restart_keeps_items(threads: &str) {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let args = ["-t", threads, "-e", e];
-    let s = Proc::start(port, &args, &log);
+    let env = Env::new();
+    let e = env.e.as_str();
+    let args = ["-t", threads];
+    let s = env.start(&args);
     let mut c = s.client();
     let want = fill(&mut c, "k", 500, 0);
     let set_at = unix_now();
@@ -196,7 +222,7 @@ fn restart_keeps_items(threads: &str) {
     s.stop();
     assert!(std::fs::metadata(format!("{e}.0")).is_ok(), "a file per core");
     std::thread::sleep(Duration::from_secs(3));
-    let s = Proc::start(port, &args, &log);
+    let s = env.start(&args);
     let mut c = s.client();
     check_all(&mut c, &want);
     check_all(&mut c, &later);
@@ -224,19 +250,15 @@ fn restart_keeps_items(threads: &str) {
 
 fn flush_all_stays_flushed(threads: &str) {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let args = ["-t", threads, "-e", e];
-    let s = Proc::start(port, &args, &log);
+    let env = Env::new();
+    let args = ["-t", threads];
+    let s = env.start(&args);
     let mut c = s.client();
     fill(&mut c, "before", 100, 0);
     c.roundtrip("flush_all\r\n", "OK\r\n");
     let after = fill(&mut c, "after", 20, 0);
     s.stop();
-    let s = Proc::start(port, &args, &log);
+    let s = env.start(&args);
     let mut c = s.client();
     check_all(&mut c, &after);
     assert_eq!(gets(&mut c, "before0"), None, "flushed before the restart, flushed after");
@@ -245,7 +267,7 @@ fn flush_all_stays_flushed(threads: &str) {
     c.roundtrip("flush_all 2\r\n", "OK\r\n");
     s.stop();
     std::thread::sleep(Duration::from_secs(3));
-    let s = Proc::start(port, &args, &log);
+    let s = env.start(&args);
     let mut c = s.client();
     assert_eq!(gets(&mut c, "after0"), None, "the delayed flush came due in the gap");
     assert_eq!(c.stat_u64("curr_items"), 0);
@@ -253,17 +275,14 @@ fn flush_all_stays_flushed(threads: &str) {
 
 fn fewer_and_more_cores(_: &str) {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let s = Proc::start(port, &["-t", "2", "-e", e], &log);
+    let env = Env::new();
+    let s = env.start(&["-t", "2"]);
     let mut c = s.client();
     let want = fill(&mut c, "k", 2000, 0);
     s.stop();
-    for t in ["1", "3", "2"] {
-        let s = Proc::start(port, &["-t", t, "-e", e], &log);
+    // The last start is direct again after a re-shard (whose segments were on the heap).
+    for t in ["1", "3", "2", "2"] {
+        let s = env.start(&["-t", t]);
         let mut c = s.client();
         check_all(&mut c, &want);
         assert_eq!(c.stat_u64("curr_items"), 2000, "-t {t}");
@@ -276,12 +295,8 @@ fn fewer_and_more_cores(_: &str) {
 /// (whole segments) and with another (item by item).
 fn smaller_memory(threads: &str) {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let s = Proc::start(port, &["-t", "2", "-m", "64", "-e", e], &log);
+    let env = Env::new();
+    let s = env.start(&["-t", "2", "-m", "64"]);
     let mut c = s.client();
     let value = vec![b'v'; 1000];
     let n = 40_000; // about 41 MB
@@ -292,7 +307,7 @@ fn smaller_memory(threads: &str) {
     }
     assert_eq!(gets(&mut c, &format!("k{}", n - 1)).unwrap().0, n - 1);
     s.stop();
-    let s = Proc::start(port, &["-t", threads, "-m", "16", "-e", e], &log);
+    let s = env.start(&["-t", threads, "-m", "16"]);
     let mut c = s.client();
     let items = c.stat_u64("curr_items");
     assert!((8_000..16_000).contains(&items), "{items} items in 16 MB");
@@ -309,19 +324,16 @@ fn smaller_memory(threads: &str) {
 /// Saves, lets `damage` change the files, starts again: the cache must be empty, the
 /// server serving, and the log say why in one line containing `why`.
 fn refused(damage: impl FnOnce(&Path), why: &str) {
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let args = ["-t", "2", "-e", e];
-    let s = Proc::start(port, &args, &log);
+    let env = Env::new();
+    let e = env.e.as_str();
+    let args = ["-t", "2"];
+    let s = env.start(&args);
     let mut c = s.client();
     fill(&mut c, "k", 3000, 0);
     s.stop();
     damage(Path::new(&format!("{e}.0")));
-    let before = std::fs::read_to_string(&log).unwrap().lines().count();
-    let s = Proc::start(port, &args, &log);
+    let before = std::fs::read_to_string(&env.log).unwrap().lines().count();
+    let s = env.start(&args);
     let mut c = s.client();
     assert_eq!(c.stat_u64("curr_items"), 0, "nothing from a refused save");
     assert_eq!(c.stat_u64("restart_restored"), 0);
@@ -335,15 +347,31 @@ fn refused(damage: impl FnOnce(&Path), why: &str) {
     assert!(!Path::new(&format!("{e}.0")).exists() && !Path::new(&format!("{e}.1")).exists());
 }
 
+/// 512 zero bytes in the middle of `f`'s first `len` bytes (all of it by default).
+fn tear(f: &Path, len: Option<usize>) {
+    let mut bytes = std::fs::read(f).unwrap();
+    let mid = len.unwrap_or(bytes.len()) / 2;
+    let end = (mid + 512).min(bytes.len());
+    bytes[mid..end].fill(0);
+    std::fs::write(f, bytes).unwrap();
+}
+
 #[test]
 fn torn_file_is_refused() {
     ours_only!();
+    refused(|f| tear(f, None), "checksum mismatch");
+}
+
+/// On tmpfs the segments stay in `<file>.<core>.arena` (only their places are in the
+/// file): damage to their bytes there is found too.
+#[test]
+fn torn_arena_is_refused() {
+    ours_only!();
     refused(
         |f| {
-            let mut bytes = std::fs::read(f).unwrap();
-            let mid = bytes.len() / 2;
-            bytes[mid..mid + 512].fill(0);
-            std::fs::write(f, bytes).unwrap();
+            let arena = f.with_extension("0.arena");
+            // Segment 0's records start at offset 0; 3000 keys over two cores fill ~100 KB.
+            tear(if arena.exists() { &arena } else { f }, Some(64 << 10));
         },
         "checksum mismatch",
     );
@@ -392,12 +420,8 @@ fn missing_core_file_is_refused() {
 #[test]
 fn full_disk_at_shutdown() {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let s = Proc::start_limited(port, &["-t", "2", "-e", e], &log, Some(256 << 10));
+    let env = Env::new();
+    let s = env.start_limited(&["-t", "2"], Some(256 << 10));
     let mut c = s.client();
     let value = vec![b'v'; 10_000];
     for i in 0..300 {
@@ -405,11 +429,11 @@ fn full_disk_at_shutdown() {
     }
     let took = s.stop();
     assert!(took < Duration::from_secs(15), "stop took {took:?}");
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = std::fs::read_to_string(&env.log).unwrap();
     assert!(text.contains("warm restart: cache not saved"), "{text}");
-    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(env.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("log")], "no file of the failed save is left");
-    let s = Proc::start(port, &["-t", "2", "-e", e], &log);
+    let s = env.start(&["-t", "2"]);
     let mut c = s.client();
     assert_eq!(c.stat_u64("curr_items"), 0);
     assert_eq!(c.stat_u64("restart_restored"), 0);
@@ -420,13 +444,11 @@ fn full_disk_at_shutdown() {
 #[test]
 fn shutdown_command_and_directory_form() {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let dir = d.path().join("state");
+    let env = Env::new();
+    let dir = env.dir.path().join("state");
     let dir = dir.to_str().unwrap();
-    let port = free_port();
     let args = ["-t", "2", "-A", "--restart-dir", dir];
-    let mut s = Proc::start(port, &args, &log);
+    let mut s = Proc::start(env.port, &args, &env.log);
     let mut c = s.client();
     let want = fill(&mut c, "k", 100, 0);
     c.send("shutdown\r\n");
@@ -436,7 +458,7 @@ fn shutdown_command_and_directory_form() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(Path::new(dir).join("memcached-rs.cache.1").exists());
-    s = Proc::start(port, &args, &log);
+    s = Proc::start(env.port, &args, &env.log);
     check_all(&mut s.client(), &want);
 }
 
@@ -457,18 +479,14 @@ fn mcbench() -> PathBuf {
 /// SIGTERM reads back after it with its flags and CAS.
 fn restart_under_load(threads: &str) {
     ours_only!();
-    let d = dir();
-    let log = d.path().join("log");
-    let e = d.path().join("cache");
-    let e = e.to_str().unwrap();
-    let port = free_port();
-    let args = ["-t", threads, "-e", e];
-    let s = Proc::start(port, &args, &log);
+    let env = Env::new();
+    let args = ["-t", threads];
+    let s = env.start(&args);
     let mut c = s.client();
     let want = fill(&mut c, "mine:", 3000, 0);
-    let out = d.path().join("mcbench.json");
+    let out = env.dir.path().join("mcbench.json");
     let mut bench = Command::new(mcbench())
-        .args(["--servers", &format!("127.0.0.1:{port}"), "--connections", "8", "--duration", "6"])
+        .args(["--servers", &format!("127.0.0.1:{}", env.port), "--connections", "8", "--duration", "6"])
         .args(["--keys", "20000", "--value-size", "10-2000", "--preload", "--json", "-q"])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null())
@@ -476,7 +494,7 @@ fn restart_under_load(threads: &str) {
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     s.stop();
-    let s = Proc::start(port, &args, &log);
+    let s = env.start(&args);
     let mut c = s.client();
     check_all(&mut c, &want);
     assert!(bench.wait().unwrap().success());

@@ -56,6 +56,8 @@ pub struct State {
 /// A usable save, as `prepare` found it.
 struct Plan {
     files: Vec<PathBuf>,
+    /// Each file's arena (where its "SEGA" segments are).
+    arenas: Vec<PathBuf>,
     headers: Vec<Header>,
     /// Old clock origin minus the new one's, in seconds.
     delta: i64,
@@ -91,6 +93,52 @@ fn shard_path(file: &MemoryFile, core: usize) -> PathBuf {
     let mut p = file.base.clone().into_os_string();
     p.push(format!(".{core}"));
     PathBuf::from(p)
+}
+
+/// The arena file of `core`'s shard (see `store::segment::Arena`): where its segments
+/// live while it runs, when the file is on tmpfs.
+fn arena_path(file: &MemoryFile, core: usize) -> PathBuf {
+    let mut p = file.base.clone().into_os_string();
+    p.push(format!(".{core}.arena"));
+    PathBuf::from(p)
+}
+
+/// Whether `dir` is a tmpfs (or ramfs): segments may live in a file there. Anywhere
+/// else (a disk, for a save that survives reboots) a shared mapping would write the
+/// whole cache back to the disk, so segments stay on the heap and a save writes them.
+fn on_tmpfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs into a zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    matches!(st.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC)
+}
+
+/// Gives `shard` its arena file (created if missing; emptied unless `keep`), locked so
+/// that no second process on the same files maps it. Err: why segments stay on the heap.
+fn attach_arena(file: &MemoryFile, core: usize, shard: &mut Shard, slots: usize, keep: bool) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = arena_path(file, core);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !on_tmpfs(dir) {
+        return Err("not on tmpfs".into());
+    }
+    let named = |e: std::io::Error| format!("{}: {e}", path.display());
+    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(named)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!("{} is in use by another process", path.display()));
+    }
+    shard.use_arena(f, slots, keep).map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        named(e)
+    })
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -137,7 +185,7 @@ pub fn prepare(config: &Config, clock: &Clock) -> Option<State> {
         Ok(plan) => plan,
         Err(why) => {
             eprintln!("warm restart: not restoring {}: {why}; starting empty", file.given.display());
-            remove_saves(&file);
+            remove_saves(&file, true);
             None
         }
     };
@@ -204,6 +252,7 @@ fn find_save(file: &MemoryFile, config: &Config, clock: &Clock) -> Result<Option
     let _ = config;
     Ok(Some(Plan {
         cas_high: headers.iter().map(|h| h.cas_high).max().unwrap_or(0),
+        arenas: (0..files.len()).map(|c| arena_path(file, c)).collect(),
         files,
         headers,
         delta,
@@ -211,8 +260,9 @@ fn find_save(file: &MemoryFile, config: &Config, clock: &Clock) -> Result<Option
     }))
 }
 
-/// Removes every file a save at `file` may have left: `<base>.<n>` and `.tmp`s.
-fn remove_saves(file: &MemoryFile) {
+/// Removes every file a save at `file` may have left: `<base>.<n>` and `.tmp`s, and
+/// with `arenas` the arena files `<base>.<n>.arena` too.
+fn remove_saves(file: &MemoryFile, arenas: bool) {
     let Some(dir) = file.base.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
         return;
     };
@@ -221,7 +271,11 @@ fn remove_saves(file: &MemoryFile) {
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = entry_name.strip_prefix(&name).and_then(|r| r.strip_prefix('.')) else { continue };
-        let rest = rest.strip_suffix(".tmp").unwrap_or(rest);
+        let rest = match rest.strip_suffix(".arena") {
+            Some(_) if !arenas => continue,
+            Some(r) => r,
+            None => rest.strip_suffix(".tmp").unwrap_or(rest),
+        };
         if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -232,20 +286,36 @@ fn remove_saves(file: &MemoryFile) {
 /// comment), then waits for every other core; all cores restored, or all empty.
 pub fn load_on_core(core: &Core) {
     let Some(state) = core.shared.restart.as_ref() else { return };
-    let Some(plan) = &state.plan else { return };
+    let Some(plan) = &state.plan else {
+        // Nothing to load: a fresh (emptied) arena, if the directory allows one.
+        let shard = &mut core.shard.borrow_mut();
+        let slots = shard.arena_slots(0);
+        let _ = attach_arena(&state.file, core.id, shard, slots, false);
+        return;
+    };
     let now = core.tick();
     let runtime = &core.shared.runtime;
     let h0 = &plan.headers[0];
+    let direct = {
+        let shard = core.shard.borrow();
+        h0.cores as usize == core.shared.config.threads
+            && h0.segment_size as usize == shard.segment_size()
+            && core.shared.config.item_size_max as u64 >= h0.item_size_max
+    };
     let result = if plan.flushed_in_gap {
+        let shard = &mut core.shard.borrow_mut();
+        if direct {
+            let slots = shard.arena_slots(0);
+            let _ = attach_arena(&state.file, core.id, shard, slots, false);
+        }
         Ok(0)
     } else {
         let shard = &mut core.shard.borrow_mut();
-        let direct = h0.cores as usize == core.shared.config.threads
-            && h0.segment_size as usize == shard.segment_size()
-            && core.shared.config.item_size_max as u64 >= h0.item_size_max;
         if direct {
             load_own_file(core, shard, plan, now)
         } else {
+            // Segments stay on the heap for this process: every core still reads the
+            // old arenas (the next save writes them out; the start after that maps).
             load_every_file(core, shard, plan, now)
         }
     };
@@ -291,7 +361,8 @@ pub fn load_on_core(core: &Core) {
                 state.items.load(Relaxed)
             );
         }
-        remove_saves(&state.file);
+        // The arenas are this process's segments now, unless it re-sharded.
+        remove_saves(&state.file, !direct);
     }
     // No core serves before every core's figures and the restore's are in place.
     state.barrier.wait();
@@ -301,15 +372,16 @@ pub fn load_on_core(core: &Core) {
 fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Result<u64, String> {
     let path = &plan.files[core.id];
     let named = |e: FileError| format!("{}: {e}", path.display());
-    let mut r = Reader::open(path).map_err(named)?;
+    let mut r = Reader::open(path, &plan.arenas[core.id]).map_err(named)?;
+    // Every chunk's description first (segments in the arena are not read here).
+    let mut chunks = Vec::new();
+    while let Some(c) = r.next_chunk().map_err(named)? {
+        r.skip(&c).map_err(named)?;
+        chunks.push(c);
+    }
     // A smaller -m: skip the oldest segments, keeping the newest that fit.
     let mut skip = 0usize;
     if !shard.fits_segments(r.header.segments as usize, r.header.items as usize) {
-        let mut chunks = Vec::new();
-        while let Some(c) = r.next_chunk().map_err(named)? {
-            r.skip(&c).map_err(named)?;
-            chunks.push(c);
-        }
         let (mut segs, mut items) = (0usize, 0usize);
         skip = chunks.len();
         for c in chunks.iter().rev() {
@@ -320,7 +392,17 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
             items += c.live_items as usize;
             skip -= 1;
         }
-        r.rewind().map_err(named)?;
+    }
+    r.rewind().map_err(named)?;
+    // The arena: its slots stay as the previous process left them for the segments
+    // kept here to take (the rest are given back once loaded).
+    let top = chunks[skip..].iter().filter_map(|c| c.slot).max().map_or(0, |s| s as usize + 1);
+    let slots = shard.arena_slots(top);
+    let arena = attach_arena(&core.shared.restart.as_ref().expect("loading").file, core.id, shard, slots, true);
+    if let Err(why) = &arena {
+        if top > 0 {
+            return Err(format!("{}: {why}", plan.arenas[core.id].display()));
+        }
     }
     shard.reserve_items(r.header.items as usize);
     let flushed_below = r.header.flushed_below;
@@ -336,12 +418,18 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
         let reader = &mut r;
         let adopted = shard.adopt_segment(
             chunk.len as usize,
+            chunk.slot,
             started_shift(chunk.started),
             plan.delta,
             now,
             flushed_below,
-            |buf| reader.read_into(&chunk, buf),
-            |key| core.router.owner(key) == core.id,
+            |buf| match chunk.slot {
+                Some(_) => restart_file::check(&chunk, buf),
+                None => reader.read_into(&chunk, buf),
+            },
+            // Same core count and the save's route seeds: every key is this core's,
+            // as it was (hashing each key again to check cost a tenth of the load).
+            |_| true,
         );
         match adopted {
             Some(Ok(got)) => loaded += got.items,
@@ -352,6 +440,8 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
             None => return Err("more segments than a shard can index".into()),
         }
     }
+    shard.finish_adopting();
+    shard.give_back_unused_slots();
     Ok(loaded)
 }
 
@@ -359,8 +449,8 @@ fn load_own_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Resul
 /// their start time), each item this core owns stored anew.
 fn load_every_file(core: &Core, shard: &mut Shard, plan: &Plan, now: u32) -> Result<u64, String> {
     let mut readers: Vec<(&PathBuf, Reader, Option<restart_file::Chunk>)> = Vec::new();
-    for path in &plan.files {
-        let r = Reader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (n, path) in plan.files.iter().enumerate() {
+        let r = Reader::open(path, &plan.arenas[n]).map_err(|e| format!("{}: {e}", path.display()))?;
         readers.push((path, r, None));
     }
     let mut buf = Vec::new();
@@ -442,7 +532,12 @@ pub fn save_on_core(core: &Core) {
     let written = (|| -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        let chunks = segments.iter().map(|s| (s.started, s.live_items, s.bytes));
+        let chunks = segments.iter().map(|s| restart_file::SegmentOut {
+            started: s.started,
+            live_items: s.live_items,
+            bytes: s.bytes,
+            slot: s.slot,
+        });
         restart_file::write(&mut f, &header, chunks, || started.elapsed() < state.file.save_timeout)?;
         f.sync_data()?;
         std::fs::rename(&tmp, &path)
@@ -469,11 +564,11 @@ pub fn finish_save(state: &State, cores: usize) {
     let complete = (0..cores).all(|c| shard_path(&state.file, c).exists());
     match failed {
         Some(why) => {
-            remove_saves(&state.file);
+            remove_saves(&state.file, true);
             eprintln!("warm restart: cache not saved to {given}: {why}; the next start will be empty");
         }
         None if !complete => {
-            remove_saves(&state.file);
+            remove_saves(&state.file, true);
             eprintln!("warm restart: cache not saved to {given}: a core did not save; the next start will be empty");
         }
         None => eprintln!(

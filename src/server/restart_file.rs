@@ -2,15 +2,20 @@
 //!
 //! ```text
 //! header   magic "MCRSWARM" | format version u32 | header length u32 | fields... | crc32 u32
-//! chunk    tag "SEG1" | length u32 | started u32 | live items u32 | crc32 u32 | segment bytes
+//! chunk    tag "SEG1" | length u32 | started u32 | live items u32 | 0 u32 | crc32 u32 | segment bytes
+//!     or   tag "SEGA" | length u32 | started u32 | live items u32 | slot u32 | crc32 u32
 //! ...      (one chunk per segment, oldest first)
-//! end      tag "END1" | 0 u32 | segments u32 | items u32 | crc32 u32
+//! end      tag "END1" | 0 u32 | segments u32 | items u32 | 0 u32 | crc32 u32
 //! ```
 //! Little-endian throughout. Each crc32 covers its chunk's header fields and bytes, so
 //! a torn or overwritten chunk is found; a missing end chunk is a truncated file. The
-//! segment bytes are the store's own records (`store::item`), written as they sit in
-//! memory: one large sequential write per segment on save, one read straight into a
-//! new segment on load.
+//! segment bytes are the store's own records (`store::item`), as they sit in memory:
+//! - "SEGA": the segment lives in the shard's arena file (`<file>.arena`, a tmpfs file
+//!   mapped shared, see `store::segment::Arena`) at `slot * segment size`; its bytes
+//!   are already there, the save writes only this header, and the load maps them again.
+//! - "SEG1": the bytes follow (segments on the heap: no arena, or a full tmpfs), one
+//!   large sequential write per segment on save, one read straight into a new segment
+//!   on load.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,12 +24,13 @@ use std::path::Path;
 pub const MAGIC: [u8; 8] = *b"MCRSWARM";
 /// Bumped whenever anything this file holds changes meaning: a file of another
 /// version is refused (the cache starts empty), never reinterpreted.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The record layout of `store::item`; bumped with it.
 pub const ITEM_LAYOUT: u32 = 2;
 const SEG_TAG: u32 = u32::from_le_bytes(*b"SEG1");
+const ARENA_TAG: u32 = u32::from_le_bytes(*b"SEGA");
 const END_TAG: u32 = u32::from_le_bytes(*b"END1");
-const CHUNK_HEADER: usize = 20;
+const CHUNK_HEADER: usize = 24;
 /// Bytes of the header after magic, version and length, before the crc.
 const HEADER_FIELDS: usize = 4 + 8 * 3 + 4 * 2 + 8 * 2 + 8 + 4 + 8 * 2 + 4 * 2 + 8 * 4 + 4 + 8 * 2;
 
@@ -216,43 +222,58 @@ impl Header {
     }
 }
 
-fn chunk_header(tag: u32, len: u32, a: u32, b: u32, bytes: &[u8]) -> [u8; CHUNK_HEADER] {
+fn chunk_header(tag: u32, len: u32, a: u32, b: u32, c: u32, bytes: &[u8]) -> [u8; CHUNK_HEADER] {
     let mut h = [0u8; CHUNK_HEADER];
     h[0..4].copy_from_slice(&tag.to_le_bytes());
     h[4..8].copy_from_slice(&len.to_le_bytes());
     h[8..12].copy_from_slice(&a.to_le_bytes());
     h[12..16].copy_from_slice(&b.to_le_bytes());
+    h[16..20].copy_from_slice(&c.to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&h[..16]);
+    crc.update(&h[..20]);
     crc.update(bytes);
-    h[16..20].copy_from_slice(&crc.finalize().to_le_bytes());
+    h[20..24].copy_from_slice(&crc.finalize().to_le_bytes());
     h
 }
 
-/// Writes a shard file: the header, then each segment `(bytes, started, live items)`
-/// as a chunk, then the end mark. `go_on` is asked before each chunk; false stops the
-/// write with `TimedOut` (a save has a deadline). The caller syncs and renames.
-pub fn write(
+/// One segment as `write` takes it.
+pub struct SegmentOut<'a> {
+    pub started: u32,
+    pub live_items: u32,
+    pub bytes: &'a [u8],
+    /// In the arena at this slot: only the chunk header is written.
+    pub slot: Option<u32>,
+}
+
+/// Writes a shard file: the header, then each segment as a chunk, then the end mark.
+/// `go_on` is asked before each chunk; false stops the write with `TimedOut` (a save
+/// has a deadline). The caller syncs and renames.
+pub fn write<'a>(
     out: &mut File,
     header: &Header,
-    segments: impl Iterator<Item = (u32, u32, impl AsRef<[u8]>)>,
+    segments: impl Iterator<Item = SegmentOut<'a>>,
     mut go_on: impl FnMut() -> bool,
 ) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(64 << 10, out);
     w.write_all(&header.encode())?;
     let (mut n, mut items) = (0u32, 0u32);
-    for (started, live, bytes) in segments {
+    for s in segments {
         if !go_on() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "took too long"));
         }
-        let bytes = bytes.as_ref();
-        w.write_all(&chunk_header(SEG_TAG, bytes.len() as u32, started, live, bytes))?;
-        // Larger than the buffer: goes to the file in one write.
-        w.write_all(bytes)?;
+        let len = s.bytes.len() as u32;
+        match s.slot {
+            Some(slot) => w.write_all(&chunk_header(ARENA_TAG, len, s.started, s.live_items, slot, s.bytes))?,
+            None => {
+                w.write_all(&chunk_header(SEG_TAG, len, s.started, s.live_items, 0, s.bytes))?;
+                // Larger than the buffer: goes to the file in one write.
+                w.write_all(s.bytes)?;
+            }
+        }
         n += 1;
-        items = items.wrapping_add(live);
+        items = items.wrapping_add(s.live_items);
     }
-    w.write_all(&chunk_header(END_TAG, 0, n, items, &[]))?;
+    w.write_all(&chunk_header(END_TAG, 0, n, items, 0, &[]))?;
     w.flush()
 }
 
@@ -262,6 +283,8 @@ pub struct Chunk {
     pub len: u32,
     pub started: u32,
     pub live_items: u32,
+    /// Its bytes are in the arena at this slot (else they follow in the file).
+    pub slot: Option<u32>,
     crc: u32,
     /// Its place in the file, from 0.
     pub number: u32,
@@ -274,13 +297,17 @@ pub struct Reader {
     next: u32,
     /// Set once the end mark is read.
     pub done: bool,
+    /// The arena file, for reading "SEGA" chunks' bytes (opened when first needed).
+    arena_path: std::path::PathBuf,
+    arena: Option<File>,
 }
 
 impl Reader {
-    pub fn open(path: &Path) -> Result<Reader, FileError> {
+    /// `arena`: where the file's "SEGA" chunks' bytes are.
+    pub fn open(path: &Path, arena: &Path) -> Result<Reader, FileError> {
         let mut r = BufReader::with_capacity(64 << 10, File::open(path)?);
         let header = Header::read(&mut r)?;
-        Ok(Reader { r, header, next: 0, done: false })
+        Ok(Reader { r, header, next: 0, done: false, arena_path: arena.to_path_buf(), arena: None })
     }
 
     /// The next segment, or None at the (checked) end mark.
@@ -291,15 +318,16 @@ impl Reader {
         let mut h = [0u8; CHUNK_HEADER];
         self.r.read_exact(&mut h)?;
         let mut g = Get(&h);
-        let (tag, len, a, b, crc) = (g.u32(), g.u32(), g.u32(), g.u32(), g.u32());
+        let (tag, len, a, b, c, crc) = (g.u32(), g.u32(), g.u32(), g.u32(), g.u32(), g.u32());
         let number = self.next;
         self.next += 1;
         match tag {
-            SEG_TAG if (len as u64) <= self.header.segment_size => {
-                Ok(Some(Chunk { len, started: a, live_items: b, crc, number }))
+            SEG_TAG | ARENA_TAG if (len as u64) <= self.header.segment_size && (tag == ARENA_TAG || c == 0) => {
+                let slot = (tag == ARENA_TAG).then_some(c);
+                Ok(Some(Chunk { len, started: a, live_items: b, slot, crc, number }))
             }
             END_TAG if len == 0 => {
-                if chunk_header(END_TAG, 0, a, b, &[]) != h {
+                if chunk_header(END_TAG, 0, a, b, c, &[]) != h {
                     return Err(FileError::Checksum(Some(number)));
                 }
                 if a != number {
@@ -314,17 +342,25 @@ impl Reader {
 
     /// Reads `chunk`'s bytes into `buf` (its length) and checks them.
     pub fn read_into(&mut self, chunk: &Chunk, buf: &mut [u8]) -> Result<(), FileError> {
-        self.r.read_exact(buf)?;
-        let expect = chunk_header(SEG_TAG, chunk.len, chunk.started, chunk.live_items, buf);
-        if u32::from_le_bytes(expect[16..20].try_into().unwrap_or_default()) != chunk.crc {
-            return Err(FileError::Checksum(Some(chunk.number)));
+        match chunk.slot {
+            None => self.r.read_exact(buf)?,
+            Some(slot) => {
+                use std::os::unix::fs::FileExt;
+                if self.arena.is_none() {
+                    self.arena = Some(File::open(&self.arena_path)?);
+                }
+                let at = slot as u64 * self.header.segment_size;
+                self.arena.as_ref().map_or(Ok(()), |f| f.read_exact_at(buf, at))?;
+            }
         }
-        Ok(())
+        check(chunk, buf)
     }
 
     /// Skips `chunk`'s bytes unread.
     pub fn skip(&mut self, chunk: &Chunk) -> Result<(), FileError> {
-        self.r.seek_relative(chunk.len as i64)?;
+        if chunk.slot.is_none() {
+            self.r.seek_relative(chunk.len as i64)?;
+        }
         Ok(())
     }
 
@@ -336,6 +372,17 @@ impl Reader {
         self.done = false;
         Ok(())
     }
+}
+
+/// Checks `bytes` against `chunk`'s crc (a "SEGA" chunk's bytes are checked where
+/// they lie, in the arena).
+pub fn check(chunk: &Chunk, bytes: &[u8]) -> Result<(), FileError> {
+    let tag = if chunk.slot.is_some() { ARENA_TAG } else { SEG_TAG };
+    let expect = chunk_header(tag, chunk.len, chunk.started, chunk.live_items, chunk.slot.unwrap_or(0), bytes);
+    if u32::from_le_bytes(expect[20..24].try_into().unwrap_or_default()) != chunk.crc {
+        return Err(FileError::Checksum(Some(chunk.number)));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -365,14 +412,23 @@ mod tests {
         }
     }
 
+    /// Two segments written out, and a third in the arena file at slot 2.
     fn saved(path: &Path) {
         let mut f = File::create(path).unwrap();
-        let segs = vec![(10u32, 2u32, vec![1u8; 10]), (11, 3, vec![2u8; 20])];
-        write(&mut f, &header(), segs.into_iter(), || true).unwrap();
+        let (a, b, c) = (vec![1u8; 10], vec![2u8; 20], vec![3u8; 30]);
+        let arena = vec![0u8; 2 << 20].into_iter().chain(c.iter().copied()).collect::<Vec<u8>>();
+        std::fs::write(arena_of(path), arena).unwrap();
+        let segs = [(10u32, 2u32, &a, None), (11, 3, &b, None), (12, 4, &c, Some(2))];
+        let segs = segs.into_iter().map(|(started, live_items, bytes, slot)| SegmentOut { started, live_items, bytes, slot });
+        write(&mut f, &header(), segs, || true).unwrap();
+    }
+
+    fn arena_of(path: &Path) -> std::path::PathBuf {
+        path.with_extension("arena")
     }
 
     fn read_all(path: &Path) -> Result<Vec<Vec<u8>>, FileError> {
-        let mut r = Reader::open(path)?;
+        let mut r = Reader::open(path, &arena_of(path))?;
         let mut out = Vec::new();
         while let Some(c) = r.next_chunk()? {
             let mut buf = vec![0u8; c.len as usize];
@@ -387,9 +443,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         saved(&path);
-        let r = Reader::open(&path).unwrap();
+        let r = Reader::open(&path, &arena_of(&path)).unwrap();
         assert_eq!(r.header, header());
-        assert_eq!(read_all(&path).unwrap(), vec![vec![1u8; 10], vec![2u8; 20]]);
+        assert_eq!(read_all(&path).unwrap(), vec![vec![1u8; 10], vec![2u8; 20], vec![3u8; 30]]);
+        // A byte of the arena's segment changed: refused.
+        let arena = std::fs::read(arena_of(&path)).unwrap();
+        let mut bad = arena.clone();
+        bad[(2 << 20) + 5] = 9;
+        std::fs::write(arena_of(&path), &bad).unwrap();
+        assert!(matches!(read_all(&path), Err(FileError::Checksum(Some(2)))));
+        std::fs::write(arena_of(&path), &arena).unwrap();
         let good = std::fs::read(&path).unwrap();
         // Truncated anywhere: refused.
         for cut in [0, 10, 100, good.len() - 30, good.len() - 1] {
@@ -405,9 +468,9 @@ mod tests {
             assert!(read_all(&path).is_err(), "flip at {at} went unnoticed");
         }
         let mut other = good.clone();
-        other[8..12].copy_from_slice(&2u32.to_le_bytes());
+        other[8..12].copy_from_slice(&3u32.to_le_bytes());
         std::fs::write(&path, &other).unwrap();
         let e = read_all(&path).unwrap_err();
-        assert_eq!(e.to_string(), "written in cache file format 2, this build reads format 1");
+        assert_eq!(e.to_string(), "written in cache file format 3, this build reads format 2");
     }
 }

@@ -17,7 +17,11 @@
 
 use super::index::Loc;
 use super::item::{self, DEAD, FETCHED, READS};
+use super::segment::Arena;
 use super::Shard;
+
+/// Records `adopt_segment` queues before `finish_adopting` indexes them.
+const ADOPT_BATCH: usize = 512 << 10;
 
 /// One segment as saved: its records, and its age.
 pub struct SavedSegment<'a> {
@@ -26,6 +30,8 @@ pub struct SavedSegment<'a> {
     /// When it last became the write head (server clock).
     pub started: u32,
     pub live_items: u32,
+    /// Its slot in the shard's arena (its bytes stay there across the restart), if any.
+    pub slot: Option<u32>,
 }
 
 /// A saved record decoded, for loading one item at a time.
@@ -126,6 +132,7 @@ impl Shard {
                 bytes: &seg.data[..seg.write_off as usize],
                 started: seg.started,
                 live_items: seg.live_items,
+                slot: seg.data.in_arena().then_some(s),
             })
         })
     }
@@ -140,7 +147,37 @@ impl Shard {
     pub fn clear(&mut self) {
         let mut fresh = Shard::new(self.config.clone());
         fresh.classes = self.classes.fresh();
+        fresh.pool.arena = self.pool.arena.take();
+        if let Some(a) = &fresh.pool.arena {
+            a.give_back_except(&[]);
+        }
         std::mem::swap(self, &mut fresh);
+    }
+
+    /// Segments live in `file` (a tmpfs file, mapped shared: see `segment::Arena`) from
+    /// now on, `slots` of them at most; with `keep` its contents stay for a load to
+    /// adopt. Only before anything is stored.
+    pub fn use_arena(&mut self, file: std::fs::File, slots: usize, keep: bool) -> std::io::Result<()> {
+        debug_assert_eq!(self.pool.allocated, 0);
+        self.pool.arena = Some(Arena::map(file, self.pool.seg_size, slots, keep)?);
+        Ok(())
+    }
+
+    /// Arena slots this shard may use at its memory limit (at least `at_least`).
+    pub fn arena_slots(&self, at_least: usize) -> usize {
+        let segs = self.config.memory_limit / self.pool.seg_size + 4;
+        segs.max(at_least).min(super::index::MAX_SEGMENTS)
+    }
+
+    /// After a load from the arena: the pages of slots no segment took go back.
+    pub fn give_back_unused_slots(&self) {
+        if let Some(a) = &self.pool.arena {
+            let mut used: Vec<u32> = (0..self.pool.segs.len() as u32)
+                .filter(|&s| self.pool.segs[s as usize].data.in_arena())
+                .collect();
+            used.sort_unstable();
+            a.give_back_except(&used);
+        }
     }
 
     /// The highest CAS unique this shard has given out (0: none).
@@ -167,13 +204,15 @@ impl Shard {
         let want = (self.index.len() + items) * 1000 / 850 + 1;
         if want > self.index.slots() {
             self.index.resize(want);
+            self.index.prepare_bulk_load();
         }
     }
 
     /// After an `Err` the shard is as it was before the call.
     ///
     /// Takes a saved segment whole: `fill` writes its `len` bytes into a new segment
-    /// (the caller reads them from the file straight into it and checks them); records
+    /// (the caller reads them from the file straight into it and checks them), or with
+    /// `slot` the bytes are already in that arena slot and `fill` only checks them; records
     /// are then indexed, their exptimes moved by `delta` (see `shift_exptime`). Items
     /// expired by `now`, flushed ones (CAS below `flushed_below`), dead ones and those
     /// `keep` refuses (by key) are marked dead.
@@ -182,6 +221,7 @@ impl Shard {
     pub fn adopt_segment<E>(
         &mut self,
         len: usize,
+        slot: Option<u32>,
         started: u32,
         delta: i64,
         now: u32,
@@ -192,23 +232,31 @@ impl Shard {
         if len > self.pool.seg_size {
             return Some(Err(AdoptError::Corrupt(Corrupt { offset: 0 })));
         }
-        let id = self.pool.allocate()?;
+        let id = match slot {
+            Some(slot) => match self.pool.adopt_slot(slot, len) {
+                Some(id) => id,
+                None => return Some(Err(AdoptError::Corrupt(Corrupt { offset: 0 }))),
+            },
+            None => self.pool.allocate()?,
+        };
         if let Err(e) = fill(&mut self.pool.segs[id as usize].data[..len]) {
             self.pool.release(id);
             return Some(Err(AdoptError::Fill(e)));
         }
         let mut got = Adopted::default();
-        // First pass: check every record, move exptimes, drop what is not kept, hash the
-        // rest. Nothing is indexed yet, so a corrupt record leaves the shard as it was.
-        let mut todo = std::mem::take(&mut self.adopting);
-        todo.clear();
+        // One pass: check each record, move its exptime, drop what is not kept, count the
+        // rest and queue it for the index (which `index_adopted` fills in batches). A
+        // corrupt record undoes the counting, so the shard is left as it was.
+        let queued = self.adopting.len();
+        let mut last_class = ((usize::MAX, 0usize, false), (0usize, 0u64));
         let mut off = 0usize;
         while off < len {
             let seg = &mut self.pool.segs[id as usize];
             let h = match checked_header(&seg.data[off..len], off) {
                 Ok(h) => h,
                 Err(c) => {
-                    self.adopting = todo;
+                    self.uncount_adopted(id, off);
+                    self.adopting.truncate(queued);
                     self.pool.release(id);
                     return Some(Err(AdoptError::Corrupt(c)));
                 }
@@ -234,45 +282,123 @@ impl Shard {
             if let Some(e) = h.exptime_off() {
                 seg.data[at + e..at + e + 4].copy_from_slice(&exptime.to_le_bytes());
             }
-            todo.push((hash, at as u32));
-        }
-        // Second pass: index them, each home slot prefetched a few records ahead so the
-        // cache misses of a large index overlap (a load is mostly these misses).
-        const AHEAD: usize = 8;
-        for j in 0..todo.len() {
-            if let Some(&(hash, _)) = todo.get(j + AHEAD) {
-                self.index.prefetch_home(hash);
-            }
-            let (hash, at) = todo[j];
-            let loc = Loc { seg: id, off: at };
-            let h = item::parse(&self.pool.segs[id as usize].data[at as usize..]);
-            let seg = &mut self.pool.segs[id as usize];
             seg.live_bytes += h.total_len() as u32;
             seg.live_items += 1;
-            seg.note_exptime(h.exptime);
+            seg.note_exptime(exptime);
             seg.note_cas(h.cas);
-            let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+            // Records of one load mostly repeat their sizes: the class lookup is cached.
+            let shape = (h.key_len, h.value_len, h.flags != 0);
+            if last_class.0 != shape {
+                last_class = (shape, self.classes.of(h.key_len, h.value_len, h.flags));
+            }
+            let (class, size) = last_class.1;
             seg.classes |= 1 << class;
             self.classes.added(class, size);
             self.c.bytes += h.total_len() as u64;
-            if let Some(n) = self.index.wants_growth() {
-                self.index.resize(n);
+            // The index reads only a hash's top bits (its tag): the low half carries
+            // the segment number until then.
+            self.adopting.push((hash & !0xffff_ffff | id as u64, at as u32));
+            got.items += 1;
+        }
+        self.place_adopted(id, len, started);
+        if self.adopting.len() >= ADOPT_BATCH {
+            self.index_adopted();
+        }
+        Some(Ok(got))
+    }
+
+    /// Takes back what `adopt_segment` counted of segment `id`'s records before `upto`
+    /// (the live ones: those it did not mark dead).
+    fn uncount_adopted(&mut self, id: u32, upto: usize) {
+        let mut off = 0usize;
+        while off < upto {
+            let h = item::parse(&self.pool.segs[id as usize].data[off..]);
+            if !h.is_dead() {
+                let (class, size) = self.classes.of(h.key_len, h.value_len, h.flags);
+                self.classes.removed(class, size);
+                self.c.bytes -= h.total_len() as u64;
             }
-            let at = at as usize;
-            let older = self.find(&self.pool.segs[id as usize].data[at + h.key_off..at + h.value_off()], hash);
-            match older {
-                // An older record of the same key (in an earlier segment): the later wins.
-                Some((slot, old, old_h)) => {
+            off += h.total_len();
+        }
+    }
+
+    /// Indexes the records `adopt_segment` queued, and frees the queue: a load calls
+    /// it after its last segment (until then those items are counted but not found).
+    pub fn finish_adopting(&mut self) {
+        self.index_adopted();
+        self.adopting = Vec::new();
+    }
+
+    /// Why batches, sorted: a load inserts millions of keys into a table of hundreds of
+    /// MB at random places, and each insert missed the CPU caches and the TLB (on a VM
+    /// a page walk is slow: it was most of a load's time). Sorted by the hash's top
+    /// bits, a batch's inserts go through the table in address order, a few KB at a
+    /// time, and only a tag that matches reads a record. The queue and its sorted copy
+    /// (at most 16 MB, outside the memory limit) live only while a load runs.
+    fn index_adopted(&mut self) {
+        let mut todo = std::mem::take(&mut self.adopting);
+        let n = todo.len();
+        if n == 0 {
+            self.adopting = todo;
+            return;
+        }
+        let need = (self.index.len() + n) * 1000 / 850 + 1;
+        if need > self.index.slots() {
+            self.index.resize(need);
+        }
+        // A stable counting sort on the top 12 bits, into the queue's second half: keys
+        // seen twice (a save never holds them, a file might) stay in write order, so
+        // the later one wins.
+        const BUCKETS: usize = 1 << 12;
+        let mut start = [0usize; BUCKETS + 1];
+        for &(hash, _) in &todo {
+            start[(hash >> 52) as usize + 1] += 1;
+        }
+        for b in 0..BUCKETS {
+            start[b + 1] += start[b];
+        }
+        todo.resize(2 * n, (0, 0));
+        let (queued, sorted) = todo.split_at_mut(n);
+        for &(hash, at) in queued.iter() {
+            let b = (hash >> 52) as usize;
+            sorted[start[b]] = (hash, at);
+            start[b] += 1;
+        }
+        // Each insert still misses the cache once (a batch has fewer entries than the
+        // table has lines): its slot is asked for this far ahead, so the misses overlap.
+        const AHEAD: usize = 32;
+        for j in 0..n {
+            if let Some(&(next, _)) = sorted.get(j + AHEAD) {
+                self.index.prefetch_home(next);
+            }
+            let (hash, at) = sorted[j];
+            let loc = Loc { seg: (hash & 0xffff_ffff) as u32, off: at };
+            let hash = hash & !0xffff_ffff;
+            let segs = &self.pool.segs;
+            let key_of = |l: Loc| {
+                let rec = &segs[l.seg as usize].data[l.off as usize..];
+                let h = item::parse(rec);
+                (&rec[h.key_off..h.value_off()], h)
+            };
+            let mut older = None;
+            let slot = self.index.find(hash, |old| {
+                let (k, h) = key_of(old);
+                let same = k == key_of(loc).0;
+                if same {
+                    older = Some((old, h));
+                }
+                same
+            });
+            match (slot, older) {
+                (Some(slot), Some((old, old_h))) => {
                     self.mark_dead(old, old_h);
                     self.index.set_loc(slot, loc);
                 }
-                None => self.index.insert(hash, loc),
+                _ => self.index.insert(hash, loc),
             }
-            got.items += 1;
         }
+        todo.clear();
         self.adopting = todo;
-        self.place_adopted(id, len, started);
-        Some(Ok(got))
     }
 
     /// An adopted segment, indexed up to `len`, joins the pool: as the write head (what
@@ -342,7 +468,7 @@ mod tests {
         let mut total = Adopted::default();
         for (started, bytes) in segs {
             let got = t
-                .adopt_segment(bytes.len(), *started, delta, now, 0, |buf: &mut [u8]| -> Result<(), ()> {
+                .adopt_segment(bytes.len(), None, *started, delta, now, 0, |buf: &mut [u8]| -> Result<(), ()> {
                     buf.copy_from_slice(bytes);
                     Ok(())
                 }, |_| true)
@@ -351,6 +477,7 @@ mod tests {
             total.items += got.items;
             total.expired += got.expired;
         }
+        t.finish_adopting();
         total
     }
 
@@ -396,20 +523,22 @@ mod tests {
         let mut t = Shard::with_segment_size(config(1 << 20, 4096, true), 4096);
         let mut bad = segs[0].1.clone();
         bad[1] = 0; // a key length of 0
-        let r = t.adopt_segment(bad.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+        let r = t.adopt_segment(bad.len(), None, 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
             b.copy_from_slice(&bad);
             Ok(())
         }, |_| true);
         assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
         let mut cut = segs[0].1.clone();
         cut.truncate(cut.len() - 2); // the last record runs past the end
-        let r = t.adopt_segment(cut.len(), 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
+        let r = t.adopt_segment(cut.len(), None, 1, 0, 1, 0, |b: &mut [u8]| -> Result<(), ()> {
             b.copy_from_slice(&cut);
             Ok(())
         }, |_| true);
         assert!(matches!(r, Some(Err(AdoptError::Corrupt(_)))));
         assert_eq!(t.stats().curr_items, 0);
         assert_eq!(t.stats().segments, 0);
+        assert_eq!(t.stats().bytes, 0, "what was counted before the bad record is taken back");
+        assert!(t.class_stats().iter().all(|c| c.number == 0));
         t.check_invariants();
         assert!(saved_records(&bad).any(|r| r.is_err()));
     }
