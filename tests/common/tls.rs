@@ -110,6 +110,25 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// The `pid` a plain `stats` on `port` reports, or None on any failure (a reset, a
+/// timeout, not memcached): never a panic, so a port collision is a retry.
+fn probe_pid(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"stats\r\n").ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while find(&got, b"END\r\n").is_none() {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    text.lines().find_map(|l| l.strip_prefix("STAT pid ").map(|p| p.trim().to_string()))
+}
+
 impl TlsServer {
     /// `-Z -o <cert options>,<extra_opts> -t <threads>` plus `extra`.
     pub fn start(files: &Files, threads: &str, extra_opts: &str, extra: &[&str]) -> TlsServer {
@@ -138,8 +157,10 @@ impl TlsServer {
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", plain_port)).is_ok() {
-                    let pid = server.plain().stats("").get("pid").cloned();
-                    if pid == Some(server.child.id().to_string()) {
+                    // The port was free when chosen, not reserved: a parallel test's
+                    // server (even its TLS port, which resets a plain `stats`) may hold
+                    // it. Only our own pid on it counts; anything else is a retry.
+                    if probe_pid(plain_port) == Some(server.child.id().to_string()) {
                         return server;
                     }
                     break;
