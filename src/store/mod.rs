@@ -74,29 +74,6 @@ pub enum Rewrite<T> {
     NoMemory,
 }
 
-/// Counters memcached reports, for this shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    pub curr_items: u64,
-    pub total_items: u64,
-    /// Bytes held by live items.
-    pub bytes: u64,
-    pub evictions: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub evicted_unfetched: u64,
-    pub get_expired: u64,
-    pub get_flushed: u64,
-    pub limit_maxbytes: u64,
-    /// Bytes of memory the shard holds now (segments + index).
-    pub allocated: u64,
-    /// Segments holding memory (memcached's slab pages, in `stats slabs`).
-    pub segments: u64,
-    /// Server time the oldest live segment was started (the LRU tail's age in
-    /// `stats items` is now minus this); None when nothing is stored.
-    pub oldest_write: Option<u32>,
-}
-
 mod classes;
 mod eviction;
 mod index;
@@ -110,6 +87,7 @@ mod prefetch;
 mod rewrite;
 mod segment;
 mod stats;
+pub use stats::StoreStats;
 #[cfg(test)]
 mod tests;
 
@@ -399,34 +377,6 @@ impl Shard {
     /// that checks its clock between small steps. Returns how many items it dropped.
     pub fn reclaim_slice(&mut self, now: u32, budget: usize, max_scan: usize) -> usize {
         self.reclaim_step(now, RECLAIM_LAG, budget, max_scan)
-    }
-
-    pub fn stats(&self) -> StoreStats {
-        StoreStats {
-            curr_items: self.index.len() as u64,
-            total_items: self.c.total_items,
-            bytes: self.c.bytes,
-            evictions: self.c.evictions,
-            reclaimed: self.c.reclaimed,
-            expired_unfetched: self.c.expired_unfetched,
-            evicted_unfetched: self.c.evicted_unfetched,
-            get_expired: self.c.get_expired,
-            get_flushed: self.c.get_flushed,
-            limit_maxbytes: self.config.memory_limit as u64,
-            allocated: (self.pool.bytes() + self.index.bytes()) as u64,
-            segments: self.pool.allocated as u64,
-            oldest_write: self.oldest_write(),
-        }
-    }
-
-    /// `stats reset`: the counters memcached resets (not the gauges).
-    pub fn reset_stats(&mut self) {
-        self.classes.reset();
-        let bytes = self.c.bytes;
-        self.c = Counters {
-            bytes,
-            ..Counters::default()
-        };
     }
 
     // ---- internals shared by the operations ----
