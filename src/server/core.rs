@@ -146,15 +146,20 @@ impl Core {
             return self.execute_watched(request, cfd, out);
         }
         let mut shard = self.shard.borrow_mut();
-        let mut ctx = Ctx {
-            shard: &mut shard,
+        let mut ctx = self.ctx(&mut shard);
+        let outcome = commands::execute(&mut ctx, request);
+        protocol::encode(request, &outcome, out);
+    }
+
+    /// What a command runs against on this core: its shard, clock and counters.
+    fn ctx<'a>(&'a self, shard: &'a mut Shard) -> Ctx<'a> {
+        Ctx {
+            shard,
             now: self.now(),
             unix_at_zero: self.shared.clock.unix_at_zero(),
             counters: &self.stats().commands,
             cas_enabled: self.shared.config.cas_enabled,
-        };
-        let outcome = commands::execute(&mut ctx, request);
-        protocol::encode(request, &outcome, out);
+        }
     }
 
     /// [`Core::execute_for`] while someone watches: the request's `watch` lines too.
@@ -163,13 +168,7 @@ impl Core {
         let mut shard = self.shard.borrow_mut();
         let before = shard.peek_item(request.key, self.now());
         let gone_before = shard.stats();
-        let mut ctx = Ctx {
-            shard: &mut shard,
-            now: self.now(),
-            unix_at_zero: self.shared.clock.unix_at_zero(),
-            counters: &self.stats().commands,
-            cas_enabled: self.shared.config.cas_enabled,
-        };
+        let mut ctx = self.ctx(&mut shard);
         let outcome = commands::execute(&mut ctx, request);
         protocol::encode(request, &outcome, out);
         let status = keyed::store_status(&outcome);
