@@ -65,28 +65,10 @@ fn client_that_never_reads_is_throttled() {
     let mut hogs = Vec::new();
     for (request, replies_per_request) in [(single, 8u64), (multi, 3200)] {
         let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("hog connects");
-        hog.set_nonblocking(true).expect("nonblocking");
-        let (mut sent, mut blocked_since) = (0u64, None::<Instant>);
-        let deadline = Instant::now() + Duration::from_secs(10);
         // Write until the server has stopped reading for a second.
-        while Instant::now() < deadline {
-            match (&hog).write(&request) {
-                Ok(n) => {
-                    sent += n as u64;
-                    blocked_since = None;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    let since = *blocked_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > Duration::from_secs(1) {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("hog write: {e}"),
-            }
-        }
+        let (sent, blocked) = write_until_unread(&hog, &request, Duration::from_secs(1));
         assert!(
-            blocked_since.is_some(),
+            blocked,
             "the server kept reading from a client that never reads"
         );
         owed_bytes += sent / request.len() as u64 * replies_per_request * value.len() as u64;
@@ -120,6 +102,32 @@ fn client_that_never_reads_is_throttled() {
     assert_serving(&server, "after-hogs");
 }
 
+/// Writes `request` over and over on a client that never reads, until the server has
+/// taken nothing for `quiet` (or 10 s pass). Returns the bytes it took and whether it
+/// stopped taking them.
+fn write_until_unread(hog: &TcpStream, request: &[u8], quiet: Duration) -> (u64, bool) {
+    hog.set_nonblocking(true).expect("nonblocking");
+    let (mut sent, mut blocked_since) = (0u64, None::<Instant>);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match (&*hog).write(request) {
+            Ok(n) => {
+                sent += n as u64;
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > quiet {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("hog write: {e}"),
+        }
+    }
+    (sent, blocked_since.is_some())
+}
+
 /// Client sockets are read into one ring of 256 x 4 KiB receive buffers per core
 /// (vendor/glommio PATCHES.md, patch 10). Clients that send and never read stop their
 /// connection's task (its reply cannot go out) while the kernel keeps filling buffers
@@ -135,26 +143,7 @@ fn never_reading_clients_cannot_take_every_receive_buffer() {
     let mut hogs = Vec::new();
     for _ in 0..24 {
         let hog = TcpStream::connect(("127.0.0.1", server.port)).expect("hog connects");
-        hog.set_nonblocking(true).expect("nonblocking");
-        let mut sent = 0u64;
-        let mut blocked_since = None::<Instant>;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            match (&hog).write(&request) {
-                Ok(n) => {
-                    sent += n as u64;
-                    blocked_since = None;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    let since = *blocked_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > Duration::from_millis(300) {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("hog write: {e}"),
-            }
-        }
+        let (sent, _) = write_until_unread(&hog, &request, Duration::from_millis(300));
         assert!(sent > 256 * 1024, "a hog got only {sent} bytes out");
         hogs.push(hog);
     }
