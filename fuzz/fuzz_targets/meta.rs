@@ -63,7 +63,7 @@ fuzz_target!(|input: Input| {
         assert!(consumed > 0 && consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
         if let Request::Keyed(keyed) = request {
             if let Form::Meta(m) = keyed.form {
-                assert!(m.flags().len() <= MAX_FLAGS);
+                assert!(m.flags().count() <= MAX_FLAGS);
                 assert!(m.opaque().map_or(0, <[u8]>::len) <= MAX_OPAQUE);
                 let mut decoded = [0u8; protocol::base64::MAX_DECODED];
                 let resolved = protocol::resolve_key(&keyed, &mut decoded);

@@ -31,14 +31,32 @@ const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long\r\n";
 const INVALID_OR_DUPLICATE: &[u8] = b"CLIENT_ERROR invalid or duplicate flag\r\n";
 const FLAGS_TOO_LONG: &[u8] = b"CLIENT_ERROR options flags too long\r\n";
 
-/// What a meta reply needs of its request: the flags in request order (each token's
-/// first character: return flags, and `T`/`N`, whose places decide what `t` shows),
-/// the opaque token, quiet mode, base64 key. Inline and `Copy`, so it travels with a
-/// forwarded request like the rest of the form.
+/// The flags whose place in a request matters: the return flags (written in request
+/// order) and `T`, `N`, `R` (their places decide what `t` shows and whether `R` sees
+/// `T`'s TTL). The other flags change no reply byte wherever they stand.
+const ORDERED: &[u8; 11] = b"stcflhOkTNR";
+
+/// Each character's place in [`ORDERED`] plus one (0: not there).
+const ORDER_OF: [u8; 128] = {
+    let mut of = [0u8; 128];
+    let mut i = 0;
+    while i < ORDERED.len() {
+        of[ORDERED[i] as usize] = i as u8 + 1;
+        i += 1;
+    }
+    of
+};
+
+/// What a meta reply needs of its request: the flags whose place matters
+/// ([`ORDERED`]) in request order, the opaque token, quiet mode, base64 key. Inline
+/// and `Copy`, so it travels with a forwarded request like the rest of the form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetaForm {
-    flags: [u8; MAX_FLAGS],
-    nflags: u8,
+    /// The ordered flags, four bits each from the lowest: their [`ORDER_OF`] numbers,
+    /// 0 after the last. Each appears at most once (memcached refuses a repeated flag),
+    /// so 44 bits hold them all. One integer built in a register, where a byte array
+    /// filled flag by flag made every later copy of the form wait for those stores.
+    order: u64,
     opaque: [u8; MAX_OPAQUE],
     /// Length of the opaque token (with its `O`); 0: none.
     opaque_len: u8,
@@ -62,8 +80,7 @@ impl Default for MetaForm {
 impl MetaForm {
     fn new() -> MetaForm {
         MetaForm {
-            flags: [0; MAX_FLAGS],
-            nflags: 0,
+            order: 0,
             opaque: [0; MAX_OPAQUE],
             opaque_len: 0,
             quiet: false,
@@ -73,9 +90,15 @@ impl MetaForm {
         }
     }
 
-    /// The first character of each flag, in request order.
-    pub fn flags(&self) -> &[u8] {
-        &self.flags[..self.nflags as usize]
+    /// The first character of each flag whose place matters ([`ORDERED`]), in
+    /// request order.
+    pub fn flags(&self) -> impl Iterator<Item = u8> + Clone {
+        let mut order = self.order;
+        std::iter::from_fn(move || {
+            let n = (order & 15) as usize;
+            order >>= 4;
+            (n != 0).then(|| ORDERED[n - 1])
+        })
     }
 
     /// The opaque token as sent (its `O` included), if any.
@@ -84,14 +107,14 @@ impl MetaForm {
     }
 
     fn position(&self, flag: u8) -> Option<usize> {
-        self.flags().iter().position(|&f| f == flag)
+        self.flags().position(|f| f == flag)
     }
 
     /// The exptime an item has at flag `pos` of the request (memcached applies `T` and,
     /// on an item the request created, `N` in request order as it writes the reply).
     pub fn exptime_at(&self, pos: usize, ttl: &MetaTtl) -> u32 {
         let mut exptime = ttl.before;
-        for &f in &self.flags()[..pos.min(self.nflags as usize)] {
+        for f in self.flags().take(pos) {
             match f {
                 b'T' => exptime = ttl.touch,
                 b'N' if ttl.created => exptime = ttl.vivify,
@@ -355,15 +378,21 @@ fn preparse(t: &Tokens<'_>, start: usize) -> Result<Flags, &'static [u8]> {
         delta: None,
         stale: false,
     };
-    let mut seen = [false; 127];
+    // The flags seen, one bit each from `@` (64) on: below it every character is an
+    // invalid flag, refused at its first appearance, so never repeated.
+    let mut seen = 0u64;
+    let (mut order, mut shift) = (0u64, 0);
     let mut error: Option<&'static [u8]> = None;
     for i in start..t.count {
         let token = t.get(i);
         let o = token[0];
-        if o >= 127 || seen[o as usize] {
+        let bit = 1u64 << (o & 63);
+        if o >= 127 || (o >= 64 && seen & bit != 0) {
             return Err(DUPLICATE_FLAG);
         }
-        seen[o as usize] = true;
+        if o >= 64 {
+            seen |= bit;
+        }
         let arg = &token[1..];
         let signed = |error: &mut Option<&'static [u8]>| match strtol(arg) {
             Some(v) => Some(v as i32),
@@ -421,12 +450,11 @@ fn preparse(t: &Tokens<'_>, start: usize) -> Result<Flags, &'static [u8]> {
             b'I' => f.stale = true,
             _ => return Err(INVALID_FLAG),
         }
-        let n = f.form.nflags as usize;
-        if n < MAX_FLAGS {
-            f.form.flags[n] = o;
-            f.form.nflags += 1;
-        }
+        // At most ORDERED's 11, each once: 44 bits.
+        order |= u64::from(ORDER_OF[o as usize]) << shift;
+        shift += if ORDER_OF[o as usize] != 0 { 4 } else { 0 };
     }
+    f.form.order = order;
     match error {
         Some(line) => Err(line),
         None => Ok(f),

@@ -43,7 +43,7 @@ pub fn outcome(request: &Keyed, m: &MetaForm, outcome: &Outcome, out: &mut Bytes
 /// an mg miss, an ma miss. `k` is the request's key (base64 again if sent so).
 fn status_line(word: &[u8], key: &[u8], m: &MetaForm, cas: Option<u64>, out: &mut BytesMut) {
     out.put_slice(word);
-    for &f in m.flags() {
+    for f in m.flags() {
         match f {
             b'O' => opaque(m, out),
             b'k' => key_flag(key, m.base64, out),
@@ -97,7 +97,7 @@ fn get_hit(key: &[u8], m: &MetaForm, hit: &MetaHit, out: &mut BytesMut) {
     } else {
         out.put_slice(b"HD");
     }
-    for (pos, &f) in m.flags().iter().enumerate() {
+    for (pos, f) in m.flags().enumerate() {
         match f {
             b's' => {
                 out.put_slice(b" s");
@@ -151,7 +151,7 @@ fn arith(key: &[u8], m: &MetaForm, n: &MetaNumber, out: &mut BytesMut) {
     } else {
         out.put_slice(b"HD");
     }
-    for (pos, &f) in m.flags().iter().enumerate() {
+    for (pos, f) in m.flags().enumerate() {
         match f {
             b'c' => {
                 out.put_slice(b" c");
