@@ -21,20 +21,24 @@ const CLASS: u32 = super::dump::CLASS;
 
 /// Runs a meta request (an `Op::Meta*`).
 pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
-    let m = match request.form {
+    let other;
+    let m = match &request.form {
         Form::Meta(m) => m,
-        _ => MetaForm::default(),
+        _ => {
+            other = MetaForm::default();
+            &other
+        }
     };
     let key = request.key;
     match request.op {
-        Op::MetaGet { touch, vivify, recache, bump } => get(ctx, key, &m, touch, vivify, recache, bump),
+        Op::MetaGet { touch, vivify, recache, bump } => get(ctx, key, m, touch, vivify, recache, bump),
         Op::MetaSet { mode, flags, exptime, compare, stale } => {
             let req = MetaStore { mode, flags, exptime: ctx.expiry(exptime.into()), compare, stale, key_binary: m.base64 };
             set(ctx, key, request.value, &req)
         }
         Op::MetaDelete { compare, stale, touch } => delete(ctx, key, compare, stale, touch),
         Op::MetaArith { incr, delta, compare, vivify, initial, touch } => {
-            arithmetic(ctx, key, &m, Arith { incr, delta, compare, vivify, initial, touch })
+            arithmetic(ctx, key, m, Arith { incr, delta, compare, vivify, initial, touch })
         }
         Op::MetaDebug => debug(ctx, key),
         _ => Outcome::Miss,
@@ -42,7 +46,8 @@ pub fn execute<'s>(ctx: &'s mut Ctx<'_>, request: &Keyed) -> Outcome<'s> {
 }
 
 /// The exptimes `T` and `N` give, on the server clock (0 when absent), and the one an
-/// item the request creates ends with (the later of the two among the flags).
+/// item the request creates ends with (the later of the two among the flags; only
+/// `N` creates one, so without it 0 and no walk over the flags).
 fn ttls(ctx: &Ctx<'_>, m: &MetaForm, touch: Option<i32>, vivify: Option<i32>) -> (MetaTtl, u32) {
     let ttl = MetaTtl {
         before: 0,
@@ -51,7 +56,7 @@ fn ttls(ctx: &Ctx<'_>, m: &MetaForm, touch: Option<i32>, vivify: Option<i32>) ->
         created: true,
         now: ctx.now,
     };
-    (ttl, m.exptime_at(usize::MAX, &ttl))
+    (ttl, if vivify.is_some() { m.exptime_at(usize::MAX, &ttl) } else { 0 })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -70,7 +75,7 @@ fn get<'s>(
         touch: touch.map(|_| ttl.touch),
         vivify: vivify.map(|_| created_exptime),
         recache: recache.map(|r| ctx.expiry(r.into())),
-        recache_after_touch: m.touch_before_recache(),
+        recache_after_touch: recache.is_some() && m.touch_before_recache(),
         bump,
     };
     let (now, cas_enabled) = (ctx.now, ctx.cas_enabled);

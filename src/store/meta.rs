@@ -121,6 +121,9 @@ impl Shard {
         // As memcached allocates a vivified item: no expiry, no token, until the flags apply.
         let (before_exptime, before_meta) = if created { (0, 0) } else { (h.exptime, h.meta) };
         let mut won = created;
+        // The header as the item now stands: `h` unless amended (a read mark changes
+        // no field the reply shows), so a plain mg parses it once.
+        let mut now_h = h;
         if !created {
             let exptime = plan.touch.unwrap_or(h.exptime);
             let token_sent = h.meta & META_TOKEN_SENT != 0;
@@ -132,12 +135,12 @@ impl Shard {
             let meta = if won { h.meta | META_TOKEN_SENT } else { h.meta };
             if exptime != h.exptime || meta != h.meta {
                 loc = self.amend(key, hash, loc, h, exptime, meta, h.cas, now).unwrap_or(loc);
+                now_h = self.header(loc);
             }
         }
         if plan.bump {
             self.mark_read(loc);
         }
-        let now_h = self.header(loc);
         let before = MetaItem {
             flags: h.flags,
             cas: now_h.cas,
