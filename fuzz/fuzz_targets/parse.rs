@@ -1,5 +1,6 @@
-//! The request parser never panics, never consumes more than it was given (nor
-//! nothing), and gives the same requests however the bytes are split into reads.
+//! The request parser (and the prefetch look-ahead) never panics, never consumes more
+//! than it was given (nor nothing), and gives the same requests however the bytes are
+//! split into reads.
 //!
 //! Input: one config byte (which `-I` to parse with, how to split), then the bytes a
 //! client sends. Each read is parsed the way `server/connection.rs` drives the parser:
@@ -10,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 use common::Step;
-use memcached_rs::protocol::{parse, Limits, Parsed, MAX_LINE_WITHOUT_NEWLINE};
+use memcached_rs::protocol::{lookahead, parse, Limits, Parsed, MAX_LINE_WITHOUT_NEWLINE};
 
 /// `-I` values: tiny ones make "object too large" (the swallow path) reachable.
 const ITEM_SIZE_MAX: [usize; 4] = [1 << 20, 1024, 100, 60];
@@ -45,6 +46,11 @@ fn drive<'a>(reads: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<Even
     let mut events = Vec::new();
     common::feed(reads, |pending| {
         let len = pending.len();
+        // The prefetch look-ahead never panics nor reads past what it was given.
+        if let Some(peeked) = lookahead::peek(pending) {
+            assert!(peeked.consumed > 0 && peeked.consumed <= len, "peek took {} of {len}", peeked.consumed);
+            peeked.keys.for_each(|key| assert!(!key.is_empty()));
+        }
         match parse(pending, limits) {
             Parsed::Incomplete { need } => {
                 assert!(

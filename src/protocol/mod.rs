@@ -9,6 +9,7 @@ pub mod base64;
 pub mod binary;
 pub mod binary_reply;
 mod keys;
+pub mod lookahead;
 pub mod meta;
 pub mod meta_reply;
 mod request;

@@ -16,7 +16,7 @@ use crate::commands::{self, dump, flush, stats, stats_slabs, CoreOp, Ctx, Execut
 use crate::observe::keyed;
 use crate::protocol::watch_lines::{GetStatus, FETCHERS, MUTATIONS};
 use crate::config::Config;
-use crate::protocol::{self, Form, Keyed, Limits, Op, Parsed, Request};
+use crate::protocol::{self, Form, Keyed, Limits, Op};
 use crate::store::Shard;
 
 /// Expired items one reclaim slice may drop, and records it may look at.
@@ -274,21 +274,17 @@ impl Core {
         let mut keys: [&'a [u8]; PREFETCH_GROUP] = [&b""[..]; PREFETCH_GROUP];
         let mut n = 0;
         while n < PREFETCH_GROUP {
-            let Parsed::Done { request, consumed } = protocol::parse(&input[at..], &self.limits) else {
+            // Not a full parse: each request is parsed when it runs (`protocol::lookahead`).
+            let Some(peeked) = protocol::lookahead::peek(&input[at..]) else {
                 break;
             };
-            let mut note = |key: &'a [u8]| {
+            for key in peeked.keys {
                 if n < PREFETCH_GROUP && self.router.owner(key) == self.id {
                     keys[n] = key;
                     n += 1;
                 }
-            };
-            match request {
-                Request::Multi { keys: ks, .. } => ks.for_each(&mut note),
-                Request::Keyed(Keyed { key, op: Op::Get { .. } | Op::MetaGet { .. }, .. }) => note(key),
-                _ => {}
             }
-            at += consumed;
+            at += peeked.consumed;
         }
         self.prefetch(keys[..n].iter().copied());
         at
