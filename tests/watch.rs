@@ -29,7 +29,7 @@ fn start_reference(threads: &str) -> Server {
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Commands whose lines are compared, each with its reply (the same on both servers).
+/// Classic commands whose lines are compared, each with its reply (the same on both servers).
 const SCRIPT: &[(&str, &str)] = &[
     ("get a\r\n", "END\r\n"),
     ("set a 1 0 3\r\nabc\r\n", "STORED\r\n"),
@@ -53,16 +53,68 @@ const SCRIPT: &[(&str, &str)] = &[
     ("get k%20/x\r\n", "VALUE k%20/x 0 1\r\ny\r\nEND\r\n"),
 ];
 
-/// Runs SCRIPT on a fresh server with a watcher of `kinds`; the watcher's lines.
-fn watch_lines(server: &Server, kinds: &str) -> Vec<String> {
+/// The meta commands' lookups and stores, with their replies (recorded from memcached
+/// 1.6.18). `*`: a reply of one line that differs between runs. (No expired or flushed
+/// item: whether memcached's lookup or its LRU maintainer meets it first is a race;
+/// SCRIPT has the flushed lookup.)
+const META_SCRIPT: &[(&str, &str)] = &[
+    ("mg a v\r\n", "EN\r\n"),
+    ("ms a 3\r\nabc\r\n", "HD\r\n"),
+    ("mg a v\r\n", "VA 3\r\nabc\r\n"),
+    ("mg a s f t\r\n", "HD s3 f0 t-1\r\n"),
+    ("mg a T30 v\r\n", "VA 3\r\nabc\r\n"),
+    ("mg zz q v\r\nmn\r\n", "MN\r\n"),
+    ("ms b 2 F5 T100\r\nhi\r\n", "HD\r\n"),
+    ("ms b 1 MA\r\nx\r\n", "HD\r\n"),
+    ("ms c 1 MP\r\nx\r\n", "NS\r\n"),
+    ("ms b 1 ME\r\nx\r\n", "NS\r\n"),
+    ("ms d 1 MR\r\nx\r\n", "NS\r\n"),
+    ("ms b 1 C1\r\nx\r\n", "EX\r\n"),
+    ("ms b 1 I\r\nx\r\n", "HD\r\n"),
+    ("ms f 1 MS C0\r\nx\r\n", "NF\r\n"),
+    ("ms big 300 T0\r\n", ""),
+    ("ms n 1\r\n5\r\n", "HD\r\n"),
+    ("ma n\r\n", "HD\r\n"),
+    ("ma n D3 MD v\r\n", "VA 1\r\n3\r\n"),
+    ("ma b\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+    ("ma nn\r\n", "NF\r\n"),
+    ("ma nn N0 J7 v\r\n", "VA 1\r\n7\r\n"),
+    ("ma n2 N0 J12345\r\n", "HD\r\n"),
+    ("md n\r\n", "HD\r\n"),
+    ("md n\r\n", "NF\r\n"),
+    ("md b I\r\n", "HD\r\n"),
+    ("mg b v\r\n", "VA 1 X W\r\nx\r\n"),
+    ("md b q\r\nmn\r\n", "MN\r\n"),
+    ("me zz\r\n", "EN\r\n"),
+    ("me a\r\n", "*"),
+    ("mg x N30 v\r\n", "VA 0 W\r\n\r\n"),
+    ("mg x N30 v\r\n", "VA 0 Z\r\n\r\n"),
+    ("ms bWVo 2 b\r\nhi\r\n", "HD\r\n"),
+    ("mg bWVo b v\r\n", "VA 2\r\nhi\r\n"),
+    ("md bWVo b\r\n", "HD\r\n"),
+    ("mg z E5 v\r\n", "CLIENT_ERROR invalid flag\r\n"),
+];
+
+/// Runs `script` on a fresh server with a watcher of `kinds`; the watcher's lines.
+fn watch_lines(server: &Server, kinds: &str, script: &[(&str, &str)]) -> Vec<String> {
     // The harness's start-up probe connection closes on its own time: let it, so its
     // conn_close is not watched.
     std::thread::sleep(Duration::from_millis(300));
     let mut watcher = server.client();
-    watcher.send(format!("watch {kinds}\r\n"));
+    watcher.send(if kinds.is_empty() { "watch\r\n".to_string() } else { format!("watch {kinds}\r\n") });
     watcher.expect("OK\r\n");
     let mut c = server.client();
-    for (send, reply) in SCRIPT {
+    for &(send, reply) in script {
+        if reply == "*" {
+            c.send(send);
+            c.read_line();
+            continue;
+        }
+        if send.starts_with("ms big") {
+            c.send(format!("{send}{}\r\n", "v".repeat(300)));
+            c.expect("HD\r\n");
+            continue;
+        }
         if send.starts_with("set big") {
             // A larger item: its class id (clsid) differs from the small ones'.
             c.send(format!("{send}{}\r\n", "v".repeat(300)));
@@ -105,8 +157,8 @@ fn mask(line: &str) -> String {
 fn same_lines_as_memcached(threads: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let kinds = "fetchers mutations connevents";
-    let mut ours = watch_lines(&Server::start(&["-t", threads]), kinds);
-    let mut theirs = watch_lines(&start_reference(threads), kinds);
+    let mut ours = watch_lines(&Server::start(&["-t", threads]), kinds, SCRIPT);
+    let mut theirs = watch_lines(&start_reference(threads), kinds, SCRIPT);
     assert!(theirs.len() >= 30, "memcached's lines: {theirs:#?}");
     // Known difference (README): with two cores, the lines of a multi-key get whose keys
     // live on different cores come in the order the cores ran them, not the keys'
@@ -125,6 +177,21 @@ fn same_lines_as_memcached(threads: &str) {
 }
 
 per_threads!(same_lines_as_memcached);
+
+/// The meta commands' lines, for `watch fetchers mutations` and a plain `watch`
+/// (fetchers only), compared with memcached's in order (one core: a multi-key request
+/// is what could reorder them, and the meta commands have one key each).
+fn meta_lines_as_memcached(threads: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for kinds in ["fetchers mutations", ""] {
+        let ours = watch_lines(&Server::start(&["-t", threads]), kinds, META_SCRIPT);
+        let theirs = watch_lines(&start_reference(threads), kinds, META_SCRIPT);
+        assert!(theirs.len() >= 40 || kinds.is_empty(), "memcached's lines: {theirs:#?}");
+        assert_eq!(ours, theirs, "ours (left) and memcached's (right) watch lines for `watch {kinds}`");
+    }
+}
+
+per_threads!(meta_lines_as_memcached);
 
 /// A watcher that never reads loses lines rather than slowing the server; they are
 /// counted in `stats` and announced as `skipped=N` before the next line it gets.
