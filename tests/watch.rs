@@ -274,3 +274,109 @@ fn watch_refusals() {
     extra.roundtrip("get a\r\n", "END\r\n");
     drop(watchers);
 }
+
+/// Fills a `-m 8` server with 20 000 items of 1 KiB (odd keys with a one-hour TTL)
+/// while a watcher of `evictions` reads; its lines (`skipped=` lines left out) and
+/// the server's `evictions` and watcher counters.
+fn eviction_lines(server: &Server) -> (Vec<String>, std::collections::HashMap<String, String>) {
+    std::thread::sleep(Duration::from_millis(300));
+    let mut watcher = server.client();
+    watcher.send("watch evictions\r\n");
+    watcher.expect("OK\r\n");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            watcher.stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            let mut buf = [0u8; 65536];
+            loop {
+                match watcher.stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => text.extend_from_slice(&buf[..n]),
+                    Err(_) if done.load(std::sync::atomic::Ordering::Relaxed) => break,
+                    Err(_) => {}
+                }
+            }
+            String::from_utf8(text).expect("UTF-8 lines")
+        })
+    };
+    let mut c = server.client();
+    c.wait_for_stat("log_watchers", 1);
+    let value = "v".repeat(1024);
+    for batch in 0..200 {
+        let mut req = String::new();
+        for i in batch * 100..batch * 100 + 100 {
+            req += &format!("set key{i} 0 {} 1024\r\n{value}\r\n", if i % 2 == 1 { 3600 } else { 0 });
+        }
+        c.send(req);
+        for _ in 0..100 {
+            c.expect("STORED\r\n");
+        }
+    }
+    // memcached's logger thread passes lines on within a second or so.
+    std::thread::sleep(Duration::from_millis(1500));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let text = reader.join().unwrap();
+    let stats = c.stats("");
+    (text.lines().filter(|l| !l.starts_with("skipped=")).map(str::to_string).collect(), stats)
+}
+
+/// memcached's fields of one eviction line, checked against what the test stored;
+/// the line's clsid.
+fn check_eviction_line(line: &str) -> u32 {
+    let fields: Vec<(&str, &str)> = line.split(' ').map(|f| f.split_once('=').unwrap_or((f, ""))).collect();
+    let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+    assert_eq!(names, ["ts", "gid", "type", "key", "fetch", "ttl", "la", "clsid", "size"], "{line}");
+    let field = |name: &str| fields.iter().find(|f| f.0 == name).unwrap().1;
+    let (sec, usec) = field("ts").split_once('.').unwrap_or_else(|| panic!("{line}"));
+    assert!(sec.parse::<u64>().unwrap() > 1_600_000_000 && usec.parse::<u32>().unwrap() < 1_000_000, "{line}");
+    assert!(field("gid").parse::<u64>().is_ok(), "{line}");
+    assert_eq!(field("type"), "eviction");
+    let i: u32 = field("key").strip_prefix("key").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    assert!(i < 20_000, "{line}");
+    // Never read, so never fetched.
+    assert_eq!(field("fetch"), "no", "{line}");
+    let ttl: i64 = field("ttl").parse().unwrap();
+    if i % 2 == 1 {
+        assert!((3500..=3600).contains(&ttl), "{line}");
+    } else {
+        assert_eq!(ttl, -1, "{line}");
+    }
+    assert!(field("la").parse::<u32>().unwrap() < 120, "{line}");
+    assert_eq!(field("size"), "1024", "{line}");
+    field("clsid").parse().unwrap()
+}
+
+/// `watch evictions`: one line per evicted item, in memcached's shape, with the same
+/// fields and class ids as memcached's for the same items; the lines account for the
+/// `evictions` counter (sent, or skipped and counted, as memcached's logger does).
+fn eviction_lines_as_memcached(threads: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let args = ["-t", threads, "-m", "8"];
+    let (ours, our_stats) = eviction_lines(&Server::start(&args));
+    let saved = std::env::var_os("MC_SERVER_BIN");
+    std::env::set_var("MC_SERVER_BIN", MEMCACHED);
+    let reference = Server::start(&args);
+    match saved {
+        Some(v) => std::env::set_var("MC_SERVER_BIN", v),
+        None => std::env::remove_var("MC_SERVER_BIN"),
+    }
+    let (theirs, their_stats) = eviction_lines(&reference);
+    let mut classes = Vec::new();
+    for (lines, stats) in [(&ours, &our_stats), (&theirs, &their_stats)] {
+        let evictions = stat_num(stats, "evictions");
+        let lost = stat_num(stats, "log_watcher_skipped") + stat_num(stats, "log_worker_dropped");
+        eprintln!("{} lines, {evictions} evictions, {lost} lost", lines.len());
+        assert!(evictions > 5_000, "evictions: {evictions}");
+        assert!(!lines.is_empty(), "no eviction lines");
+        assert_eq!(lines.len() as u64 + lost, evictions, "a line for every eviction");
+        let mut seen: Vec<u32> = lines.iter().map(|l| check_eviction_line(l)).collect();
+        seen.sort();
+        seen.dedup();
+        classes.push(seen);
+    }
+    assert_eq!(classes[0], classes[1], "class ids: ours (left), memcached's (right)");
+}
+
+per_threads!(eviction_lines_as_memcached);
