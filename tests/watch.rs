@@ -93,6 +93,7 @@ const META_SCRIPT: &[(&str, &str)] = &[
     ("mg bWVo b v\r\n", "VA 2\r\nhi\r\n"),
     ("md bWVo b\r\n", "HD\r\n"),
     ("mg z E5 v\r\n", "CLIENT_ERROR invalid flag\r\n"),
+    ("ms a 2000000 T5\r\n", "SERVER_ERROR object too large for cache\r\n"),
 ];
 
 /// Runs `script` on a fresh server with a watcher of `kinds`; the watcher's lines.
@@ -108,6 +109,12 @@ fn watch_lines(server: &Server, kinds: &str, script: &[(&str, &str)]) -> Vec<Str
         if reply == "*" {
             c.send(send);
             c.read_line();
+            continue;
+        }
+        if send.starts_with("ms a 2000000") {
+            // Over -I: the data block is swallowed, and the old `a` dropped.
+            c.send(format!("{send}{}\r\n", "v".repeat(2_000_000)));
+            c.expect(reply);
             continue;
         }
         if send.starts_with("ms big") {
@@ -184,9 +191,17 @@ per_threads!(same_lines_as_memcached);
 fn meta_lines_as_memcached(threads: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for kinds in ["fetchers mutations", ""] {
-        let ours = watch_lines(&Server::start(&["-t", threads]), kinds, META_SCRIPT);
-        let theirs = watch_lines(&start_reference(threads), kinds, META_SCRIPT);
+        // memcached 1.6.18 passes its `ms` too_large line too few arguments: its clsid
+        // and cfd are whatever its stack holds (ours: 0 and the socket). Masked.
+        let too_large = |lines: Vec<String>| -> Vec<String> {
+            let mask = |f: &str| if f.starts_with("clsid=") { "clsid=C".to_string() } else { f.to_string() };
+            let masked = |l: &String| l.split(' ').map(mask).collect::<Vec<_>>().join(" ");
+            lines.iter().map(|l| if l.contains("status=too_large") { masked(l) } else { l.clone() }).collect()
+        };
+        let ours = too_large(watch_lines(&Server::start(&["-t", threads]), kinds, META_SCRIPT));
+        let theirs = too_large(watch_lines(&start_reference(threads), kinds, META_SCRIPT));
         assert!(theirs.len() >= 40 || kinds.is_empty(), "memcached's lines: {theirs:#?}");
+        assert!(kinds.is_empty() || theirs.iter().any(|l| l.contains("status=too_large")), "{theirs:#?}");
         assert_eq!(ours, theirs, "ours (left) and memcached's (right) watch lines for `watch {kinds}`");
     }
 }
