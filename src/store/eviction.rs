@@ -36,9 +36,9 @@ pub struct Evicted<'a> {
     pub fetched: bool,
     /// Seconds it had left; -1: no expiry.
     pub ttl: i64,
-    /// Seconds since its segment became the write head: items carry no access time,
-    /// and an evicted item was not read since it was written or last kept there (as
-    /// `me` reports `la`).
+    /// Seconds since its segment became the write head (as `me` reports `la`): items
+    /// carry no access time, and an evicted item was not read since it was written
+    /// there or kept there by an earlier eviction, some time after this.
     pub idle: u32,
     /// The memcached slab class id it counts in (`classes`).
     pub class: u32,
