@@ -386,6 +386,7 @@ async fn executor_main(
         shard_count: threads as u32,
     });
     shard.configure_classes(crate::commands::stats_slabs::size_classes(config), config.cas_enabled);
+    shard.set_eviction_log(Arc::new(watching::EvictionLines(shared.clone())));
     let forwarder = Rc::new(Forwarder::new(id, threads));
     // Client sockets go through this executor's ring and its provided-buffer ring
     // (kernel 6.0 for multishot receives): register it now, so that a kernel that
