@@ -364,6 +364,9 @@ fn debug<'a>(t: &Tokens<'a>) -> Request<'a> {
 /// memcached's `_meta_flag_preparse` from token `start` on. Err: the error line, as
 /// memcached picks it: an unknown or repeated flag at once, otherwise the last
 /// numeric/key error once every flag has been read.
+// Inlined into its two callers: the flags come back without a copy of `Flags` and a
+// call (~75 of an `mg`'s ~800 parse instructions).
+#[inline(always)]
 fn preparse(t: &Tokens<'_>, start: usize) -> Result<Flags, &'static [u8]> {
     let mut f = Flags {
         form: MetaForm::new(),
