@@ -112,9 +112,9 @@ impl Tls {
 
 /// The rustls configuration from the files, with memcached's messages for what fails.
 fn build(o: &TlsOptions, sessions: &Arc<dyn StoresServerSessions>) -> Result<Arc<ServerConfig>, String> {
-    // aws-lc-rs, not ring: a full handshake with an RSA key costs ring's signing about
-    // half again OpenSSL's, and memcached's clients mostly have RSA certificates (see
-    // Cargo.toml for the figures).
+    // aws-lc-rs, not ring: ring's RSA signature costs about twice aws-lc's, and made a
+    // new connection with an RSA certificate cost us more CPU than memcached (figures
+    // in Cargo.toml and README).
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     // X25519 first, as OpenSSL (and so memcached) prefers it: where a client offers
     // several groups, the cheapest key exchange wins (a P-384 share costs both sides
