@@ -6,7 +6,7 @@
 
 use super::watch::Watchers;
 use crate::protocol::watch_lines::{self, GetStatus, StoreStatus, FETCHERS, MUTATIONS};
-use crate::protocol::{Keyed, Op, Outcome};
+use crate::protocol::{Keyed, MetaStatus, Op, Outcome};
 use crate::rules::{realtime, StoreMode};
 
 /// What the key held before the request ran: value length, exptime and flags.
@@ -36,7 +36,8 @@ fn ttl(exptime: u32, now: u32) -> u32 {
 
 /// Writes the request's lines to the watchers.
 /// `missed`: how a lookup that found nothing live missed (not found, flushed, expired).
-pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, missed: GetStatus, status: StoreStatus) {
+pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, missed: GetStatus, done: Done) {
+    let status = done.status;
     let flags_before = before.is_some_and(|b| b.2 != 0);
     let key = request.key;
     let get_line = |w: &Watchers| {
@@ -61,23 +62,38 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
         | Op::Counter { .. } => get_line(w),
         Op::Store { mode, flags, exptime, .. } => {
             get_line(w);
-            if !w.wants(MUTATIONS) {
-                return;
-            }
-            // append/prepend store the joined item, with the old item's expiry.
-            let joined = matches!(mode, StoreMode::Append | StoreMode::Prepend) && status == StoreStatus::Stored;
-            let (size, exp) = match before {
-                Some((len, old_exp, _)) if joined => (len + request.value.len(), old_exp),
-                _ => (request.value.len(), realtime(exptime, ctx.now, ctx.unix_at_zero)),
-            };
-            let class = clsid(ctx, key.len(), size, flags != 0 || (joined && flags_before));
-            w.emit(MUTATIONS, |out, ts, gid| {
-                watch_lines::item_store(out, ts, gid, key, status, cmd(mode), ttl(exp, ctx.now), class, ctx.cfd, size)
-            });
+            store_line(w, ctx, request, before, status, mode, flags, exptime);
         }
-        // The meta commands' watch lines (memcached logs mg/ms/md/ma in its own shapes)
-        // are not written yet: a watcher sees classic commands only.
-        Op::MetaGet { .. } | Op::MetaSet { .. } | Op::MetaDelete { .. } | Op::MetaArith { .. } | Op::MetaDebug => {}
+        // The meta commands log what the same lookups and stores log for the classic
+        // ones (recorded from memcached 1.6.18): `mg`, `md`, `me` and `ma` their
+        // lookup only (`mg`'s `N` creates its item without a store line); `ms` its
+        // lookup and its store (`cmd=` the mode, `cas` with a compare value).
+        Op::MetaGet { .. } | Op::MetaDelete { .. } | Op::MetaDebug => get_line(w),
+        Op::MetaSet { mode, flags, exptime, .. } => {
+            get_line(w);
+            store_line(w, ctx, request, before, status, mode, flags, exptime.into());
+        }
+        Op::MetaArith { vivify, .. } => {
+            get_line(w);
+            // A miss that `N` creates is stored by memcached's `add` (value `J`, flags
+            // and exptime 0, `T`/`N` applied after), which looks the key up again.
+            if let (Some(_), None, Some(value)) = (vivify, before, done.counter) {
+                if w.wants(FETCHERS) {
+                    w.emit(FETCHERS, |out, ts, gid| {
+                        watch_lines::item_get(out, ts, gid, key, GetStatus::NotFound, 0, ctx.cfd, 0)
+                    });
+                }
+                if w.wants(MUTATIONS) {
+                    let size = digits(value);
+                    let class = clsid(ctx, key.len(), size, false);
+                    w.emit(MUTATIONS, |out, ts, gid| {
+                        watch_lines::item_store(out, ts, gid, key, StoreStatus::Stored, "add", 0, class, ctx.cfd, size)
+                    });
+                }
+            }
+        }
+        // (For `ms`, memcached 1.6.18 passes this line too few arguments: its clsid and
+        // cfd are whatever the stack holds; ours are 0 and the client's socket.)
         Op::TooLarge { mode } => {
             if w.wants(MUTATIONS) {
                 w.emit(MUTATIONS, |out, ts, gid| {
@@ -91,14 +107,70 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
     }
 }
 
-/// A storage command's outcome as memcached's `store_item_type`.
-pub fn store_status(outcome: &Outcome) -> StoreStatus {
+/// A storage command's `item_store` line (`exptime`: the client's).
+#[allow(clippy::too_many_arguments)]
+fn store_line(
+    w: &Watchers, ctx: &Context, request: &Keyed, before: Before, status: StoreStatus, mode: StoreMode, flags: u32,
+    exptime: i64,
+) {
+    if !w.wants(MUTATIONS) {
+        return;
+    }
+    let (key, flags_before) = (request.key, before.is_some_and(|b| b.2 != 0));
+    // append/prepend store the joined item, with the old item's expiry.
+    let joined = matches!(mode, StoreMode::Append | StoreMode::Prepend) && status == StoreStatus::Stored;
+    let (size, exp) = match before {
+        Some((len, old_exp, _)) if joined => (len + request.value.len(), old_exp),
+        _ => (request.value.len(), realtime(exptime, ctx.now, ctx.unix_at_zero)),
+    };
+    let class = clsid(ctx, key.len(), size, flags != 0 || (joined && flags_before));
+    w.emit(MUTATIONS, |out, ts, gid| {
+        watch_lines::item_store(out, ts, gid, key, status, cmd(mode), ttl(exp, ctx.now), class, ctx.cfd, size)
+    });
+}
+
+/// Decimal digits of a counter's value: the length of the item `ma` creates.
+fn digits(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// What the lines need of a request's outcome (which borrows the shard).
+#[derive(Clone, Copy)]
+pub struct Done {
+    /// A storage command's outcome as memcached's `store_item_type`.
+    pub status: StoreStatus,
+    /// The value `ma` answered with.
+    pub counter: Option<u64>,
+}
+
+impl Done {
+    pub fn of(outcome: &Outcome) -> Done {
+        let counter = match outcome {
+            Outcome::MetaNumber(n) => Some(n.value),
+            _ => None,
+        };
+        Done { status: store_status(outcome), counter }
+    }
+}
+
+fn store_status(outcome: &Outcome) -> StoreStatus {
     match outcome {
         Outcome::Stored => StoreStatus::Stored,
         Outcome::Exists => StoreStatus::Exists,
         Outcome::NotFound => StoreStatus::NotFound,
         Outcome::TooLarge => StoreStatus::TooLarge,
         Outcome::StoreNoMemory => StoreStatus::NoMemory,
+        Outcome::MetaStatus { status, .. } => match status {
+            MetaStatus::Done => StoreStatus::Stored,
+            MetaStatus::NotStored => StoreStatus::NotStored,
+            MetaStatus::Exists => StoreStatus::Exists,
+            MetaStatus::NotFound => StoreStatus::NotFound,
+        },
         _ => StoreStatus::NotStored,
     }
 }

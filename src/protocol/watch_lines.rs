@@ -110,6 +110,17 @@ pub fn item_store(
     let _ = write!(Fmt(out), " status={status} cmd={cmd} ttl={ttl} clsid={clsid} cfd={cfd} size={size}\n");
 }
 
+/// An item evicted to make room (memcached's `LOGGER_EVICTION`): `fetched` ever read,
+/// `ttl` seconds left (-1: no expiry), `la` seconds since it was last accessed.
+#[allow(clippy::too_many_arguments)]
+pub fn eviction(out: &mut Vec<u8>, unix_micros: i64, gid: u64, k: &[u8], fetched: bool, ttl: i64, la: u32, clsid: u32, size: usize) {
+    head(out, unix_micros, gid);
+    out.extend_from_slice(b"type=eviction key=");
+    key(out, k);
+    let fetch = if fetched { "yes" } else { "no" };
+    let _ = write!(Fmt(out), " fetch={fetch} ttl={ttl} la={la} clsid={clsid} size={size}\n");
+}
+
 /// `rip`/`rport` of a connection: its peer address, `unix` and 0 on a UNIX socket.
 pub fn conn_new(out: &mut Vec<u8>, unix_micros: i64, gid: u64, rip: &str, rport: u16, transport: &str, cfd: i32) {
     head(out, unix_micros, gid);
@@ -145,6 +156,9 @@ mod tests {
         out.clear();
         item_store(&mut out, 1_000_000, 8, b"k", StoreStatus::Stored, "set", 0, 1, 21, 3);
         assert_eq!(out, b"ts=1.0 gid=8 type=item_store key=k status=stored cmd=set ttl=0 clsid=1 cfd=21 size=3\n");
+        out.clear();
+        eviction(&mut out, 3_000_000, 10, b"k:1", false, -1, 12, 5, 300);
+        assert_eq!(out, b"ts=3.0 gid=10 type=eviction key=k%3A1 fetch=no ttl=-1 la=12 clsid=5 size=300\n");
         out.clear();
         conn_close(&mut out, 2_000_001, 9, "127.0.0.1", 4000, "tcp", "normal", 22);
         assert_eq!(out, b"ts=2.1 gid=9 type=conn_close rip=127.0.0.1 rport=4000 transport=tcp reason=normal cfd=22\n");

@@ -171,7 +171,7 @@ impl Core {
         let mut ctx = self.ctx(&mut shard);
         let outcome = commands::execute(&mut ctx, request);
         protocol::encode(request, &outcome, out);
-        let status = keyed::store_status(&outcome);
+        let done = keyed::Done::of(&outcome);
         // memcached tells a flushed or expired item from a missing one.
         let gone = shard.stats();
         let missed = if gone.get_flushed > gone_before.get_flushed {
@@ -192,7 +192,7 @@ impl Core {
             cas_enabled: self.shared.config.cas_enabled,
             classes: &classes,
         };
-        keyed::lines(&self.shared.observe.watch, &context, request, before, missed, status);
+        keyed::lines(&self.shared.observe.watch, &context, request, before, missed, done);
     }
 
     /// Runs a server-wide command's part on this core.

@@ -104,6 +104,11 @@ pub fn run(config: Config) -> i32 {
         return EX_OSERR;
     }
     write_port_file(&shared.config, &listeners);
+    // Set before any executor starts: `stats` counts listeners into curr_connections,
+    // and executor 1 may accept (and answer `stats`) before executor 0 has run at all.
+    // Executor 0 binds the UNIX socket, or the server exits.
+    let unix = shared.config.unix_socket.is_some() as usize;
+    shared.listeners.store(listeners.first().map_or(0, Vec::len) + unix, Ordering::Relaxed);
     // Bound: now drop root (-u), then check what the executors need as that user.
     let ring_depth = match startup::drop_privileges(shared.config.user.as_deref())
         .and_then(|()| startup::fit_locked_memory(threads, shared.config.verbosity))
@@ -381,6 +386,7 @@ async fn executor_main(
         shard_count: threads as u32,
     });
     shard.configure_classes(crate::commands::stats_slabs::size_classes(config), config.cas_enabled);
+    shard.set_eviction_log(Arc::new(watching::EvictionLines(shared.clone())));
     let forwarder = Rc::new(Forwarder::new(id, threads));
     // Client sockets go through this executor's ring and its provided-buffer ring
     // (kernel 6.0 for multishot receives): register it now, so that a kernel that
@@ -414,10 +420,6 @@ async fn executor_main(
     } else {
         None
     };
-    if id == 0 {
-        shared.listeners.store(bound.len() + unix.is_some() as usize, Ordering::Relaxed);
-    }
-
     let (request_tx, request_rx) = (Rc::new(request_tx), Rc::new(request_rx));
     let (reply_tx, reply_rx) = (Rc::new(reply_tx), Rc::new(reply_rx));
     let mut tasks = Vec::new();

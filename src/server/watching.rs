@@ -1,15 +1,18 @@
 //! The server side of memcached's `watch`: a watching connection streams its lines
-//! until the client leaves, and connections announce themselves to `connevents`
-//! watchers. The lines and the watchers' buffers are in `crate::observe::watch`.
+//! until the client leaves, connections announce themselves to `connevents` watchers,
+//! and the shards report their evictions to `evictions` watchers. The lines and the
+//! watchers' buffers are in `crate::observe::watch`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use super::core::Core;
+use super::core::{Core, Shared};
 use super::forward::ConnInfo;
 use super::stream::Stream;
 use crate::observe::watch::Watcher;
-use crate::protocol::watch_lines::{self, CONNEVENTS};
+use crate::protocol::watch_lines::{self, CONNEVENTS, EVICTIONS};
+use crate::store::{Evicted, EvictionLog};
 use crate::protocol::{answer, Answer, Form};
 
 /// How often a watcher's buffer is sent (memcached's logger thread polls its
@@ -85,5 +88,21 @@ pub fn conn_close(core: &Core, info: &ConnInfo, clean: bool) {
         let (rip, rport, transport) = endpoint(&info.addr);
         let reason = if core.shared.shutting_down() { "shutdown" } else if clean { "normal" } else { "error" };
         watchers.emit(CONNEVENTS, |out, ts, gid| watch_lines::conn_close(out, ts, gid, &rip, rport, transport, reason, info.fd));
+    }
+}
+
+/// A shard's evictions, as `evictions` watchers' lines (memcached's `LOGGER_EVICTION`).
+/// The shard asks `wants` once per segment it evicts from: one relaxed load.
+pub struct EvictionLines(pub Arc<Shared>);
+
+impl EvictionLog for EvictionLines {
+    fn wants(&self) -> bool {
+        self.0.observe.watch.wants(EVICTIONS)
+    }
+
+    fn evicted(&self, e: &Evicted) {
+        self.0.observe.watch.emit(EVICTIONS, |out, ts, gid| {
+            watch_lines::eviction(out, ts, gid, e.key, e.fetched, e.ttl, e.idle, e.class, e.size)
+        });
     }
 }

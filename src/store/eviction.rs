@@ -13,6 +13,8 @@
 //! records are all dead or expired is reused whole, and a segment at least a quarter dead
 //! is compacted without evicting anything.
 
+use std::sync::Arc;
+
 use super::index::{Loc, MAX_SEGMENTS};
 use super::item::{self, FETCHED};
 use super::{segment, Shard};
@@ -27,7 +29,39 @@ const COMPACT_DENOM: usize = 4;
 /// before it falls back to keeping at most half a segment.
 const KEEP_WHOLE_TRIES: usize = 2;
 
+/// An item eviction took, as memcached's `watch evictions` reports it.
+pub struct Evicted<'a> {
+    pub key: &'a [u8],
+    /// Ever read (ITEM_FETCHED).
+    pub fetched: bool,
+    /// Seconds it had left; -1: no expiry.
+    pub ttl: i64,
+    /// Seconds since its segment became the write head (as `me` reports `la`): items
+    /// carry no access time, and an evicted item was not read since it was written
+    /// there or kept there by an earlier eviction, some time after this.
+    pub idle: u32,
+    /// The memcached slab class id it counts in (`classes`).
+    pub class: u32,
+    /// Value length.
+    pub size: usize,
+}
+
+/// Told of every item eviction takes, while it `wants` to be: asked once per segment
+/// evicted from, so with nobody listening eviction pays one call per segment.
+pub trait EvictionLog: Send + Sync {
+    fn wants(&self) -> bool;
+    fn evicted(&self, item: &Evicted);
+}
+
+/// Where a shard reports its evictions (None: nowhere).
+pub type EvictionHook = Option<Arc<dyn EvictionLog>>;
+
 impl Shard {
+    /// From now on, items evicted are reported to `log` while it wants them.
+    pub fn set_eviction_log(&mut self, log: Arc<dyn EvictionLog>) {
+        self.eviction_log = Some(log);
+    }
+
     /// Segments the budget allows beside the index (at least two).
     fn seg_budget(&self) -> usize {
         (self.config.memory_limit.saturating_sub(self.index.bytes()) / self.pool.seg_size)
@@ -116,8 +150,10 @@ impl Shard {
             c,
             flush,
             classes,
+            eviction_log,
             ..
         } = self;
+        let log = eviction_log.as_deref().filter(|l| retain.is_some() && l.wants());
         let seg = &mut pool.segs[s as usize];
         let end = seg.write_off as usize;
         let (mut r, mut w) = (0usize, 0usize);
@@ -176,6 +212,16 @@ impl Shard {
                 index.remove_at(slot);
                 classes.removed(class, size);
                 classes.evicted(class, fetched);
+                if let Some(log) = log {
+                    log.evicted(&Evicted {
+                        key: &seg.data[r + h.key_off..r + h.value_off()],
+                        fetched,
+                        ttl: if h.exptime > 0 { i64::from(h.exptime) - i64::from(now) } else { -1 },
+                        idle: now.saturating_sub(seg.started),
+                        class: class as u32 + 1,
+                        size: h.value_len,
+                    });
+                }
                 c.evictions += 1;
                 c.evicted_unfetched += u64::from(!fetched);
                 c.bytes -= len as u64;

@@ -96,6 +96,7 @@ use item::{Header, NewRecord, DEAD};
 use segment::Pool;
 
 pub use classes::{ClassStats, MAX_CLASSES};
+pub use eviction::{Evicted, EvictionLog};
 pub use meta::{MetaArith, MetaDelete, MetaGet, MetaGetPlan, MetaItem, MetaStore};
 pub use persist::{saved_records, shift_exptime, AdoptError, Adopted, Corrupt, SavedRecord, SavedSegment};
 pub use stats::ItemInfo;
@@ -157,6 +158,7 @@ pub struct Shard {
     adopting: Vec<(u64, u32)>,
     flush: FlushMark,
     classes: classes::Classes,
+    eviction_log: eviction::EvictionHook,
 }
 
 /// The last `flush_all`, applied lazily as memcached applies it: a record whose CAS is
@@ -209,6 +211,7 @@ impl Shard {
             adopting: Vec::new(),
             flush: FlushMark::default(),
             classes: classes::Classes::default(),
+            eviction_log: None,
         }
     }
 

@@ -359,3 +359,61 @@ fn a_hot_set_filling_whole_segments_survives_a_scan() {
     assert!(t.stats().evictions > 0);
     t.check_invariants();
 }
+
+/// Records what eviction reports, wanted or not.
+#[derive(Default)]
+struct Recorded {
+    wanted: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicUsize,
+    items: std::sync::Mutex<Vec<(Vec<u8>, bool, i64, u32, u32, usize)>>,
+}
+
+struct Log(std::sync::Arc<Recorded>);
+
+impl crate::store::EvictionLog for Log {
+    fn wants(&self) -> bool {
+        self.0.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.wanted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn evicted(&self, e: &crate::store::Evicted) {
+        self.0.items.lock().unwrap().push((e.key.to_vec(), e.fetched, e.ttl, e.idle, e.class, e.size));
+    }
+}
+
+/// `watch evictions`' hook: asked once per segment evicted from, never told anything
+/// while it does not want it; once it does, told every evicted item with memcached's
+/// fields.
+#[test]
+fn evictions_are_reported_only_while_wanted() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rec = std::sync::Arc::new(Recorded::default());
+    let mut s = small_shard(64 << 10, true);
+    // memcached's classes of 96, 120, 152 and 192 bytes: a 16-byte key and a 100-byte
+    // value make a 175-byte memcached item, class 4.
+    s.configure_classes(vec![96, 120, 152, 192], true);
+    s.set_eviction_log(std::sync::Arc::new(Log(rec.clone())));
+    for i in 0..2_000 {
+        set(&mut s, &key(i), &[b'a'; 100], 1);
+    }
+    let unwatched = s.stats().evictions;
+    assert!(unwatched > 500, "evictions {unwatched}");
+    assert!(rec.items.lock().unwrap().is_empty());
+    let asked = rec.asked.load(Relaxed) as u64;
+    assert!(asked > 0 && asked * 10 < unwatched, "asked {asked} times for {unwatched} evictions");
+    rec.wanted.store(true, Relaxed);
+    for i in 2_000..4_000 {
+        let exptime = if i % 2 == 1 { 500 } else { 0 };
+        s.store(StoreMode::Set, &key(i), 0, exptime, &[b'b'; 100], 0, 10);
+    }
+    let items = rec.items.lock().unwrap();
+    assert_eq!(items.len() as u64, s.stats().evictions - unwatched, "one report per eviction");
+    for (k, fetched, ttl, idle, class, size) in items.iter() {
+        let i: usize = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+        assert!(!fetched);
+        // Written at time 1, or at 10 (odd keys from 2000 expiring at 500). Idle: since
+        // its segment became the write head, at 1 or 10.
+        assert_eq!(*ttl, if i >= 2_000 && i % 2 == 1 { 490 } else { -1 }, "key {i}");
+        assert!(*idle == 9 || *idle == 0, "key {i}: idle {idle}");
+        assert_eq!((*class, *size), (4, 100), "key {i}");
+    }
+}

@@ -5,7 +5,7 @@
 use super::super::{escape, find};
 use super::table::Probe;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -32,15 +32,17 @@ impl Drop for CaseServer {
     }
 }
 
-/// Start `bin args... -p PORT` with `env` added, stderr into `log` (shown when it
-/// fails), and wait until it accepts on 127.0.0.1:PORT. Readiness is a bare TCP
-/// connect, as in the recorder (a -S or -Y server answers no text `stats`); that
-/// connection is returned to be the case's own (the recorder closes it and opens
-/// another: reusing it spares a race with the server's close of the first, which
-/// `curr_connections` would show). Another
-/// process may hold the port (free_port() only found it free a moment ago): then our
-/// server exits (memcached and memcached-rs both refuse a taken port), which
-/// `exit_status` tells after the case, and the case is run again on another port.
+/// Start `bin args... -p -1` with `env` added, stderr into `log` (shown when it
+/// fails), and wait until it accepts. `-p -1` makes the kernel pick the port and the
+/// server write it to `MEMCACHED_PORT_FILENAME` once it listens, as memcached's own
+/// test suite (t/lib/MemcachedTest.pm) runs it: a port found free by the harness and
+/// then passed on could be taken meanwhile by another case's server, whose
+/// connection this case would then share (two cases on one server's keys and
+/// counters: the flaky `Data exists` and `curr_connections 0` seen under parallel
+/// replays). Readiness is a bare TCP connect, as in the recorder (a -S or -Y server
+/// answers no text `stats`); that connection is returned to be the case's own (the
+/// recorder closes it and opens another: reusing it spares a race with the server's
+/// close of the first, which `curr_connections` would show).
 pub fn start(
     bin: &Path,
     args: &[String],
@@ -48,11 +50,15 @@ pub fn start(
     log: &Path,
 ) -> Result<(CaseServer, Conn), String> {
     let mut last_err = String::new();
-    for attempt in 1..=5 {
-        let port = free_port()?;
+    for attempt in 1..=3 {
+        let mut port_file = log.as_os_str().to_owned();
+        port_file.push(format!(".port{attempt}"));
+        let port_file = PathBuf::from(port_file);
+        let _ = std::fs::remove_file(&port_file);
         let mut cmd = Command::new(bin);
-        cmd.args(args).args(["-p", &port.to_string()]);
+        cmd.args(args).args(["-p", "-1"]);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.env("MEMCACHED_PORT_FILENAME", &port_file);
         cmd.stdin(Stdio::null());
         if std::env::var_os("MC_TEST_SERVER_LOG").is_some() {
             cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
@@ -86,11 +92,20 @@ pub fn start(
                 last_err = format!("attempt {attempt}: {e}");
                 break;
             }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-                return Ok((server, Conn::new(stream)?));
+            if let Some(port) = listening_port(&port_file) {
+                match TcpStream::connect(("127.0.0.1", port)) {
+                    Ok(stream) => return Ok((server, Conn::new(stream)?)),
+                    Err(e) => {
+                        last_err = format!("attempt {attempt}: connect to port {port}: {e}");
+                        break;
+                    }
+                }
             }
             if Instant::now() > deadline {
-                last_err = format!("attempt {attempt}: did not accept on port {port} within 10 s");
+                last_err = format!(
+                    "attempt {attempt}: no port in {} within 10 s",
+                    port_file.display()
+                );
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -125,11 +140,13 @@ impl CaseServer {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+/// The TCP port a server started with `-p -1` wrote to its port file: memcached
+/// renames `<file>.lck` into place once complete, so a file that exists is whole.
+fn listening_port(port_file: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(port_file).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("TCP INET: "))
+        .and_then(|p| p.trim().parse().ok())
 }
 
 /// The case's connection.

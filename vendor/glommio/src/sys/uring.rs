@@ -649,6 +649,11 @@ where
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
+        } else {
+            // memcached-rs patch: the ring link keeps no waiters, but records that it
+            // completed, so that `Source::is_pending` tells the reactor to arm a new
+            // one (it keeps one armed across sleeps; see PATCHES.md, patch 13).
+            src.borrow_mut().wakers.result = Some(transmute_error(result));
         }
         return Some(woke);
     }
@@ -1178,12 +1183,23 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    fn sleep(&mut self, link: &Source, link_armed: bool) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
+        if link_armed {
+            // memcached-rs patch 13: the poll that links the rings from an earlier
+            // sleep is still armed (nothing has completed on the latency ring since):
+            // wait, with nothing to submit.
+            self.ring
+                .submit_sqes_and_wait(1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+            return Ok(1);
+        }
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1381,7 +1397,13 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// memcached-rs patch 13: when the armed latency timer fires (`Instant::now()`
+    /// plus its duration when it was armed).
+    latency_preemption_deadline: Cell<Option<std::time::Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// memcached-rs patch 13: the poll of the latency ring's fd on the main ring that
+    /// lets the executor sleep in the main ring, kept armed across sleeps.
+    link_rings_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1522,7 +1544,9 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1901,14 +1925,27 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        // memcached-rs patch 13: the link poll stays armed after we wake (upstream
+        // dropped it, which cancelled it: an ASYNC_CANCEL and a new POLL_ADD per
+        // sleep, and at low load an executor sleeps once per request). It completes
+        // only when the latency ring has a completion; then a new one is armed.
+        let kept = self.link_rings_src.take().filter(|link| link.is_pending());
+        let armed = kept.is_some();
+        let link_rings = kept.unwrap_or_else(|| {
+            Source::new(
+                IoRequirements::default(),
+                self.link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            )
+        });
+        let slept = ring.sleep(&link_rings, armed);
+        // A link that could not be submitted is a no-op SQE: dropping it is a no-op.
+        if slept.is_ok() {
+            self.link_rings_src.set(Some(link_rings));
+        }
+        slept.or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1925,6 +1962,27 @@ impl Reactor {
             ring.poll(woke)
         } else {
             Ok(())
+        }
+    }
+
+    /// memcached-rs patch 13: makes sure the latency ring flares within `d` from now:
+    /// keeps the armed timer if it fires by then, else arms a new one (dropping the
+    /// old one cancels it). True if a timer was armed (its SQE waits for a flush).
+    fn arm_latency_timer_within(&self, lat_ring: &mut SleepableRing, d: Duration) -> bool {
+        let now = std::time::Instant::now();
+        let armed = self.latency_preemption_timeout_src.take().filter(|t| t.is_pending());
+        match (armed, self.latency_preemption_deadline.get()) {
+            (Some(timer), Some(deadline)) if deadline <= now + d => {
+                self.latency_preemption_timeout_src.set(Some(timer));
+                false
+            }
+            (old, _) => {
+                drop(old);
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
+                self.latency_preemption_deadline.set(Some(now + d));
+                true
+            }
         }
     }
 
@@ -1995,12 +2053,15 @@ impl Reactor {
         // (pipeline 1) that was a large share of the reactor's cost. A timer that is
         // still armed now stays armed while we keep running: it fires at most its
         // period after it was armed, a little early for this turn, which only makes a
-        // task queue yield sooner. Before sleeping the latency timer is still removed,
-        // so that it does not wake us. See PATCHES.md.
+        // task queue yield sooner. Patch 13: it also stays armed while we sleep
+        // (upstream removed it first, and armed a new one on waking: at low load, two
+        // io_uring_enter calls on the latency ring per request); when it fires during
+        // a sleep it wakes us once, at most its period after the last busy turn.
         // (A timer source that is not kept is dropped here, which cancels it.)
-        let keep_running = preempt_timer().is_some();
-        let latency = self.latency_preemption_timeout_src.take().filter(|t| keep_running && t.is_pending());
-        let latency_kept = latency.is_some();
+        let latency = self.latency_preemption_timeout_src.take().filter(|t| t.is_pending());
+        if latency.is_none() {
+            self.latency_preemption_deadline.set(None);
+        }
         self.latency_preemption_timeout_src.set(latency);
 
         // The throughput timer fires after ring_depth completions on the main ring;
@@ -2031,9 +2092,10 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                // Patch 13: an armed timer that fires by then wakes us in time.
+                if self.arm_latency_timer_within(&mut lat_ring, dur) {
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -2064,9 +2126,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !latency_kept {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if self.arm_latency_timer_within(&mut lat_ring, preempt) {
                 flush_rings!(lat_ring, main_ring)?;
             }
         }
