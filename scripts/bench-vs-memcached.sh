@@ -214,7 +214,7 @@ run_one() {
     if [[ -n $sys ]]; then
         perfout=$OUT/$mode-core-$wl-$name-$gen-perf.txt
         cmds_before=$(server_commands "$port")
-        perf stat -x, -e 'syscalls:sys_enter_*,context-switches,cpu-migrations' -p "$pid" -o "$perfout" &
+        perf stat -x, -e 'syscalls:sys_enter_*,context-switches,cpu-migrations,task-clock' -p "$pid" -o "$perfout" &
         perfpid=$!
         sleep 0.2
     fi
@@ -275,7 +275,7 @@ row = {
 if r.get("tls"):
     row["tls"] = r["tls"]  # mcbench --tls: version, suite, key exchange negotiated
 if perfout:
-    calls, switches, by = 0, 0, {}
+    calls, switches, by, task_ms = 0, 0, {}, 0.0
     for line in open(perfout):
         parts = line.strip().split(",")
         if len(parts) < 3 or not parts[0].replace(".", "").isdigit():
@@ -287,12 +287,18 @@ if perfout:
                 by[ev[len("syscalls:sys_enter_"):]] = n
         elif ev == "context-switches":
             switches = n
+        elif ev == "task-clock":
+            task_ms = n
     cmds = max(int(cmds), 1)
     row.update({"syscalls": True, "syscalls_per_cmd": calls / cmds, "switches_per_cmd": switches / cmds,
+                # The server's CPU over the perf window divided by the commands its own
+                # stats counted there: steady state only, the same count for every
+                # generator (the timed rows divide by the generator's requests).
+                "window_cpu_us_per_cmd": task_ms * 1e3 / cmds,
                 "syscalls_by": {k: round(v / cmds, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:6]}})
 print(json.dumps(row))
 EOF
-    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(gen)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req (user %(cpu_user_share).2f)  gen busy %(gen_busy).2f  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else "") + ("  syscalls/cmd %.2f switches/cmd %.2f %s" % (r["syscalls_per_cmd"], r["switches_per_cmd"], r["syscalls_by"]) if r.get("syscalls") else ""))' >&2
+    tail -n1 "$RESULTS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(mode)sc %(workload)-7s %(gen)-7s %(server)-14s r%(round)s %(throughput)10.0f req/s  p50 %(p50)8.1f us  p99 %(p99)8.1f us  p99.9 %(p999)8.1f us  errors %(errors)s  cpu %(cpu_us_per_req).2f us/req (user %(cpu_user_share).2f)  gen busy %(gen_busy).2f  load %(load)s" % r + ("  send lag p99 %.1f us p99.9 %.1f us" % (r["send_lag_p99"], r["send_lag_p999"]) if r["send_lag_p99"] is not None else "") + ("  syscalls/cmd %.2f switches/cmd %.2f window cpu %.2f us/cmd %s" % (r["syscalls_per_cmd"], r["switches_per_cmd"], r["window_cpu_us_per_cmd"], r["syscalls_by"]) if r.get("syscalls") else ""))' >&2
 }
 
 median_throughput() { # mode workload server
@@ -442,12 +448,13 @@ for mode in sorted({r["mode"] for r in rows}):
             print(f"| {names[wl]} | {gen} | **ratio {ours}/{base}** | **{r('throughput'):.2f}x** | {r('p50'):.2f}x | {r('p99'):.2f}x | {r('p999'):.2f}x | **{r('cpu_us_per_req'):.2f}x** | | | | | |")
     srs = [r for r in sysrows if r["mode"] == mode]
     if srs:
-        print(f"\nSyscalls and context switches per command (cmd_get+cmd_set), {mode} core{'s' if mode > 1 else ''}, perf stat on the server:\n")
-        print("| workload | generator | server | syscalls/cmd | switches/cmd | largest |")
-        print("|---|---|---|---:|---:|---|")
+        print(f"\nSyscalls, context switches and CPU per command (cmd_get+cmd_set), {mode} core{'s' if mode > 1 else ''}, perf stat on the server")
+        print("over a window of one more run (window CPU: the server's task-clock there / its own command count):\n")
+        print("| workload | generator | server | syscalls/cmd | switches/cmd | window CPU us/cmd | largest |")
+        print("|---|---|---|---:|---:|---:|---|")
         for r in srs:
             top = ", ".join(f"{k} {v:.2f}" for k, v in r["syscalls_by"].items())
-            print(f"| {names[r['workload']]} | {r['gen']} | {r['server']} | {r['syscalls_per_cmd']:.2f} | {r['switches_per_cmd']:.2f} | {top} |")
+            print(f"| {names[r['workload']]} | {r['gen']} | {r['server']} | {r['syscalls_per_cmd']:.2f} | {r['switches_per_cmd']:.2f} | {r.get('window_cpu_us_per_cmd', float('nan')):.2f} | {top} |")
 print("\nMedians over rounds. load = 1-minute load average when the runs started (2 CPUs: above ~2.5 other")
 print("processes compete for the cores and tails mean little). send lag = open loop only: how late mcbench")
 print(f"sent against its schedule (p99 / p99.9); a row is INVALID when it exceeds {lag_share:.0%} of the latency at p99 or p99.9.")

@@ -17,7 +17,7 @@
 # can change at all, and why the two generators see different ratios.
 #
 # Usage: scripts/profile-server.sh [path/to/memcached-rs]
-# Env:   DURATION [6] s per profile, KEYS [100000], GENS ["memtier mcbench"],
+# Env:   DURATION [6] s per profile, KEYS [100000], GENS ["memtier mcbench"], PIPELINE [1],
 #        OUT [target/profile-server]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,10 +59,10 @@ for server in memcached memcached-rs; do
         if [[ $gen == memtier ]]; then
             taskset -c 1 "$MEMTIER" -s 127.0.0.1 -p "$PORT" -P memcache_text -t 1 -c 50 --ratio=1:9 \
                 --key-minimum=1 --key-maximum="$KEYS" --key-pattern=R:R --data-size-range=64-1024 \
-                --pipeline=1 --test-time="$DURATION" --hide-histogram > /dev/null 2>&1
+                --pipeline="${PIPELINE:-1}" --test-time="$DURATION" --hide-histogram > /dev/null 2>&1
         else
             "$MCBENCH" --servers "127.0.0.1:$PORT" --threads 1 --cpus 1 --keys "$KEYS" --connections 50 \
-                --ratio 9:1 --value-size 64-1024 --pipeline 1 --duration "$DURATION" --warmup 0 -q > /dev/null
+                --ratio 9:1 --value-size 64-1024 --pipeline "${PIPELINE:-1}" --duration "$DURATION" --warmup 0 -q > /dev/null
         fi
         wait "$perfpid" || true
         c1=$(commands "$PORT"); t1=$(ticks "$PID")

@@ -213,12 +213,11 @@ impl TlsClient {
     /// a throwaway self-signed one), but the handshake's signature is still checked, so
     /// the server signs and the client verifies as with a real certificate.
     pub fn new(ca: Option<&str>, name: &str) -> Result<TlsClient, String> {
-        // ring, as the server: no C library to build. X25519 first, as OpenSSL's clients
-        // (memtier, libmemcached, pymemcache) offer it: ring's own order puts P-384
-        // first, and a key share on P-384 costs both sides several times X25519's.
-        #[allow(deprecated)]
-        let mut provider = rustls::crypto::ring::default_provider();
-        use rustls::crypto::ring::kx_group;
+        // aws-lc-rs, as the server. X25519 first, as OpenSSL's clients (memtier,
+        // libmemcached, pymemcache) offer it, whatever the provider's own order: a key
+        // share on P-384 costs both sides several times X25519's.
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        use rustls::crypto::aws_lc_rs::kx_group;
         provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
         let provider = Arc::new(provider);
         let builder = ClientConfig::builder_with_provider(provider.clone())

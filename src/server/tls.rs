@@ -112,16 +112,15 @@ impl Tls {
 
 /// The rustls configuration from the files, with memcached's messages for what fails.
 fn build(o: &TlsOptions, sessions: &Arc<dyn StoresServerSessions>) -> Result<Arc<ServerConfig>, String> {
-    // ring, not aws-lc-rs: no C library to build (rustls deprecates ring's provider
-    // only for its lack of post-quantum key exchange).
-    #[allow(deprecated)]
-    let mut provider = rustls::crypto::ring::default_provider();
+    // aws-lc-rs, not ring: ring's RSA signature costs about twice aws-lc's, and made a
+    // new connection with an RSA certificate cost us more CPU than memcached (figures
+    // in Cargo.toml and README).
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     // X25519 first, as OpenSSL (and so memcached) prefers it: where a client offers
     // several groups, the cheapest key exchange wins (a P-384 share costs both sides
     // several times X25519's).
-    #[allow(deprecated)]
     {
-        use rustls::crypto::ring::kx_group;
+        use rustls::crypto::aws_lc_rs::kx_group;
         provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
     }
     let provider = Arc::new(provider);

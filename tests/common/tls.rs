@@ -186,8 +186,7 @@ impl TlsServer {
 }
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    #[allow(deprecated)]
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A client trusting the test CA; with a client certificate (PEM cert, key) if given;
