@@ -98,6 +98,12 @@ const META_SCRIPT: &[(&str, &str)] = &[
 
 /// Runs `script` on a fresh server with a watcher of `kinds`; the watcher's lines.
 fn watch_lines(server: &Server, kinds: &str, script: &[(&str, &str)]) -> Vec<String> {
+    watched(server, kinds, |c| run_script(c, script))
+}
+
+/// Opens a watcher of `kinds`, runs `requests` on another connection (which they end
+/// with their protocol's quit), and returns the watcher's lines, masked.
+fn watched(server: &Server, kinds: &str, requests: impl FnOnce(&mut common::Client)) -> Vec<String> {
     // The harness's start-up probe connection closes on its own time: let it, so its
     // conn_close is not watched.
     std::thread::sleep(Duration::from_millis(300));
@@ -105,6 +111,23 @@ fn watch_lines(server: &Server, kinds: &str, script: &[(&str, &str)]) -> Vec<Str
     watcher.send(if kinds.is_empty() { "watch\r\n".to_string() } else { format!("watch {kinds}\r\n") });
     watcher.expect("OK\r\n");
     let mut c = server.client();
+    requests(&mut c);
+    c.expect_closed();
+    // Lines arrive within milliseconds; read until 500 ms pass without one.
+    let mut text = Vec::new();
+    watcher.stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        match watcher.stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8(text).expect("UTF-8 lines").lines().map(mask).collect()
+}
+
+/// Sends each request of `script` and checks its reply.
+fn run_script(c: &mut common::Client, script: &[(&str, &str)]) {
     for &(send, reply) in script {
         if reply == "*" {
             c.send(send);
@@ -134,18 +157,64 @@ fn watch_lines(server: &Server, kinds: &str, script: &[(&str, &str)]) -> Vec<Str
         }
     }
     c.send("quit\r\n");
-    c.expect_closed();
-    // Lines arrive within milliseconds; read until 500 ms pass without one.
-    let mut text = Vec::new();
-    watcher.stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let mut buf = [0u8; 65536];
-    loop {
-        match watcher.stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
+}
+
+/// A binary request: opcode, key, extras, value, CAS.
+fn binary(op: u8, key: &[u8], extras: &[u8], value: &[u8], cas: u64) -> Vec<u8> {
+    let body = (extras.len() + key.len() + value.len()) as u32;
+    let mut r = vec![0x80, op];
+    r.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    r.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    r.extend_from_slice(&body.to_be_bytes());
+    r.extend_from_slice(&[0, 0, 0, 0]);
+    r.extend_from_slice(&cas.to_be_bytes());
+    [r, extras.to_vec(), key.to_vec(), value.to_vec()].concat()
+}
+
+/// Binary commands (opcode, key, extras, value, CAS, whether a reply comes): their
+/// lookups and stores as memcached logs them for any protocol.
+fn binary_script(c: &mut common::Client) {
+    let be = |parts: &[u64], last: Option<u32>| -> Vec<u8> {
+        let mut v: Vec<u8> = parts.iter().flat_map(|p| p.to_be_bytes()).collect();
+        v.extend(last.map(|l| l.to_be_bytes().to_vec()).unwrap_or_default());
+        v
+    };
+    let flags_exp = |flags: u32, exp: u32| [flags.to_be_bytes(), exp.to_be_bytes()].concat();
+    let requests: Vec<(Vec<u8>, bool)> = vec![
+        (binary(0x00, b"foo", b"", b"", 0), true),                        // Get, miss
+        (binary(0x01, b"foo", &flags_exp(7, 0), b"bar", 0), true),        // Set
+        (binary(0x00, b"foo", b"", b"", 0), true),                        // Get, hit
+        (binary(0x0c, b"foo", b"", b"", 0), true),                        // GetK
+        (binary(0x02, b"foo", &flags_exp(0, 0), b"x", 0), true),          // Add, exists
+        (binary(0x03, b"foo", &flags_exp(0, 100), b"xy", 0), true),       // Replace
+        (binary(0x0e, b"foo", b"", b"z", 0), true),                       // Append
+        (binary(0x0f, b"nope", b"", b"z", 0), true),                      // Prepend, miss
+        (binary(0x01, b"foo", &flags_exp(0, 0), b"q", 99999), true),      // Set, CAS mismatch
+        (binary(0x05, b"cnt", &be(&[1, 5], Some(0)), b"", 0), true),      // Increment, created
+        (binary(0x05, b"cnt", &be(&[3, 5], Some(0)), b"", 0), true),      // Increment
+        (binary(0x06, b"cnt", &be(&[1, 0], Some(0)), b"", 0), true),      // Decrement
+        (binary(0x05, b"new", &be(&[1, 42], Some(100)), b"", 0), true),   // Increment, created with expiry
+        (binary(0x05, b"none", &be(&[1, 5], Some(u32::MAX)), b"", 0), true), // Increment, miss, no create
+        (binary(0x05, b"foo", &be(&[1, 5], Some(0)), b"", 0), true),      // Increment, non-numeric
+        (binary(0x1c, b"cnt", &100u32.to_be_bytes(), b"", 0), true),      // Touch
+        (binary(0x1d, b"cnt", &100u32.to_be_bytes(), b"", 0), true),      // GAT
+        (binary(0x04, b"cnt", b"", b"", 0), true),                        // Delete
+        (binary(0x04, b"cnt", b"", b"", 0), true),                        // Delete, miss
+        (binary(0x11, b"q", &flags_exp(0, 0), b"v", 0), false),           // SetQ
+        (binary(0x09, b"q", b"", b"", 0), true),                          // GetQ, hit (a quiet Get answers hits)
+        (binary(0x09, b"qq", b"", b"", 0), false),                        // GetQ, miss: silent
+        (binary(0x0a, b"", b"", b"", 0), true),                           // Noop
+        (binary(0x07, b"", b"", b"", 0), true),                           // Quit
+    ];
+    for (request, replies) in requests {
+        c.send(&request);
+        if replies {
+            let header = c.read_n(24);
+            assert_eq!(header[0], 0x81, "a binary reply to {request:?}: {header:?}");
+            let body = u32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
+            c.read_n(body);
         }
     }
-    String::from_utf8(text).expect("UTF-8 lines").lines().map(mask).collect()
 }
 
 /// Masks what differs between any two runs: the time, socket numbers, client ports.
@@ -207,6 +276,19 @@ fn meta_lines_as_memcached(threads: &str) {
 }
 
 per_threads!(meta_lines_as_memcached);
+
+/// The binary commands' lines (the same lookups and stores as the classic commands'),
+/// compared with memcached's in order: each request has one key.
+fn binary_lines_as_memcached(threads: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let kinds = "fetchers mutations";
+    let ours = watched(&Server::start(&["-t", threads]), kinds, binary_script);
+    let theirs = watched(&start_reference(threads), kinds, binary_script);
+    assert!(theirs.iter().filter(|l| l.contains("type=item_store")).count() >= 6, "memcached's lines: {theirs:#?}");
+    assert_eq!(ours, theirs, "ours (left) and memcached's (right) watch lines for binary commands");
+}
+
+per_threads!(binary_lines_as_memcached);
 
 /// A watcher that never reads loses lines rather than slowing the server; they are
 /// counted in `stats` and announced as `skipped=N` before the next line it gets.

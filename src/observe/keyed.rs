@@ -58,8 +58,15 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
         | Op::Delete
         | Op::Arith { .. }
         | Op::TouchFetch { .. }
-        | Op::DeleteIf { .. }
-        | Op::Counter { .. } => get_line(w),
+        | Op::DeleteIf { .. } => get_line(w),
+        // Binary Increment/Decrement on a miss with an initial value (expiry not
+        // 0xffffffff) creates the item through memcached's `add`, as `ma N` does.
+        Op::Counter { create, .. } => {
+            get_line(w);
+            if let (Some((_, exptime)), None, Some(value)) = (create, before, done.counter) {
+                vivified(w, ctx, key, value, realtime(exptime, ctx.now, ctx.unix_at_zero));
+            }
+        }
         Op::Store { mode, flags, exptime, .. } => {
             get_line(w);
             store_line(w, ctx, request, before, status, mode, flags, exptime);
@@ -78,18 +85,7 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
             // A miss that `N` creates is stored by memcached's `add` (value `J`, flags
             // and exptime 0, `T`/`N` applied after), which looks the key up again.
             if let (Some(_), None, Some(value)) = (vivify, before, done.counter) {
-                if w.wants(FETCHERS) {
-                    w.emit(FETCHERS, |out, ts, gid| {
-                        watch_lines::item_get(out, ts, gid, key, GetStatus::NotFound, 0, ctx.cfd, 0)
-                    });
-                }
-                if w.wants(MUTATIONS) {
-                    let size = digits(value);
-                    let class = clsid(ctx, key.len(), size, false);
-                    w.emit(MUTATIONS, |out, ts, gid| {
-                        watch_lines::item_store(out, ts, gid, key, StoreStatus::Stored, "add", 0, class, ctx.cfd, size)
-                    });
-                }
+                vivified(w, ctx, key, value, 0);
             }
         }
         // (For `ms`, memcached 1.6.18 passes this line too few arguments: its clsid and
@@ -104,6 +100,21 @@ pub fn lines(w: &Watchers, ctx: &Context, request: &Keyed, before: Before, misse
                 get_line(w);
             }
         }
+    }
+}
+
+/// The lines of a counter created on a miss: memcached stores it with `add` (the value's
+/// decimal digits, no flags), whose own lookup misses again first.
+fn vivified(w: &Watchers, ctx: &Context, key: &[u8], value: u64, exptime: u32) {
+    if w.wants(FETCHERS) {
+        w.emit(FETCHERS, |out, ts, gid| watch_lines::item_get(out, ts, gid, key, GetStatus::NotFound, 0, ctx.cfd, 0));
+    }
+    if w.wants(MUTATIONS) {
+        let size = digits(value);
+        let class = clsid(ctx, key.len(), size, false);
+        w.emit(MUTATIONS, |out, ts, gid| {
+            watch_lines::item_store(out, ts, gid, key, StoreStatus::Stored, "add", ttl(exptime, ctx.now), class, ctx.cfd, size)
+        });
     }
 }
 
@@ -152,6 +163,7 @@ impl Done {
     pub fn of(outcome: &Outcome) -> Done {
         let counter = match outcome {
             Outcome::MetaNumber(n) => Some(n.value),
+            Outcome::NumberCas(n, _) => Some(*n),
             _ => None,
         };
         Done { status: store_status(outcome), counter }
@@ -160,7 +172,7 @@ impl Done {
 
 fn store_status(outcome: &Outcome) -> StoreStatus {
     match outcome {
-        Outcome::Stored => StoreStatus::Stored,
+        Outcome::Stored | Outcome::StoredCas(_) => StoreStatus::Stored,
         Outcome::Exists => StoreStatus::Exists,
         Outcome::NotFound => StoreStatus::NotFound,
         Outcome::TooLarge => StoreStatus::TooLarge,
