@@ -138,6 +138,10 @@ pub fn run(config: Config) -> i32 {
             .name(&format!("memcached-rs-{i}"))
             .io_memory(IO_MEMORY)
             .ring_depth(ring_depth);
+        let builder = match spin_before_park() {
+            Some(spin) => builder.spin_before_park(spin),
+            None => builder,
+        };
         let spawned = builder.spawn(move || async move {
             if let Some(cpu) = cpu {
                 if !core_affinity::set_for_current(cpu) {
@@ -225,6 +229,14 @@ fn ring_mode_defer() -> bool {
 }
 
 const DEFAULT_RING_DEFER: bool = false;
+
+/// `MEMCACHED_RS_SPIN_US=N`: an executor with nothing to run polls its rings for N µs
+/// before it sleeps (glommio's `spin_before_park`), for measuring whether saving the
+/// wake-up of a sleeping core pays for the CPU burnt at low load. Off by default.
+fn spin_before_park() -> Option<Duration> {
+    let us: u64 = std::env::var("MEMCACHED_RS_SPIN_US").ok()?.parse().ok()?;
+    (us > 0).then(|| Duration::from_micros(us))
+}
 
 /// `-o metrics=ADDR:PORT`: binds the metrics listener (a failure stops the start, as a
 /// port memcached cannot listen on does) and serves it on its own thread.

@@ -1152,9 +1152,10 @@ impl LocalExecutor {
         // `Placement` variants a CPU set could span multiple NUMA nodes).
         // For additional information see:
         // https://www.kernel.org/doc/html/latest/admin-guide/mm/numa_memory_policy.html
-        match cpu_binding {
-            Some(cpu_set) => bind_to_cpu_set(cpu_set)?,
-            None => config.spin_before_park = None,
+        // memcached-rs patch 14: spinning is left to the caller also for an unbound
+        // executor (memcached-rs pins its executors itself, with core_affinity).
+        if let Some(cpu_set) = cpu_binding {
+            bind_to_cpu_set(cpu_set)?;
         }
         let p = parking::Parker::new();
         let queues = ExecutorQueues::new(config.preempt_timer, config.spin_before_park);
