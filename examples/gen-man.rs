@@ -26,6 +26,15 @@ the server's status if it could not start.
 \fBMEMCACHED_PORT_FILENAME\fR
 write the TCP ports listened on to this file, as memcached does.
 .TP
+\fBMEMCACHED_RS_RING\fR
+\fBcoop\fR (the default) or \fBdefer\fR: each executor's main io_uring ring is created with
+COOP_TASKRUN or with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1), for measuring one
+against the other.
+.TP
+\fBMEMCACHED_RS_SPIN_US\fR
+an executor with nothing to run polls its rings this many microseconds before it
+sleeps (off by default: at low load it trades CPU for latency; see README).
+.TP
 \fBNOTIFY_SOCKET\fR
 set by systemd (Type=notify): READY=1 is sent once every core listens.
 .SH FILES
