@@ -34,15 +34,8 @@ command -v valgrind > /dev/null || { echo "instructions-per-request: needs valgr
 mkdir -p "$OUT"
 # shellcheck source=lib/servers.sh
 source scripts/lib/servers.sh
-# valgrind takes longer than start's 5 s to listen.
-wait_port() {
-    for _ in $(seq 600); do
-        [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
+# valgrind takes longer than start's 5 s to listen: 30 s.
+WAIT_TRIES=600
 commands() {
     python3 - "$1" <<'PY'
 import socket, sys

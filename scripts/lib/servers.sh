@@ -2,7 +2,7 @@
 # place a free loopback port is picked, a server started on it, waited for and stopped,
 # and what is left killed on exit.
 #   free_port           prints a loopback port free at the time of asking
-#   wait_port PORT [PID] waits (5 s) until PORT accepts; fails early if PID exits
+#   wait_port PORT [PID] waits (5 s, WAIT_TRIES x 50 ms) until PORT accepts; fails early if PID exits
 #   start BIN ARGS...   starts BIN -p PORT -l 127.0.0.1 -U 0 ARGS...; sets PORT and PID
 #                       (fails, under set -e exits, when it does not start listening)
 #                       SERVER_CPUS=LIST  pin it with taskset -c LIST
@@ -22,9 +22,10 @@ trap 'cleanup; eval "${ON_EXIT:-}"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Waits up to WAIT_TRIES x 50 ms (default 5 s) for $1 to accept; fails early if pid $2 exits.
 wait_port() {
     local port=$1 pid=${2:-}
-    for _ in $(seq 100); do
+    for _ in $(seq "${WAIT_TRIES:-100}"); do
         [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         sleep 0.05
