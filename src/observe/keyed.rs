@@ -141,13 +141,8 @@ fn store_line(
 }
 
 /// Decimal digits of a counter's value: the length of the item `ma` creates.
-fn digits(mut n: u64) -> usize {
-    let mut len = 1;
-    while n >= 10 {
-        n /= 10;
-        len += 1;
-    }
-    len
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// What the lines need of a request's outcome (which borrows the shard).

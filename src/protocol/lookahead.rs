@@ -8,6 +8,7 @@
 //! data block the parser refuses) costs a useless prefetch or none, never a reply byte.
 
 use super::Keys;
+use crate::rules::strtol;
 
 /// What prefetching needs of the request at the front of the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,17 +41,15 @@ pub fn peek(input: &[u8]) -> Option<Peeked<'_>> {
     };
     let consumed = match data {
         None => newline + 1,
-        Some(len) => newline + 1 + decimal(len)? + 2,
+        Some(len) => newline + 1 + data_len(len)? + 2,
     };
     (consumed <= input.len()).then_some(Peeked { consumed, keys })
 }
 
-/// A data block length of at most 10 digits, nothing else.
-fn decimal(word: &[u8]) -> Option<usize> {
-    if word.is_empty() || word.len() > 10 {
-        return None;
-    }
-    word.iter().try_fold(0usize, |n, &b| b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0')))
+/// A data block's length as the parsers read it (memcached's `safe_strtol`, kept in an
+/// `int32_t`); None when it is negative or not a number.
+fn data_len(word: &[u8]) -> Option<usize> {
+    usize::try_from(strtol(word)? as i32).ok()
 }
 
 #[cfg(test)]

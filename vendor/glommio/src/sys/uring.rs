@@ -2057,12 +2057,8 @@ impl Reactor {
         // (upstream removed it first, and armed a new one on waking: at low load, two
         // io_uring_enter calls on the latency ring per request); when it fires during
         // a sleep it wakes us once, at most its period after the last busy turn.
-        // (A timer source that is not kept is dropped here, which cancels it.)
-        let latency = self.latency_preemption_timeout_src.take().filter(|t| t.is_pending());
-        if latency.is_none() {
-            self.latency_preemption_deadline.set(None);
-        }
-        self.latency_preemption_timeout_src.set(latency);
+        // Whether to keep it or arm a new one is `arm_latency_timer_within`'s call,
+        // below: for the user timer before sleeping and for preemption after.
 
         // The throughput timer fires after ring_depth completions on the main ring;
         // it cannot wake a sleeping ring by itself, so it stays armed until it fires.
