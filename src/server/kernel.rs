@@ -5,6 +5,10 @@
 //! Client sockets go through io_uring only (`stream.rs`): multishot receives into a
 //! provided-buffer ring need Linux 6.0 (multishot accept and the buffer ring 5.19,
 //! COOP_TASKRUN 5.19; SINGLE_ISSUER|DEFER_TASKRUN, 6.1, is used only where offered).
+//! Also the two measuring knobs for how the executors use their rings
+//! (`MEMCACHED_RS_RING`, `MEMCACHED_RS_SPIN_US`).
+
+use std::time::Duration;
 
 /// The oldest kernel the server runs on.
 pub const MIN_KERNEL: (u32, u32) = (6, 0);
@@ -58,4 +62,25 @@ mod tests {
     fn this_kernel_runs_us() {
         assert_eq!(check(), Ok(()));
     }
+}
+
+/// Whether executors create their main ring with SINGLE_ISSUER | DEFER_TASKRUN
+/// (completions posted only when the executor enters the ring each turn) rather than
+/// COOP_TASKRUN. Either falls back to the next where the kernel refuses it.
+pub fn ring_mode_defer() -> bool {
+    match std::env::var("MEMCACHED_RS_RING").as_deref() {
+        Ok("coop") => false,
+        Ok("defer") => true,
+        _ => DEFAULT_RING_DEFER,
+    }
+}
+
+const DEFAULT_RING_DEFER: bool = false;
+
+/// `MEMCACHED_RS_SPIN_US=N`: an executor with nothing to run polls its rings for N µs
+/// before it sleeps (glommio's `spin_before_park`), for measuring whether saving the
+/// wake-up of a sleeping core pays for the CPU burnt at low load. Off by default.
+pub fn spin_before_park() -> Option<Duration> {
+    let us: u64 = std::env::var("MEMCACHED_RS_SPIN_US").ok()?.parse().ok()?;
+    (us > 0).then(|| Duration::from_micros(us))
 }

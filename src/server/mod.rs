@@ -122,7 +122,7 @@ pub fn run(config: Config) -> i32 {
     };
     // The main ring's completion mode (vendored glommio patch 11): see README, "How it
     // is built". MEMCACHED_RS_RING=coop|defer chooses, for measuring one against the other.
-    glommio::set_main_ring_defer_taskrun(ring_mode_defer());
+    glommio::set_main_ring_defer_taskrun(kernel::ring_mode_defer());
     let requests = MeshBuilder::<ToOwner, _>::full(threads, 256);
     let replies = MeshBuilder::<ToOrigin, _>::full(threads, 256);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -138,7 +138,7 @@ pub fn run(config: Config) -> i32 {
             .name(&format!("memcached-rs-{i}"))
             .io_memory(IO_MEMORY)
             .ring_depth(ring_depth);
-        let builder = match spin_before_park() {
+        let builder = match kernel::spin_before_park() {
             Some(spin) => builder.spin_before_park(spin),
             None => builder,
         };
@@ -215,27 +215,6 @@ impl Drop for Ready {
             let _ = self.tx.send((self.executor, None));
         }
     }
-}
-
-/// Whether executors create their main ring with SINGLE_ISSUER | DEFER_TASKRUN
-/// (completions posted only when the executor enters the ring each turn) rather than
-/// COOP_TASKRUN. Either falls back to the next where the kernel refuses it.
-fn ring_mode_defer() -> bool {
-    match std::env::var("MEMCACHED_RS_RING").as_deref() {
-        Ok("coop") => false,
-        Ok("defer") => true,
-        _ => DEFAULT_RING_DEFER,
-    }
-}
-
-const DEFAULT_RING_DEFER: bool = false;
-
-/// `MEMCACHED_RS_SPIN_US=N`: an executor with nothing to run polls its rings for N µs
-/// before it sleeps (glommio's `spin_before_park`), for measuring whether saving the
-/// wake-up of a sleeping core pays for the CPU burnt at low load. Off by default.
-fn spin_before_park() -> Option<Duration> {
-    let us: u64 = std::env::var("MEMCACHED_RS_SPIN_US").ok()?.parse().ok()?;
-    (us > 0).then(|| Duration::from_micros(us))
 }
 
 /// `-o metrics=ADDR:PORT`: binds the metrics listener (a failure stops the start, as a
