@@ -1094,49 +1094,6 @@ impl SleepableRing {
         source
     }
 
-    /// This function prepares a timer that fires only after a given number of
-    /// CQEs are available on the main ring. This timer is linked with a write
-    /// to the latency ring's event fd such that this timer triggers a
-    /// preemption via the latency ring.
-    fn prepare_throughput_preemption_timer(&mut self, min_events: u32, event_fd: RawFd) -> Source {
-        assert!(min_events >= 1, "min_events should be at least 1");
-        let timer_source = Source::new(
-            IoRequirements::default(),
-            -1,
-            SourceType::Timeout(TimeSpec64::MAX, min_events),
-            None,
-            None,
-        );
-
-        const EVENTFD_WAKEUP: &[u64; 1] = &[1u64; 1];
-        let write_op = UringDescriptor {
-            fd: event_fd,
-            flags: SubmissionFlags::empty(),
-            user_data: 0,
-            args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
-        };
-
-        let op = match &*timer_source.source_type() {
-            SourceType::Timeout(ts, events) => {
-                UringOpDescriptor::Timeout(&ts.raw as *const _, *events)
-            }
-            _ => unreachable!(),
-        };
-        let queue = self.submission_queue();
-        queue.borrow_mut().submissions.push_front(write_op);
-        queue.borrow_mut().submissions.push_front(UringDescriptor {
-            args: op,
-            fd: -1,
-            flags: SubmissionFlags::IO_LINK,
-            user_data: to_user_data(
-                self.source_map
-                    .borrow_mut()
-                    .add_source(&timer_source, queue.clone()),
-            ),
-        });
-        timer_source
-    }
-
     fn install_eventfd(&mut self, eventfd_src: &Source) -> bool {
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             // Now must wait on the `eventfd` in case someone wants to wake us up.
@@ -1400,7 +1357,6 @@ pub(crate) struct Reactor {
     /// memcached-rs patch 13: when the armed latency timer fires (`Instant::now()`
     /// plus its duration when it was armed).
     latency_preemption_deadline: Cell<Option<std::time::Instant>>,
-    throughput_preemption_timeout_src: Cell<Option<Source>>,
     /// memcached-rs patch 13: the poll of the latency ring's fd on the main ring that
     /// lets the executor sleep in the main ring, kept armed across sleeps.
     link_rings_src: Cell<Option<Source>>,
@@ -1545,7 +1501,6 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_preemption_deadline: Cell::new(None),
-            throughput_preemption_timeout_src: Cell::new(None),
             link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -2060,13 +2015,14 @@ impl Reactor {
         // Whether to keep it or arm a new one is `arm_latency_timer_within`'s call,
         // below: for the user timer before sleeping and for preemption after.
 
-        // The throughput timer fires after ring_depth completions on the main ring;
-        // it cannot wake a sleeping ring by itself, so it stays armed until it fires.
-        let throughput = self.throughput_preemption_timeout_src.take().filter(|t| t.is_pending());
-        let throughput = throughput.unwrap_or_else(|| {
-            main_ring.prepare_throughput_preemption_timer(self.ring_depth() as u32, self.eventfd_src.raw())
-        });
-        self.throughput_preemption_timeout_src.set(Some(throughput));
+        // memcached-rs patch 15: upstream also armed a "throughput" timer here, a
+        // Timeout that fires after ring_depth completions on the main ring, linked to
+        // an eventfd write that preempts through the latency ring. It is gone: with
+        // COOP_TASKRUN / DEFER_TASKRUN completions reach the main ring only when this
+        // thread enters the kernel, i.e. here, where they are reaped anyway; and the
+        // eventfd write cannot be done without blocking, so the kernel handed each one
+        // to an io-wq worker thread (a context switch, an async poll armed and removed)
+        // once every ring_depth completions. See PATCHES.md.
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
