@@ -51,10 +51,18 @@ fn full_cache_refuses_with_capital_m(threads: &str) {
     let refused = replies.iter().filter(|r| *r == OOM).count();
     let stored_later = replies[first_refusal..].iter().filter(|r| *r == "STORED").count();
     // memcached refuses every one once full. Here each core has its share of -m, so
-    // while the last core fills up a few keys of that core are still stored.
+    // while the last core fills up, keys of that core are still stored: as many as it
+    // was short of the first core's count when that one filled. Keys go to cores by a
+    // hash seeded per process, so that shortfall is random: with two cores, the keys
+    // the other core got before the first one's C-th has a standard deviation of
+    // sqrt(2C), about 110 here (60 runs: median 78, 90th percentile 158, largest 306).
+    // The old bound, 1% of the remaining keys (275), failed 1 of those 60 and once in
+    // CI. Bound at six standard deviations: a core that never refused would store
+    // thousands more.
+    let bound = 6.0 * (first_refusal as f64).sqrt();
     assert!(
-        stored_later * 100 <= replies.len() - first_refusal,
-        "{stored_later} stored after the first refusal at {first_refusal}"
+        stored_later as f64 <= bound,
+        "{stored_later} stored after the first refusal at {first_refusal} (bound {bound:.0})"
     );
     let st = c.stats("");
     let items = stat_num(&st, "curr_items");
