@@ -2,7 +2,7 @@
 # place a free loopback port is picked, a server started on it, waited for and stopped,
 # and what is left killed on exit.
 #   free_port           prints a loopback port free at the time of asking
-#   wait_port PORT [PID] waits (5 s, WAIT_TRIES x 50 ms) until PORT accepts; fails early if PID exits
+#   wait_port PORT [PID] waits WAIT_TRIES x 50 ms (default 5 s) until PORT accepts; fails early if PID exits
 #   start BIN ARGS...   starts BIN -p PORT -l 127.0.0.1 -U 0 ARGS...; sets PORT and PID
 #                       (fails, under set -e exits, when it does not start listening)
 #                       SERVER_CPUS=LIST  pin it with taskset -c LIST
