@@ -176,6 +176,7 @@ mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
 pub(crate) mod netops;
+pub(crate) mod ring_wake;
 pub(crate) mod uring;
 
 pub use self::dma_buffer::DmaBuffer;
@@ -260,6 +261,9 @@ pub(crate) struct SleepNotifier {
     id: usize,
     eventfd: std::fs::File,
     should_notify: AtomicBool,
+    /// memcached-rs patch 16: the fd of this executor's main ring (-1 until its
+    /// reactor exists and after it is gone), for wakes by MSG_RING.
+    ring_fd: std::sync::atomic::AtomicI32,
     foreign_wakes: crossbeam::channel::Receiver<Waker>,
     waker_sender: crossbeam::channel::Sender<Waker>,
 }
@@ -293,6 +297,7 @@ impl SleepNotifier {
             eventfd,
             id,
             should_notify: AtomicBool::new(false),
+            ring_fd: std::sync::atomic::AtomicI32::new(-1),
             waker_sender,
             foreign_wakes,
         }))
@@ -306,6 +311,11 @@ impl SleepNotifier {
         self.id
     }
 
+    /// memcached-rs patch 16: the main ring other executors wake this one through.
+    pub(crate) fn set_ring_fd(&self, fd: RawFd) {
+        self.ring_fd.store(fd, Ordering::Release);
+    }
+
     pub(crate) fn notify(&self, force: bool) {
         // memcached-rs patch: pairs with the fence the sleeping executor issues after
         // setting `should_notify` (see `prepare_to_sleep`'s caller in uring.rs): what we
@@ -317,7 +327,13 @@ impl SleepNotifier {
             .is_ok()
             || force
         {
-            write_eventfd(self.eventfd_fd());
+            // memcached-rs patch 16: an executor queues a MSG_RING to the sleeper's
+            // main ring, sent with its turn's io_uring_enter; other threads write
+            // the eventfd.
+            let ring_fd = self.ring_fd.load(Ordering::Acquire);
+            if !ring_wake::queue(self.id, ring_fd) {
+                write_eventfd(self.eventfd_fd());
+            }
         }
     }
 

@@ -95,6 +95,9 @@ pub(crate) enum NetSqe {
     AcceptMulti,
     /// Cancel the op with this user_data.
     Cancel(u64),
+    /// memcached-rs patch 16: wake the executor whose main ring is the fd: post a
+    /// CQE with `ring_wake::WAKE_USER_DATA` there (IORING_OP_MSG_RING).
+    MsgRing,
 }
 
 pub(crate) fn net_descriptor(op: NetSqe, fd: RawFd, user_data: u64) -> UringDescriptor {
@@ -512,6 +515,16 @@ fn fill_sqe<F>(
                     sqe.raw_mut().ioprio = 1 << 0; // IORING_ACCEPT_MULTISHOT
                 }
                 NetSqe::Cancel(target) => sqe.prep_cancel(target, 0),
+                NetSqe::MsgRing => {
+                    sqe.prep_nop();
+                    let raw = sqe.raw_mut();
+                    raw.opcode = 40; // IORING_OP_MSG_RING
+                    raw.fd = op.fd;
+                    raw.addr = 0; // IORING_MSG_DATA
+                    raw.len = 0; // the posted CQE's res
+                    raw.off_addr2.off = super::ring_wake::WAKE_USER_DATA;
+                    raw.cmd_flags.rw_flags = 0; // msg_ring_flags
+                }
             },
         }
         sqe.set_user_data(user_data);
@@ -1285,6 +1298,21 @@ impl UringCommon for SleepableRing {
         let cqe = self.ring.peek_for_cqe();
         // memcached-rs patch 10: completions of socket ops go to their state.
         if let Some(c) = &cqe {
+            // memcached-rs patch 16: a wake from another executor (not an op of
+            // ours), or our own wake of another executor completing.
+            match super::ring_wake::completion(c.user_data(), c.raw_result()) {
+                Some(super::ring_wake::Completion::Woken) => return Some(true),
+                Some(super::ring_wake::Completion::Sent { id, res }) => {
+                    self.in_kernel -= 1;
+                    if res < 0 {
+                        if let Some(n) = sys::get_sleep_notifier_for(id) {
+                            sys::write_eventfd(n.eventfd_fd());
+                        }
+                    }
+                    return Some(false);
+                }
+                None => {}
+            }
             if c.user_data() & super::netops::NET_TAG != 0 {
                 if c.raw_flags() & (1 << 1) == 0 {
                     // IORING_CQE_F_MORE unset: the op's last completion.
@@ -1482,6 +1510,11 @@ impl Reactor {
         }
 
         let link_fd = latency_ring.ring_fd();
+
+        // memcached-rs patch 16: other executors wake this one through its main ring,
+        // and this thread may wake them through theirs.
+        notifier.set_ring_fd(main_ring.ring_fd());
+        super::ring_wake::enable();
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1905,7 +1938,11 @@ impl Reactor {
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
-        self.main_ring.borrow_mut().poll(woke)?;
+        {
+            let mut main_ring = self.main_ring.borrow_mut();
+            queue_ring_wakes(&main_ring.submission_queue);
+            main_ring.poll(woke)?;
+        }
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
         Ok(())
@@ -2024,6 +2061,7 @@ impl Reactor {
         // to an io-wq worker thread (a context switch, an async poll armed and removed)
         // once every ring_depth completions. See PATCHES.md.
 
+        queue_ring_wakes(&main_ring.submission_queue);
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
@@ -2062,7 +2100,11 @@ impl Reactor {
             // pushes to a queue then reads `should_notify`; with a full fence on each
             // side, at least one of us sees the other's store. See PATCHES.md.
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let events = process_remote_channels() + self.flush_syscall_thread();
+            // memcached-rs patch 16: wakes queued since the flush (by the sweep just
+            // above) must go out first: do not sleep, the next turn sends them.
+            let events = process_remote_channels()
+                + self.flush_syscall_thread()
+                + super::ring_wake::pending();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
@@ -2228,7 +2270,24 @@ fn queue_request_into_ring(
 }
 
 impl Drop for Reactor {
-    fn drop(&mut self) {}
+    fn drop(&mut self) {
+        // memcached-rs patch 16: no wakes through a ring that is about to close;
+        // wakes this thread queued and never sent go by eventfd.
+        self.notifier.set_ring_fd(-1);
+        for (id, _) in super::ring_wake::disable() {
+            if let Some(n) = sys::get_sleep_notifier_for(id) {
+                sys::write_eventfd(n.eventfd_fd());
+            }
+        }
+    }
+}
+
+/// memcached-rs patch 16: the wakes this thread queued, as MSG_RING ops on the main
+/// ring's queue (submitted by the flush that follows).
+fn queue_ring_wakes(queue: &ReactorQueue) {
+    super::ring_wake::drain(|user_data, fd| {
+        queue.borrow_mut().submissions.push_back(net_descriptor(NetSqe::MsgRing, fd, user_data));
+    });
 }
 
 #[cfg(test)]
