@@ -15,14 +15,16 @@
 # Each interval prints: requests, errors, churned connections, RSS (now, between two
 # loads, and peak so far: VmHWM), items, evictions.
 # Fails (exit 1) on any error, a dead server, RSS between two loads above
-# SOAK_RSS_MAX_MIB (default -m + 10% + SOAK_SLACK_MIB, issue 5's bound), peak RSS above
+# SOAK_RSS_MAX_MIB (default -m + 10% + SOAK_SLACK_MIB, issue 5's bound, + 1 MiB per
+# executor: the receive buffers every executor keeps in its ring since the io_uring
+# data path, 256 x 4 KiB, glommio patch 10), peak RSS above
 # SOAK_PEAK_MAX_MIB (default 8 MiB more: the loads' connections hold up to two values
 # of up to 1 MB each while they move them), or RSS growing more than
 # SOAK_RSS_GROWTH_MIB (default 8) over what it was after the first round of the
 # workloads (the cache is full by then).
 #
 # Env: SOAK_SECONDS (600), SOAK_INTERVAL (60), SOAK_SERVER_ARGS ("-t 2 -m 64 -c 4096"),
-# SOAK_RSS_MAX_MIB (-m * 1.1 + SOAK_SLACK_MIB), SOAK_SLACK_MIB (8), SOAK_PEAK_MAX_MIB,
+# SOAK_RSS_MAX_MIB (-m * 1.1 + SOAK_SLACK_MIB + -t), SOAK_SLACK_MIB (8), SOAK_PEAK_MAX_MIB,
 # SOAK_RSS_GROWTH_MIB (8), SOAK_NO_BUILD=1 to use the binaries already built,
 # SOAK_SERVER (target/release/memcached-rs) to soak another build.
 # A compressed churn run (hours of turnover in minutes, an RSS sample every 30 s):
@@ -36,7 +38,9 @@ server_args="${SOAK_SERVER_ARGS:--t 2 -m 64 -c 4096}"
 growth_mib="${SOAK_RSS_GROWTH_MIB:-8}"
 # -m of the server args (memcached's default 64), for the default RSS bound.
 m_mib=$(awk '{for (i = 1; i < NF; i++) if ($i == "-m") m = $(i + 1)} END {print m ? m : 64}' <<<"$server_args")
-max_mib="${SOAK_RSS_MAX_MIB:-$(( m_mib * 11 / 10 + ${SOAK_SLACK_MIB:-8} ))}"
+# -t of the server args (default: one executor per CPU), for the executors' ring buffers.
+threads=$(awk -v n="$(nproc)" '{for (i = 1; i < NF; i++) if ($i == "-t") t = $(i + 1)} END {print t ? t : n}' <<<"$server_args")
+max_mib="${SOAK_RSS_MAX_MIB:-$(( m_mib * 11 / 10 + ${SOAK_SLACK_MIB:-8} + threads ))}"
 peak_max_mib="${SOAK_PEAK_MAX_MIB:-$(( max_mib + 8 ))}"
 
 if [ -z "${SOAK_NO_BUILD:-}" ]; then
