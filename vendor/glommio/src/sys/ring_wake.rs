@@ -44,12 +44,21 @@ pub(crate) fn enable() {
     });
 }
 
-/// This thread's reactor is going away: what is queued is returned (to be sent
-/// another way) and later wakes write the eventfd.
-pub(crate) fn disable() -> Vec<(usize, RawFd)> {
-    PENDING
-        .try_with(|p| p.borrow_mut().take().unwrap_or_default())
-        .unwrap_or_default()
+/// This thread's reactor is going away: what is queued goes by eventfd, and so do
+/// later wakes.
+pub(crate) fn disable() {
+    let queued = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten().unwrap_or_default();
+    for (id, _) in queued {
+        wake_by_eventfd(id);
+    }
+}
+
+/// The way every wake went before this patch: write the executor's eventfd (if it
+/// still exists). For wakes that cannot go by ring.
+pub(crate) fn wake_by_eventfd(id: usize) {
+    if let Some(n) = super::get_sleep_notifier_for(id) {
+        super::write_eventfd(n.eventfd_fd());
+    }
 }
 
 /// Queues a wake of the executor whose main ring is `ring_fd`. False if this thread
@@ -82,16 +91,16 @@ pub(crate) fn pending() -> usize {
 }
 
 /// Takes the queued wakes, each as the user_data of its MSG_RING op and the target
-/// ring's fd.
+/// ring's fd. The list keeps its allocation; a wake `each` queued meanwhile (it
+/// cannot borrow the list) would go by eventfd.
 pub(crate) fn drain(mut each: impl FnMut(u64, RawFd)) {
-    let queued = PENDING
-        .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.as_mut().map(std::mem::take)))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    for (id, fd) in queued {
-        each(NET_TAG | (id as u64) << 32 | SENT_SLOT, fd);
-    }
+    let _ = PENDING.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            for (id, fd) in p.iter_mut().flat_map(|v| v.drain(..)) {
+                each(NET_TAG | (id as u64) << 32 | SENT_SLOT, fd);
+            }
+        }
+    });
 }
 
 /// What a tagged completion on a main ring is, if it is one of ours.

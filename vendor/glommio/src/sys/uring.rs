@@ -1305,9 +1305,7 @@ impl UringCommon for SleepableRing {
                 Some(super::ring_wake::Completion::Sent { id, res }) => {
                     self.in_kernel -= 1;
                     if res < 0 {
-                        if let Some(n) = sys::get_sleep_notifier_for(id) {
-                            sys::write_eventfd(n.eventfd_fd());
-                        }
+                        super::ring_wake::wake_by_eventfd(id);
                     }
                     return Some(false);
                 }
@@ -2274,11 +2272,7 @@ impl Drop for Reactor {
         // memcached-rs patch 16: no wakes through a ring that is about to close;
         // wakes this thread queued and never sent go by eventfd.
         self.notifier.set_ring_fd(-1);
-        for (id, _) in super::ring_wake::disable() {
-            if let Some(n) = sys::get_sleep_notifier_for(id) {
-                sys::write_eventfd(n.eventfd_fd());
-            }
-        }
+        super::ring_wake::disable();
     }
 }
 
