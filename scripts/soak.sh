@@ -36,10 +36,14 @@ seconds="${SOAK_SECONDS:-600}"
 interval="${SOAK_INTERVAL:-60}"
 server_args="${SOAK_SERVER_ARGS:--t 2 -m 64 -c 4096}"
 growth_mib="${SOAK_RSS_GROWTH_MIB:-8}"
-# -m of the server args (memcached's default 64), for the default RSS bound.
-m_mib=$(awk '{for (i = 1; i < NF; i++) if ($i == "-m") m = $(i + 1)} END {print m ? m : 64}' <<<"$server_args")
-# -t of the server args (default: one executor per CPU), for the executors' ring buffers.
-threads=$(awk -v n="$(nproc)" '{for (i = 1; i < NF; i++) if ($i == "-t") t = $(i + 1)} END {print t ? t : n}' <<<"$server_args")
+# The value of a flag in the server args, or the default given.
+server_flag() {
+    awk -v f="$1" -v d="$2" '{for (i = 1; i < NF; i++) if ($i == f) v = $(i + 1)} END {print v ? v : d}' <<<"$server_args"
+}
+# For the default RSS bound: -m (memcached's default 64) and -t (default: one executor
+# per CPU; each keeps 1 MiB of receive buffers in its ring).
+m_mib=$(server_flag -m 64)
+threads=$(server_flag -t "$(nproc)")
 max_mib="${SOAK_RSS_MAX_MIB:-$(( m_mib * 11 / 10 + ${SOAK_SLACK_MIB:-8} + threads ))}"
 peak_max_mib="${SOAK_PEAK_MAX_MIB:-$(( max_mib + 8 ))}"
 
